@@ -1,0 +1,67 @@
+//! The command layer: flag parsing and printing only. Domain work happens in the domain modules.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod treefile;
+
+/// cairn: build, ship and run immutable OSTree-based hosts.
+///
+/// The path: a treefile is composed into an OSTree commit (`compose`, `commit`, `repo`), installed
+/// on bare metal by kickstart over PXE (`kickstart`, `serve`) or baked into VM images (`packer`,
+/// `image`), and updated atomically A/B with rollback (`deploy`, `upgrade`, `rollback`, `status`).
+#[derive(Debug, Parser)]
+#[command(
+    name = "cairn",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command understands.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Global {
+    /// Print only errors and the final result; no progress bars.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Render, check and diff treefiles (rpm-ostree compatible).
+    #[command(subcommand)]
+    Treefile(treefile::Cmd),
+}
+
+/// Exit status a command asks for on success (e.g. 77 for "nothing changed" where documented).
+pub type Status = u8;
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<Status> {
+    match cli.command {
+        Command::Treefile(cmd) => treefile::run(cmd, &cli.global),
+    }
+}
+
+/// Prints a value as pretty JSON on stdout, the one format `--json` flags emit.
+pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}

@@ -1,0 +1,1 @@
+//! Treefiles: rpm-ostree compatible YAML/JSON with includes, conditionals and variables.

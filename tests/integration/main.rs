@@ -1,0 +1,5 @@
+//! cairn's integration tests: real libostree repos and sysroots, real tools as oracles.
+//! One binary; each domain is a module.
+
+mod cli;
+mod common;
