@@ -4,5 +4,6 @@
 //! calls into the domains and prints.
 
 pub mod cli;
+pub mod sysctl;
 pub mod treefile;
 pub mod yaml;
