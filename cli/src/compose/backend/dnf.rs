@@ -62,14 +62,20 @@ impl DnfSpec {
 
 /// The argv (without `dnf`) for one install transaction. `repo_pinned` is `Some(repo)` for a
 /// `repo-packages` transaction, which enables only that repository.
-pub fn argv(spec: &DnfSpec, rootfs: &Path, cachedir: Option<&Path>, repo_pinned: Option<(&str, &[String])>) -> Vec<String> {
+pub fn argv(
+    spec: &DnfSpec,
+    rootfs: &Path,
+    config: &Path,
+    cache: bool,
+    repo_pinned: Option<(&str, &[String])>,
+) -> Vec<String> {
     let mut a = vec![
         "-y".to_string(),
         format!("--installroot={}", rootfs.display()),
+        // A private, empty dnf.conf: the host's /etc/dnf/dnf.conf (and its repos or excludes)
+        // must not leak into the image; the treefile's settings are the whole truth.
+        format!("--config={}", config.display()),
         format!("--setopt=reposdir={}", spec.reposdir.display()),
-        // Without this dnf also reads /etc/yum.repos.d inside the installroot and the host's
-        // /etc/dnf/dnf.conf repos; the treefile's repos are the whole truth.
-        "--config=/dev/null".to_string(),
         format!("--forcearch={}", spec.arch),
         format!("--setopt=install_weak_deps={}", if spec.recommends { "True" } else { "False" }),
     ];
@@ -82,8 +88,9 @@ pub fn argv(spec: &DnfSpec, rootfs: &Path, cachedir: Option<&Path>, repo_pinned:
     if !spec.install_langs.is_empty() {
         a.push(format!("--setopt=override_install_langs={}", spec.install_langs.join(":")));
     }
-    if let Some(c) = cachedir {
-        a.push(format!("--setopt=cachedir={}", c.display()));
+    if cache {
+        // dnf resolves cachedir inside the installroot, so the cache is moved in and out
+        // around the transaction (see `install`); keepcache keeps the downloaded RPMs.
         a.push("--setopt=keepcache=True".into());
     }
     if spec.nogpgcheck {
@@ -123,6 +130,8 @@ pub fn install(
         .tempdir()
         .map_err(BackendError::io("creating a private HOME for rpm macros"))?;
     write_dbpath_macros(home.path(), &spec.dbpath)?;
+    let config = home.path().join("dnf.conf");
+    std::fs::write(&config, "[main]\n").map_err(BackendError::io("writing a private dnf.conf"))?;
     link_var_lib_rpm(rootfs, &spec.dbpath)?;
     let cache = cachedir.map(|c| c.join("dnf").join(&spec.arch));
 
@@ -135,11 +144,21 @@ pub fn install(
     if !spec.packages.is_empty() {
         transactions.push(None);
     }
+    // dnf's cache for root is /var/cache/dnf inside the installroot; a rename on the same
+    // filesystem moves it in and out for free.
+    let in_root_cache = rootfs.join("var/cache/dnf");
     for t in transactions {
+        if let Some(c) = &cache {
+            move_dir(c, &in_root_cache)?;
+        }
         let mut cmd = Command::new("dnf");
         cmd.env("HOME", home.path()).env("LC_ALL", "C.UTF-8");
-        cmd.args(argv(spec, rootfs, cache.as_deref(), t));
-        let out = run_tool(cmd, progress)?;
+        cmd.args(argv(spec, rootfs, &config, cache.is_some(), t));
+        let out = run_tool(cmd, progress);
+        if let Some(c) = &cache {
+            move_dir(&in_root_cache, c)?;
+        }
+        let out = out?;
         // dnf exits 0 on some "No match" cases with strict=False configs; trust the text too.
         let missing = missing_packages(&out.lines);
         if !missing.is_empty() {
@@ -150,6 +169,30 @@ pub fn install(
         }
     }
     Ok(())
+}
+
+/// Moves directory `from` to `to` (replacing `to`), by rename when possible, else by copy.
+fn move_dir(from: &Path, to: &Path) -> Result<(), BackendError> {
+    if !from.is_dir() {
+        return Ok(());
+    }
+    if let Some(p) = to.parent() {
+        std::fs::create_dir_all(p).map_err(BackendError::io(format!("creating {}", p.display())))?;
+    }
+    let _ = std::fs::remove_dir_all(to);
+    if std::fs::rename(from, to).is_ok() {
+        return Ok(());
+    }
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .map_err(BackendError::io("copying the dnf cache"))?;
+    if !st.success() {
+        return Err(BackendError::Failed { tool: "cp".into(), status: st.to_string(), output: String::new() });
+    }
+    std::fs::remove_dir_all(from).map_err(BackendError::io(format!("removing {}", from.display())))
 }
 
 /// Writes `.rpmmacros` into `home` so rpm (and dnf through it) use `dbpath` inside the root.
@@ -212,20 +255,19 @@ mod tests {
         spec.install_langs = vec!["en_US".into(), "de_DE".into()];
         spec.exclude_packages = vec!["nano".into()];
         spec.arch = "x86_64".into();
-        let a = argv(&spec, Path::new("/r"), Some(Path::new("/c")), None);
+        let a = argv(&spec, Path::new("/r"), Path::new("/h/dnf.conf"), true, None);
         assert_eq!(
             a,
             [
                 "-y",
                 "--installroot=/r",
+                "--config=/h/dnf.conf",
                 "--setopt=reposdir=/tf",
-                "--config=/dev/null",
                 "--forcearch=x86_64",
                 "--setopt=install_weak_deps=False",
                 "--releasever=40",
                 "--setopt=tsflags=nodocs",
                 "--setopt=override_install_langs=en_US:de_DE",
-                "--setopt=cachedir=/c",
                 "--setopt=keepcache=True",
                 "--repo=fedora",
                 "--repo=updates",
@@ -236,7 +278,7 @@ mod tests {
             ]
         );
         let pinned = vec!["special".to_string()];
-        let a = argv(&spec, Path::new("/r"), None, Some(("updates", &pinned)));
+        let a = argv(&spec, Path::new("/r"), Path::new("/h/dnf.conf"), false, Some(("updates", &pinned)));
         let repos: Vec<_> = a.iter().filter(|s| s.starts_with("--repo=")).collect();
         assert_eq!(repos, ["--repo=updates"]);
         assert_eq!(a.last().unwrap(), "special");
