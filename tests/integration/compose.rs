@@ -242,3 +242,4 @@ fn rootfs_from_directory_and_tarball() {
     let e = backend::rootfs::install(&RootfsSpec { path: t.path().join("absent.tar") }, &t.path().join("x"), &mut quiet()).unwrap_err();
     assert!(e.to_string().contains("absent.tar"), "{e}");
 }
+

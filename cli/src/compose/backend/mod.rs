@@ -77,6 +77,16 @@ impl ToolOutput {
 pub fn run_tool(mut cmd: Command, progress: Progress) -> Result<ToolOutput, BackendError> {
     let program = cmd.get_program().to_string_lossy().into_owned();
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    // If cairn is killed, the package manager dies with it instead of writing on into an
+    // abandoned build tree.
+    // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches no parent memory.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+                .map_err(std::io::Error::from)
+        });
+    }
     let mut child = cmd.spawn().map_err(BackendError::io(format!("running {program}")))?;
     let (tx, rx) = mpsc::channel::<String>();
     let mut readers = Vec::new();
