@@ -212,9 +212,17 @@ pub(crate) fn from_layer(
                 sysctl_presets.push(name.clone());
             } else {
                 let names: Vec<&str> = crate::sysctl::builtin().iter().map(|p| p.name).collect();
+                // A typo, or a prefix of a preset's name (`kubernetes` for `kubernetes-node`).
                 let near = names
                     .iter()
-                    .map(|n| (schema::edit_distance(name, n), *n))
+                    .map(|n| {
+                        let d = if n.starts_with(name.as_str()) {
+                            0
+                        } else {
+                            schema::edit_distance(name, n)
+                        };
+                        (d, *n)
+                    })
                     .filter(|(d, _)| *d <= 3)
                     .min_by_key(|(d, _)| *d)
                     .map(|(_, n)| format!(" (did you mean `{n}`?)"))

@@ -52,6 +52,7 @@ pub(crate) struct Condition {
     pub value: VarValue,
 }
 
+#[derive(Debug)]
 pub(crate) enum EvalError {
     Undefined,
     TypeMismatch {

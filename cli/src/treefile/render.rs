@@ -227,6 +227,13 @@ pub(crate) fn finish(
     };
     let cairn = cairn::from_layer(section, section_loc.as_ref(), &packages, errors, warnings);
 
+    if !layer.contains_key("ref") {
+        warnings.push(Diagnostic::warning(
+            Loc::file(path),
+            "no `ref`: fine for a fragment meant to be included, but compose needs one",
+            &[],
+        ));
+    }
     let mut json = Map::new();
     for (key, f) in &layer {
         let spec = KEYS.iter().find(|s| s.name == *key);

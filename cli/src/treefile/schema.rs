@@ -535,6 +535,10 @@ pub(crate) fn split_packages(entry: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
+/// Called for a key a section's table does not know (YAML: error, JSON: warning).
+pub(crate) type UnknownKeyHandler<'a> =
+    dyn FnMut(&'static [KeySpec], &Key, &mut Vec<TreefileError>) + 'a;
+
 /// Validates `node` as the value of `spec` and turns it into a `Field`. Independent problems
 /// inside one value (e.g. several bad package entries) are all reported.
 pub(crate) fn to_field(
@@ -542,7 +546,7 @@ pub(crate) fn to_field(
     key: &str,
     node: &Node,
     errors: &mut Vec<TreefileError>,
-    unknown: &mut dyn FnMut(&'static [KeySpec], &Key, &mut Vec<TreefileError>),
+    unknown: &mut UnknownKeyHandler<'_>,
 ) -> Option<Field> {
     let res = match spec.kind {
         Kind::Scalar(ty) => check_ty(ty, key, node).map(|_| Field::Scalar(node.clone())),
