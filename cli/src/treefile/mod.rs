@@ -18,6 +18,7 @@ mod load;
 mod render;
 mod schema;
 mod subst;
+mod validate;
 
 pub use cairn::{is_kernel_package, Backend, CairnSection, GeneratedFile, Mmdebstrap, Rootfs};
 pub use cond::VarValue;
