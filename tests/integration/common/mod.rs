@@ -69,3 +69,4 @@ pub fn tempdir() -> tempfile::TempDir {
         .tempdir_in("/var/tmp")
         .expect("tempdir")
 }
+pub mod treefile;
