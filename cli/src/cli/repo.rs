@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
@@ -250,9 +249,7 @@ fn commit(a: CommitArgs, global: &Global) -> anyhow::Result<Status> {
             opts.refname
         );
     }
-    let res = r
-        .commit_tree(&a.rootfs, &opts)
-        .with_context(|| format!("cairn commit {}", a.rootfs.display()))?;
+    let res = r.commit_tree(&a.rootfs, &opts)?;
     if a.json {
         print_json(&versioned("CommitResult", &res))?;
     } else {

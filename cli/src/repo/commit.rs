@@ -119,14 +119,13 @@ impl Repo {
             .auto_transaction(NO_CANCEL)
             .ctx(|| format!("{}: starting a transaction", self.path.display()))?;
 
-        let special = Rc::new(RefCell::new(Vec::<String>::new()));
+        // The last path libostree handed the filter: its errors name only a basename, this
+        // names the file in the tree.
+        let last_path = Rc::new(RefCell::new(String::new()));
         let filter = {
-            let special = special.clone();
-            move |_: &ostree::Repo, path: &str, info: &gio::FileInfo| {
-                if info.file_type() == gio::FileType::Special {
-                    special.borrow_mut().push(path.to_string());
-                    return ostree::RepoCommitFilterResult::Skip;
-                }
+            let last_path = last_path.clone();
+            move |_: &ostree::Repo, path: &str, _: &gio::FileInfo| {
+                last_path.borrow_mut().replace_range(.., path);
                 ostree::RepoCommitFilterResult::Allow
             }
         };
@@ -137,13 +136,21 @@ impl Repo {
         };
         let modifier = ostree::RepoCommitModifier::new(flags, Some(Box::new(filter)));
         let mtree = ostree::MutableTree::new();
-        repo.write_dfd_to_mtree(ostree::AT_FDCWD, rootfs_str, &mtree, Some(&modifier), NO_CANCEL)
-            .ctx(|| format!("committing {}", rootfs.display()))?;
-        let special = special.borrow().clone();
-        if !special.is_empty() {
-            return Err(RepoError::SpecialFiles {
-                rootfs: rootfs.to_path_buf(),
-                paths: special,
+        if let Err(e) =
+            repo.write_dfd_to_mtree(ostree::AT_FDCWD, rootfs_str, &mtree, Some(&modifier), NO_CANCEL)
+        {
+            // libostree stops at the first device node/socket/FIFO; list them all, full paths.
+            let special = find_special_files(rootfs);
+            if !special.is_empty() {
+                return Err(RepoError::SpecialFiles {
+                    rootfs: rootfs.to_path_buf(),
+                    paths: special,
+                });
+            }
+            let at = last_path.borrow().clone();
+            return Err(RepoError::Ostree {
+                what: format!("committing {} (near {at})", rootfs.display()),
+                source: e,
             });
         }
         let root = repo
@@ -204,6 +211,24 @@ fn root_tree_of(root: &ostree::RepoFile) -> (String, String) {
         root.tree_get_contents_checksum().map(|s| s.to_string()).unwrap_or_default(),
         root.tree_get_metadata_checksum().map(|s| s.to_string()).unwrap_or_default(),
     )
+}
+
+/// Paths (relative to `rootfs`, leading `/`) of entries OSTree cannot store.
+fn find_special_files(rootfs: &Path) -> Vec<String> {
+    use std::os::unix::fs::FileTypeExt;
+    walkdir::WalkDir::new(rootfs)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let t = e.file_type();
+            t.is_block_device() || t.is_char_device() || t.is_fifo() || t.is_socket()
+        })
+        .map(|e| {
+            let rel = e.path().strip_prefix(rootfs).unwrap_or(e.path());
+            format!("/{}", rel.display())
+        })
+        .collect()
 }
 
 fn check_rootfs(rootfs: &Path) -> Result<(), RepoError> {
