@@ -2,5 +2,5 @@
 //! One binary; each domain is a module.
 
 mod cli;
-mod repo;
 mod common;
+mod repo;

@@ -13,7 +13,7 @@ use super::{print_json, Global, Status};
 pub enum Cmd {
     /// Commit a directory tree to an OSTree repository and move a ref to it.
     #[command(after_help = COMMIT_EXAMPLES, disable_version_flag = true)]
-    Commit(CommitArgs),
+    Commit(Box<CommitArgs>),
     /// Create and inspect OSTree repositories: refs, history, diffs, deltas, pruning, checks.
     #[command(subcommand)]
     Repo(RepoCmd),
@@ -170,7 +170,9 @@ pub enum RepoCmd {
 #[derive(Debug, Subcommand)]
 pub enum DeltaCmd {
     /// Generate a static delta and update the summary.
-    #[command(after_help = "Examples:\n  cairn repo delta generate --repo repo --from os/stable^ --to os/stable\n  cairn repo delta generate --repo repo --empty --to os/stable")]
+    #[command(
+        after_help = "Examples:\n  cairn repo delta generate --repo repo --from os/stable^ --to os/stable\n  cairn repo delta generate --repo repo --empty --to os/stable"
+    )]
     Generate {
         /// The commit clients already have.
         #[arg(long, required_unless_present = "empty", conflicts_with = "empty")]
@@ -213,7 +215,7 @@ fn versioned<T: Serialize>(kind: &'static str, value: T) -> Versioned<T> {
 
 pub fn run(cmd: Cmd, global: &Global) -> anyhow::Result<Status> {
     match cmd {
-        Cmd::Commit(a) => commit(a, global),
+        Cmd::Commit(a) => commit(*a, global),
         Cmd::Repo(c) => repo_cmd(c, global),
     }
 }
@@ -348,7 +350,11 @@ fn repo_cmd(c: RepoCmd, global: &Global) -> anyhow::Result<Status> {
                         other => other.to_string(),
                     };
                     let v = if v.len() > 120 {
-                        format!("{}... ({} bytes; --json for all)", &v[..v.floor_char_boundary_compat(100)], v.len())
+                        format!(
+                            "{}... ({} bytes; --json for all)",
+                            &v[..v.floor_char_boundary_compat(100)],
+                            v.len()
+                        )
                     } else {
                         v
                     };
@@ -373,7 +379,10 @@ fn repo_cmd(c: RepoCmd, global: &Global) -> anyhow::Result<Status> {
                         s.fingerprint,
                         state,
                         date(s.timestamp.max(0) as u64),
-                        s.user.as_deref().map(|u| format!(" by {u}")).unwrap_or_default()
+                        s.user
+                            .as_deref()
+                            .map(|u| format!(" by {u}"))
+                            .unwrap_or_default()
                     );
                 }
             }
@@ -434,7 +443,10 @@ fn repo_cmd(c: RepoCmd, global: &Global) -> anyhow::Result<Status> {
         RepoCmd::Delta(DeltaCmd::List { repo, json }) => {
             let deltas = open(&repo.repo)?.deltas()?;
             if json {
-                print_json(&versioned("DeltaList", serde_json::json!({ "deltas": deltas })))?;
+                print_json(&versioned(
+                    "DeltaList",
+                    serde_json::json!({ "deltas": deltas }),
+                ))?;
             } else {
                 for d in deltas {
                     println!("{} -> {}", d.from.as_deref().unwrap_or("(empty)"), d.to);

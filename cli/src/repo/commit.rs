@@ -96,11 +96,20 @@ impl Repo {
     /// Everything (objects, the commit, its signature, the ref) is written in one libostree
     /// transaction: on any error, or if the process dies, the repo keeps its previous state
     /// (staged objects stay in `tmp/` and are cleaned up by libostree later).
-    pub fn commit_tree(&self, rootfs: &Path, opts: &CommitOptions) -> Result<CommitResult, RepoError> {
+    pub fn commit_tree(
+        &self,
+        rootfs: &Path,
+        opts: &CommitOptions,
+    ) -> Result<CommitResult, RepoError> {
         let repo = &self.inner;
         check_rootfs(rootfs)?;
-        ostree::validate_rev(&opts.refname)
-            .map_err(|e| RepoError::BadInput(format!("`{}`: invalid ref name: {}", opts.refname, e.message())))?;
+        ostree::validate_rev(&opts.refname).map_err(|e| {
+            RepoError::BadInput(format!(
+                "`{}`: invalid ref name: {}",
+                opts.refname,
+                e.message()
+            ))
+        })?;
         if let Some(key) = &opts.gpg_key {
             super::sign::check_gpg_available(key)?;
         }
@@ -136,9 +145,13 @@ impl Repo {
         };
         let modifier = ostree::RepoCommitModifier::new(flags, Some(Box::new(filter)));
         let mtree = ostree::MutableTree::new();
-        if let Err(e) =
-            repo.write_dfd_to_mtree(ostree::AT_FDCWD, rootfs_str, &mtree, Some(&modifier), NO_CANCEL)
-        {
+        if let Err(e) = repo.write_dfd_to_mtree(
+            ostree::AT_FDCWD,
+            rootfs_str,
+            &mtree,
+            Some(&modifier),
+            NO_CANCEL,
+        ) {
             // libostree stops at the first device node/socket/FIFO; list them all, full paths.
             let special = find_special_files(rootfs);
             if !special.is_empty() {
@@ -208,8 +221,12 @@ impl Repo {
 
 fn root_tree_of(root: &ostree::RepoFile) -> (String, String) {
     (
-        root.tree_get_contents_checksum().map(|s| s.to_string()).unwrap_or_default(),
-        root.tree_get_metadata_checksum().map(|s| s.to_string()).unwrap_or_default(),
+        root.tree_get_contents_checksum()
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
+        root.tree_get_metadata_checksum()
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
     )
 }
 
@@ -254,7 +271,12 @@ fn build_metadata(opts: &CommitOptions) -> Result<Variant, RepoError> {
         entries.insert(k.clone(), variant::json_to_variant(v));
     }
     if let Some(version) = &opts.version {
-        if let Some(Value::String(other)) = opts.metadata.iter().find(|(k, _)| k == "version").map(|(_, v)| v) {
+        if let Some(Value::String(other)) = opts
+            .metadata
+            .iter()
+            .find(|(k, _)| k == "version")
+            .map(|(_, v)| v)
+        {
             if other != version {
                 return Err(RepoError::BadInput(format!(
                     "version given twice: --version {version} and metadata version={other}"

@@ -24,7 +24,10 @@ pub fn hit(name: &str) -> Result<(), RepoError> {
         }
         match action.trim() {
             "pause" => {
-                eprintln!("cairn: failpoint {name}: pausing (pid {})", std::process::id());
+                eprintln!(
+                    "cairn: failpoint {name}: pausing (pid {})",
+                    std::process::id()
+                );
                 loop {
                     std::thread::sleep(std::time::Duration::from_secs(3600));
                 }

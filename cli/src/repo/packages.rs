@@ -127,7 +127,8 @@ pub fn diff_packages(old: &[Package], new: &[Package]) -> PackageDiff {
             to: a.evr(),
         });
     }
-    out.changed.sort_by(|x, y| (&x.name, &x.arch).cmp(&(&y.name, &y.arch)));
+    out.changed
+        .sort_by(|x, y| (&x.name, &x.arch).cmp(&(&y.name, &y.arch)));
     out
 }
 
@@ -153,7 +154,10 @@ mod tests {
         assert_eq!(d.added, vec![p("curl", "7.88", "amd64")]);
         assert_eq!(d.removed, vec![p("vim", "9.0", "amd64")]);
         assert_eq!(d.changed.len(), 1);
-        assert_eq!((d.changed[0].from.as_str(), d.changed[0].to.as_str()), ("5.2.15-2", "5.2.21-1"));
+        assert_eq!(
+            (d.changed[0].from.as_str(), d.changed[0].to.as_str()),
+            ("5.2.15-2", "5.2.21-1")
+        );
     }
 
     #[test]
@@ -163,7 +167,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(pk[0].evr(), "2:6.8-1.fc40");
-        let pk = parse_packages(r#"[{"name":"a","epoch":"0","version":"1","release":"2","arch":"noarch"}]"#).unwrap();
+        let pk = parse_packages(
+            r#"[{"name":"a","epoch":"0","version":"1","release":"2","arch":"noarch"}]"#,
+        )
+        .unwrap();
         assert_eq!(pk[0].evr(), "1-2");
     }
 

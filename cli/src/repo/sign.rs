@@ -86,7 +86,10 @@ pub(crate) fn gpg_sign(
         .ctx(|| {
             format!(
                 "signing commit {checksum} with GPG key {key}{}",
-                homedir.as_deref().map(|h| format!(" (homedir {h})")).unwrap_or_default()
+                homedir
+                    .as_deref()
+                    .map(|h| format!(" (homedir {h})"))
+                    .unwrap_or_default()
             )
         })
 }

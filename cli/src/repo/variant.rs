@@ -50,7 +50,10 @@ pub(crate) fn variant_to_json(v: &Variant) -> Value {
         VariantClass::String | VariantClass::ObjectPath | VariantClass::Signature => {
             Value::String(v.str().unwrap_or_default().to_string())
         }
-        VariantClass::Variant => v.as_variant().map(|i| variant_to_json(&i)).unwrap_or(Value::Null),
+        VariantClass::Variant => v
+            .as_variant()
+            .map(|i| variant_to_json(&i))
+            .unwrap_or(Value::Null),
         VariantClass::Array => array_to_json(v),
         VariantClass::Tuple | VariantClass::DictEntry => {
             Value::Array(v.iter().map(|c| variant_to_json(&c)).collect())

@@ -23,16 +23,30 @@ pub fn make_tree(dir: &Path) -> PathBuf {
     w("usr/lib/os-release", b"ID=cairn-test\nVERSION_ID=1\n");
     w("usr/share/doc/deep/er/still/README", b"nested\n");
     w("etc/hostname", b"test\n");
-    let big: Vec<u8> = (0..1u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let big: Vec<u8> = (0..1u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     w("usr/lib/big.bin", &big);
-    std::fs::set_permissions(dir.join("usr/bin/hello"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        dir.join("usr/bin/hello"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
     w("usr/bin/su", b"\x7fELF pretend setuid binary");
-    std::fs::set_permissions(dir.join("usr/bin/su"), std::fs::Permissions::from_mode(0o4755)).unwrap();
+    std::fs::set_permissions(
+        dir.join("usr/bin/su"),
+        std::fs::Permissions::from_mode(0o4755),
+    )
+    .unwrap();
     std::fs::create_dir_all(dir.join("var/empty")).unwrap();
     symlink("../lib/os-release", dir.join("usr/bin/os-release-link")).unwrap();
     symlink("/usr/lib/os-release", dir.join("etc/os-release")).unwrap();
     symlink("/nonexistent/target", dir.join("etc/dangling")).unwrap();
-    std::fs::hard_link(dir.join("usr/bin/hello"), dir.join("usr/bin/hello-hardlink")).unwrap();
+    std::fs::hard_link(
+        dir.join("usr/bin/hello"),
+        dir.join("usr/bin/hello-hardlink"),
+    )
+    .unwrap();
     dir.to_path_buf()
 }
 
@@ -42,7 +56,10 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    Command::new("ostree").args(args).output().expect("spawn ostree")
+    Command::new("ostree")
+        .args(args)
+        .output()
+        .expect("spawn ostree")
 }
 
 /// Runs `ostree`, panicking with its stderr unless it succeeds; returns stdout.
@@ -51,9 +68,17 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_os_string()).collect();
+    let args: Vec<_> = args
+        .into_iter()
+        .map(|a| a.as_ref().to_os_string())
+        .collect();
     let o = ostree(&args);
-    assert!(o.status.success(), "ostree {args:?} failed:\n{}{}", stdout(&o), stderr(&o));
+    assert!(
+        o.status.success(),
+        "ostree {args:?} failed:\n{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
     stdout(&o)
 }
 
@@ -90,7 +115,12 @@ pub fn cairn_commit(tree: &Path, repo: &Path, refname: &str, extra: &[&str]) -> 
 /// `ostree fsck`, asserting it is clean.
 pub fn assert_fsck_clean(repo: &Path) {
     let o = ostree(["fsck", &repo_arg(repo)]);
-    assert!(o.status.success(), "ostree fsck failed:\n{}{}", stdout(&o), stderr(&o));
+    assert!(
+        o.status.success(),
+        "ostree fsck failed:\n{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
     assert!(!stdout(&o).contains("corrupted"), "{}", stdout(&o));
 }
 
@@ -100,7 +130,9 @@ pub fn refs(repo: &Path) -> BTreeMap<String, String> {
         .lines()
         .filter(|l| !l.is_empty())
         .map(|r| {
-            let c = ostree_ok(["rev-parse", &repo_arg(repo), r]).trim().to_string();
+            let c = ostree_ok(["rev-parse", &repo_arg(repo), r])
+                .trim()
+                .to_string();
             (r.to_string(), c)
         })
         .collect()
@@ -226,7 +258,13 @@ pub fn gpg_key(dir: &Path) -> (PathBuf, String) {
         assert!(o.status.success(), "gpg {args:?}: {}", stderr(&o));
         stdout(&o)
     };
-    gpg(&["--quick-gen-key", "cairn test <test@cairn.invalid>", "rsa2048", "sign", "never"]);
+    gpg(&[
+        "--quick-gen-key",
+        "cairn test <test@cairn.invalid>",
+        "rsa2048",
+        "sign",
+        "never",
+    ]);
     let listing = gpg(&["--with-colons", "--list-secret-keys"]);
     let fpr = listing
         .lines()
