@@ -108,7 +108,7 @@ mod tests {
         let d = parse_delta_name(&format!("{hex}-{hex}"));
         assert_eq!(d.from.as_deref(), Some(hex.as_str()));
         // 32 bytes of 0xff in modified base64.
-        let b = format!("{}w", "_".repeat(42));
+        let b = format!("{}8", "_".repeat(42));
         assert_eq!(b64_to_hex(&b).unwrap(), "f".repeat(64));
     }
 }
