@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod compose;
+pub mod repo;
 pub mod sysctl;
 pub mod treefile;
 pub mod yaml;

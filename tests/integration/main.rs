@@ -4,3 +4,5 @@
 mod cli;
 mod common;
 mod compose;
+mod repo;
+mod treefile;

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod repo;
 mod treefile;
 
 /// cairn: build, ship and run immutable OSTree-based hosts.
@@ -38,6 +39,8 @@ pub enum Command {
     /// Render, check and diff treefiles (rpm-ostree compatible).
     #[command(subcommand)]
     Treefile(treefile::Cmd),
+    #[command(flatten)]
+    Repo(repo::Cmd),
 }
 
 /// Exit status a command asks for on success (e.g. 77 for "nothing changed" where documented).
@@ -57,6 +60,7 @@ pub fn main() -> ExitCode {
 pub fn run(cli: Cli) -> anyhow::Result<Status> {
     match cli.command {
         Command::Treefile(cmd) => treefile::run(cmd, &cli.global),
+        Command::Repo(cmd) => repo::run(cmd, &cli.global),
     }
 }
 
