@@ -243,3 +243,268 @@ fn rootfs_from_directory_and_tarball() {
     assert!(e.to_string().contains("absent.tar"), "{e}");
 }
 
+
+// ---- `cairn compose` end to end: real backends into real repos, checked with the ostree CLI ----
+
+use crate::common::compose::ostree;
+use crate::common::{run_cairn, stderr, stdout};
+
+fn rev(repo: &Path, r: &str) -> Option<String> {
+    let out = std::process::Command::new("ostree").arg(format!("--repo={}", repo.display())).args(["rev-parse", r]).output().unwrap();
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn meta(repo: &Path, r: &str, key: &str) -> String {
+    ostree(repo, &["show", &format!("--print-metadata-key={key}"), r]).trim().to_string()
+}
+
+/// A dnf treefile beside the test RPM repo's .repo file; returns its path.
+fn dnf_treefile(dir: &Path, packages: &str, extra: &str) -> std::path::PathBuf {
+    let tf = dir.join("host.yaml");
+    std::fs::write(
+        &tf,
+        format!(
+            "ref: test/dnf/x86_64\nrepos: [cairn-test]\nreleasever: \"1\"\nautomatic-version-prefix: \"1.<date:%Y>\"\n\
+             documentation: false\nrecommends: false\npackages: [{packages}]\nunits: [cairn-hello.service]\n\
+             cairn:\n  backend: dnf\n  bootable: false\n  sysctl-presets: [kubernetes-node]\n{extra}"
+        ),
+    )
+    .unwrap();
+    tf
+}
+
+fn compose_args(tf: &Path, repo: &Path, cache: &Path) -> Vec<String> {
+    vec![
+        "compose".into(),
+        tf.display().to_string(),
+        "--repo".into(),
+        repo.display().to_string(),
+        "--cachedir".into(),
+        cache.display().to_string(),
+    ]
+}
+
+fn rpm_tools() -> bool {
+    have_tool("rpmbuild", "package rpm") && have_tool("createrepo_c", "package createrepo-c")
+}
+
+#[test]
+fn compose_dnf_commit_unchanged_and_diff() {
+    if !rpm_tools() {
+        return;
+    }
+    let t = tempdir();
+    let src = rpm_repo(&t.path().join("src"), &standard_rpms("1.0"));
+    let tf = dnf_treefile(&src, "cairn-hello, cairn-sh", "postprocess:\n  - echo script-ran > /usr/share/script-ran\n");
+    let repo = t.path().join("repo");
+    let cache = t.path().join("cache");
+    let sbom = t.path().join("out.spdx.json");
+    let mut args = compose_args(&tf, &repo, &cache);
+    args.extend(["--json".into(), "--sbom".into(), sbom.display().to_string()]);
+    let out = run_cairn(&args);
+    assert!(out.status.success(), "compose: {}", stderr(&out));
+    let j: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(j["apiVersion"], "cairn/v1");
+    assert_eq!(j["status"], "committed");
+    assert_eq!(j["backend"], "dnf");
+    assert_eq!(j["packageCount"], 3);
+    let year = chrono::Utc::now().format("%Y").to_string();
+    assert_eq!(j["version"], format!("1.{year}"));
+    for phase in ["packages", "postprocess", "commit", "total"] {
+        assert!(j["timings"][phase].as_f64().unwrap() > 0.0, "{phase}");
+    }
+    let c1 = rev(&repo, "test/dnf/x86_64").expect("ref exists");
+    assert_eq!(j["commit"], c1.as_str());
+
+    // The tree, through the real ostree CLI.
+    assert!(ostree(&repo, &["ls", "test/dnf/x86_64", "/usr/etc"]).starts_with('d'));
+    let no_etc = std::process::Command::new("ostree").arg(format!("--repo={}", repo.display())).args(["ls", "test/dnf/x86_64", "/etc"]).output().unwrap();
+    assert!(!no_etc.status.success(), "/etc must not be in the commit");
+    assert!(ostree(&repo, &["cat", "test/dnf/x86_64", "/usr/lib/sysctl.d/60-cairn-kubernetes-node.conf"]).contains("net.ipv4.ip_forward = 1"));
+    let link = ostree(&repo, &["ls", "test/dnf/x86_64", "/usr/etc/systemd/system/multi-user.target.wants/cairn-hello.service"]);
+    assert!(link.starts_with('l') && link.contains("-> /usr/lib/systemd/system/cairn-hello.service"), "{link}");
+    assert_eq!(ostree(&repo, &["cat", "test/dnf/x86_64", "/usr/share/script-ran"]), "script-ran\n");
+    assert_eq!(ostree(&repo, &["cat", "test/dnf/x86_64", "/usr/etc/machine-id"]), "");
+    assert!(ostree(&repo, &["ls", "test/dnf/x86_64", "/usr/lib/sysimage/rpm/rpmdb.sqlite"]).starts_with('-'));
+
+    // Metadata keys.
+    assert_eq!(meta(&repo, &c1, "version"), format!("'1.{year}'"));
+    let hash = meta(&repo, &c1, "cairn.input-hash");
+    assert_eq!(hash.trim_matches('\'').len(), 64);
+    let pkgs = meta(&repo, &c1, "cairn.packages");
+    assert!(pkgs.contains("\"name\":\"cairn-hello\"") && pkgs.contains("\"version\":\"1.0\""), "{pkgs}");
+    assert!(meta(&repo, &c1, "cairn.treefile").contains("test/dnf/x86_64"));
+
+    // SBOM: SPDX 2.3 with one element per package.
+    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&sbom).unwrap()).unwrap();
+    assert_eq!(doc["spdxVersion"], "SPDX-2.3");
+    let purls: Vec<String> = doc["packages"].as_array().unwrap().iter().filter_map(|p| p["externalRefs"][0]["referenceLocator"].as_str().map(String::from)).collect();
+    assert!(purls.contains(&"pkg:rpm/rpm/cairn-hello@1.0-1?arch=noarch".to_string()), "{purls:?}");
+
+    // Unchanged inputs: no commit, exit 0, then 77 with the flag.
+    let again = run_cairn(compose_args(&tf, &repo, &cache));
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(stdout(&again).contains("no changes"), "{}", stdout(&again));
+    assert_eq!(rev(&repo, "test/dnf/x86_64").unwrap(), c1);
+    let mut args77 = compose_args(&tf, &repo, &cache);
+    args77.push("--unchanged-exit-77".into());
+    assert_eq!(run_cairn(&args77).status.code(), Some(77));
+    assert_eq!(rev(&repo, "test/dnf/x86_64").unwrap(), c1);
+
+    // The repository now serves cairn-hello 1.1: a forced recompose picks it up; repo diff shows it.
+    std::fs::remove_dir_all(src.join("repo")).unwrap();
+    std::fs::remove_dir_all(src.join("rpmbuild")).unwrap();
+    rpm_repo(&src, &standard_rpms("1.1"));
+    let mut forced = compose_args(&tf, &repo, &cache);
+    forced.push("--force-nocache".into());
+    let out = run_cairn(&forced);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let c2 = rev(&repo, "test/dnf/x86_64").unwrap();
+    assert_ne!(c2, c1);
+    assert_eq!(meta(&repo, &c2, "version"), format!("'1.{year}.1'"));
+    assert_eq!(ostree(&repo, &["rev-parse", &format!("{c2}^")]).trim(), c1);
+    let diff = run_cairn(["repo", "diff", "--repo", &repo.display().to_string(), &c1, &c2]);
+    let text = stdout(&diff);
+    assert!(diff.status.success(), "{}", stderr(&diff));
+    assert!(text.contains("cairn-hello") && text.contains("1.0-1") && text.contains("1.1-1"), "{text}");
+}
+
+#[test]
+fn compose_missing_package_commits_nothing() {
+    if !rpm_tools() {
+        return;
+    }
+    let t = tempdir();
+    let src = rpm_repo(&t.path().join("src"), &standard_rpms("1.0"));
+    let tf = dnf_treefile(&src, "cairn-hello, cairn-sh, cairn-not-a-package", "");
+    let repo = t.path().join("repo");
+    let out = run_cairn(compose_args(&tf, &repo, &t.path().join("cache")));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("cairn-not-a-package"), "{}", stderr(&out));
+    assert_eq!(ostree(&repo, &["refs"]).trim(), "");
+    // The build tree is gone too.
+    let builds = std::fs::read_dir(t.path().join("cache")).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("build-")).count();
+    assert_eq!(builds, 0);
+}
+
+#[test]
+fn compose_failing_postprocess_shows_stderr() {
+    if !rpm_tools() {
+        return;
+    }
+    let t = tempdir();
+    let src = rpm_repo(&t.path().join("src"), &standard_rpms("1.0"));
+    let tf = dnf_treefile(&src, "cairn-hello, cairn-sh", "postprocess:\n  - echo the-disk-is-lava >&2; exit 4\n");
+    let repo = t.path().join("repo");
+    let out = run_cairn(compose_args(&tf, &repo, &t.path().join("cache")));
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("the-disk-is-lava") && err.contains("postprocess[0]"), "{err}");
+    assert_eq!(ostree(&repo, &["refs"]).trim(), "");
+}
+
+#[test]
+fn compose_killed_during_commit_leaves_repo_as_it_was() {
+    if !rpm_tools() {
+        return;
+    }
+    use std::io::{BufRead, BufReader};
+    let t = tempdir();
+    let src = rpm_repo(&t.path().join("src"), &standard_rpms("1.0"));
+    let tf = dnf_treefile(&src, "cairn-hello, cairn-sh", "");
+    let repo = t.path().join("repo");
+    let cache = t.path().join("cache");
+    let out = run_cairn(compose_args(&tf, &repo, &cache));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let c1 = rev(&repo, "test/dnf/x86_64").unwrap();
+    let refs_before = ostree(&repo, &["refs"]);
+
+    let mut args = compose_args(&tf, &repo, &cache);
+    args.push("--force-nocache".into());
+    let mut child = crate::common::cairn()
+        .args(&args)
+        .env("CAIRN_FAILPOINT", "repo-commit-before-ref=pause")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let err = child.stderr.take().unwrap();
+    let mut paused = false;
+    for line in BufReader::new(err).lines() {
+        if line.unwrap().contains("failpoint repo-commit-before-ref: pausing") {
+            paused = true;
+            break;
+        }
+    }
+    assert!(paused, "compose never reached the commit failpoint");
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert_eq!(rev(&repo, "test/dnf/x86_64").unwrap(), c1);
+    assert_eq!(ostree(&repo, &["refs"]), refs_before);
+    ostree(&repo, &["fsck", "--quiet"]);
+    // The next compose cleans the dead one's build tree and succeeds.
+    let out = run_cairn(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_ne!(rev(&repo, "test/dnf/x86_64").unwrap(), c1);
+    let builds = std::fs::read_dir(&cache).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("build-")).count();
+    assert_eq!(builds, 0);
+}
+
+#[test]
+fn compose_dry_run_writes_nothing() {
+    let t = tempdir();
+    let tf = t.path().join("deb.yaml");
+    std::fs::write(&tf, "ref: test/deb\nautomatic-version-prefix: \"7\"\npackages: [netbase]\ncairn:\n  mmdebstrap: {suite: bookworm, variant: minbase}\n").unwrap();
+    let repo = t.path().join("repo");
+    let out = run_cairn(["compose", &tf.display().to_string(), "--repo", &repo.display().to_string(), "--dry-run"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("backend:  mmdebstrap"), "{text}");
+    assert!(text.contains("mmdebstrap --variant=minbase"), "{text}");
+    assert!(text.contains("netbase") && text.contains("test/deb") && text.contains("version:  7"), "{text}");
+    assert!(!repo.exists());
+    assert!(!t.path().join("cairn-cache").exists());
+}
+
+#[test]
+fn compose_rpm_ostree_backend() {
+    if !have_tool("rpm-ostree", "Debian does not package rpm-ostree; its argv and rendered treefile are unit-tested (compose::backend::rpm_ostree)") {
+        return;
+    }
+    panic!("rpm-ostree is installed here: extend this test to run a real rpm-ostree compose");
+}
+
+#[test]
+fn compose_mmdebstrap_minbase_into_repo() {
+    if !have_tool("mmdebstrap", "package mmdebstrap") {
+        return;
+    }
+    let t = tempdir();
+    let tf = t.path().join("deb.yaml");
+    std::fs::write(
+        &tf,
+        "ref: test/debian/minbase\nautomatic-version-prefix: \"12.<date:%Y%m%d>\"\nmutate-os-release: \"12\"\n\
+         packages: [netbase]\nremove-files: [usr/share/doc]\n\
+         cairn:\n  backend: mmdebstrap\n  bootable: false\n  sysctl-presets: [database]\n  mmdebstrap: {suite: bookworm, variant: minbase}\n",
+    )
+    .unwrap();
+    let repo = t.path().join("repo");
+    let out = run_cairn(["compose", &tf.display().to_string(), "--repo", &repo.display().to_string(), "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let j: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let version = j["version"].as_str().unwrap().to_string();
+    assert!(version.starts_with("12.20"), "{version}");
+    let r = "test/debian/minbase";
+    assert!(ostree(&repo, &["ls", r, "/usr/etc/passwd"]).starts_with('-'));
+    let osr = ostree(&repo, &["cat", r, "/usr/lib/os-release"]);
+    assert!(osr.contains(&format!("VERSION=\"{version} (bookworm)\"")), "{osr}");
+    assert!(ostree(&repo, &["cat", r, "/usr/lib/sysctl.d/60-cairn-database.conf"]).contains("vm.swappiness = 1"));
+    assert!(ostree(&repo, &["ls", r, "/home"]).contains("-> var/home"));
+    assert!(ostree(&repo, &["cat", r, "/usr/lib/tmpfiles.d/cairn-var.conf"]).contains("C /var/lib/dpkg/status"));
+    let pkgs = meta(&repo, r, "cairn.packages");
+    assert!(pkgs.contains("\"name\":\"netbase\""), "{pkgs}");
+    // setuid survives the commit (keep_permissions).
+    assert!(ostree(&repo, &["ls", r, "/usr/bin/su"]).starts_with("-04755"));
+    // The SBOM lands beside the repository by default.
+    assert!(t.path().join("test_debian_minbase.spdx.json").is_file());
+}

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod repo;
+mod compose;
 mod treefile;
 
 /// cairn: build, ship and run immutable OSTree-based hosts.
@@ -41,6 +42,8 @@ pub enum Command {
     Treefile(treefile::Cmd),
     #[command(flatten)]
     Repo(repo::Cmd),
+    /// Compose a treefile into an OSTree commit (real packages: mmdebstrap, dnf, rpm-ostree).
+    Compose(Box<compose::ComposeArgs>),
 }
 
 /// Exit status a command asks for on success (e.g. 77 for "nothing changed" where documented).
@@ -61,6 +64,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
     match cli.command {
         Command::Treefile(cmd) => treefile::run(cmd, &cli.global),
         Command::Repo(cmd) => repo::run(cmd, &cli.global),
+        Command::Compose(args) => compose::run(*args, &cli.global),
     }
 }
 

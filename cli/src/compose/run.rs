@@ -371,10 +371,20 @@ fn compose_rpm_ostree(
     events: &mut dyn FnMut(Event),
 ) -> Result<ComposeReport, ComposeError> {
     let rendered = tf.for_rpm_ostree()?;
-    let dir = tf.path.parent().unwrap_or(Path::new("."));
-    let rendered_path = rendered
-        .write_to(dir)
-        .map_err(|e| ComposeError::Io { what: "writing the treefile rendered for rpm-ostree".into(), source: e })?;
+    // Rendered into the build dir (never over a user's file); rpm-ostree finds .repo files
+    // beside its treefile, so the treefile directory's are copied next to it.
+    let dir = build.join("rpm-ostree-input");
+    let io = |what: &str| {
+        let what = what.to_string();
+        move |e| ComposeError::Io { what, source: e }
+    };
+    let rendered_path = rendered.write_to(&dir).map_err(io("writing the treefile rendered for rpm-ostree"))?;
+    let tfdir = tf.path.parent().unwrap_or(Path::new("."));
+    for e in std::fs::read_dir(tfdir).map_err(io("reading the treefile directory"))?.flatten() {
+        if e.path().extension().is_some_and(|x| x == "repo") {
+            std::fs::copy(e.path(), dir.join(e.file_name())).map_err(io("copying .repo files"))?;
+        }
+    }
     let spec = rpm_ostree::RpmOstreeSpec {
         rendered_treefile: rendered_path,
         repo: repo.path().to_path_buf(),
