@@ -89,8 +89,10 @@ impl Progress {
                 if self.tty {
                     let bar = indicatif::ProgressBar::new_spinner();
                     bar.set_style(
-                        indicatif::ProgressStyle::with_template("{spinner} {prefix:<12} {elapsed:>4} {wide_msg}")
-                            .expect("template"),
+                        indicatif::ProgressStyle::with_template(
+                            "{spinner} {prefix:<12} {elapsed:>4} {wide_msg}",
+                        )
+                        .expect("template"),
                     );
                     bar.set_prefix(p.as_str());
                     bar.enable_steady_tick(std::time::Duration::from_millis(120));
@@ -149,7 +151,11 @@ pub fn run(args: ComposeArgs, global: &Global) -> anyhow::Result<Status> {
         force_nocache: args.force_nocache,
         sbom: args.sbom.clone(),
     };
-    let mut progress = Progress { quiet: global.quiet || args.json, bar: None, tty: std::io::stderr().is_terminal() };
+    let mut progress = Progress {
+        quiet: global.quiet,
+        bar: None,
+        tty: std::io::stderr().is_terminal(),
+    };
     let result = compose::compose(&opts, &mut |e| progress.event(e));
     if let Some(b) = progress.bar.take() {
         b.abandon_with_message("failed");
@@ -173,24 +179,38 @@ fn print_human(r: &compose::ComposeReport) {
             println!("plan (dry run, nothing written)");
             println!("  backend:  {}", r.backend);
             println!("  command:  {}", r.argv.join(" "));
-            println!("  packages: {} requested: {}", r.requested_packages.len(), r.requested_packages.join(" "));
+            println!(
+                "  packages: {} requested: {}",
+                r.requested_packages.len(),
+                r.requested_packages.join(" ")
+            );
             println!("  ref:      {}", r.refname);
             println!("  version:  {}", r.version.clone().unwrap_or_else(none));
             println!("  parent:   {}", r.parent.clone().unwrap_or_else(none));
             println!("  input:    {}", r.input_hash);
         }
         compose::Status::Unchanged => {
-            println!("no changes: inputs match {} (input hash {})", r.refname, &r.input_hash[..12]);
+            println!(
+                "no changes: inputs match {} (input hash {})",
+                r.refname,
+                &r.input_hash[..12]
+            );
             println!("ref:      {}", r.refname);
             println!("commit:   {}", r.commit.clone().unwrap_or_else(none));
             println!("version:  {}", r.version.clone().unwrap_or_else(none));
-            println!("packages: {}", r.package_count.map(|n| n.to_string()).unwrap_or_else(none));
+            println!(
+                "packages: {}",
+                r.package_count.map(|n| n.to_string()).unwrap_or_else(none)
+            );
         }
         compose::Status::Committed => {
             println!("ref:      {}", r.refname);
             println!("commit:   {}", r.commit.clone().unwrap_or_else(none));
             println!("version:  {}", r.version.clone().unwrap_or_else(none));
-            println!("packages: {}", r.package_count.map(|n| n.to_string()).unwrap_or_else(none));
+            println!(
+                "packages: {}",
+                r.package_count.map(|n| n.to_string()).unwrap_or_else(none)
+            );
             if let Some(k) = &r.kernel {
                 println!("kernel:   {k}");
             }

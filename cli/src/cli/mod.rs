@@ -4,8 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-mod repo;
 mod compose;
+mod repo;
 mod treefile;
 
 /// cairn: build, ship and run immutable OSTree-based hosts.

@@ -65,7 +65,11 @@ fn part(h: &mut Sha256, tag: &str, bytes: &[u8]) {
 pub fn hash(inputs: &Inputs) -> Result<String, InputError> {
     let mut h = Sha256::new();
     part(&mut h, "scheme", SCHEME.as_bytes());
-    part(&mut h, "treefile", canonical_json(&inputs.treefile).as_bytes());
+    part(
+        &mut h,
+        "treefile",
+        canonical_json(&inputs.treefile).as_bytes(),
+    );
     let mut pkgs = inputs.packages.clone();
     pkgs.sort();
     pkgs.dedup();
@@ -79,7 +83,10 @@ pub fn hash(inputs: &Inputs) -> Result<String, InputError> {
     files.sort();
     files.dedup();
     for f in &files {
-        let bytes = std::fs::read(f).map_err(|source| InputError { path: f.clone(), source })?;
+        let bytes = std::fs::read(f).map_err(|source| InputError {
+            path: f.clone(),
+            source,
+        })?;
         part(&mut h, "file", f.to_string_lossy().as_bytes());
         part(&mut h, "content", &bytes);
     }
@@ -94,16 +101,32 @@ fn hash_dir(h: &mut Sha256, dir: &Path) -> Result<(), InputError> {
     use std::os::unix::fs::MetadataExt;
     part(h, "dir", dir.to_string_lossy().as_bytes());
     for e in walkdir::WalkDir::new(dir).sort_by_file_name() {
-        let e = e.map_err(|e| InputError { path: dir.to_path_buf(), source: e.into() })?;
+        let e = e.map_err(|e| InputError {
+            path: dir.to_path_buf(),
+            source: e.into(),
+        })?;
         let p = e.path();
         let rel = p.strip_prefix(dir).unwrap_or(p);
-        let m = e.metadata().map_err(|e| InputError { path: p.to_path_buf(), source: e.into() })?;
-        part(h, "entry", format!("{} {:o} {}:{}", rel.display(), m.mode(), m.uid(), m.gid()).as_bytes());
+        let m = e.metadata().map_err(|e| InputError {
+            path: p.to_path_buf(),
+            source: e.into(),
+        })?;
+        part(
+            h,
+            "entry",
+            format!("{} {:o} {}:{}", rel.display(), m.mode(), m.uid(), m.gid()).as_bytes(),
+        );
         if m.file_type().is_symlink() {
-            let t = std::fs::read_link(p).map_err(|source| InputError { path: p.to_path_buf(), source })?;
+            let t = std::fs::read_link(p).map_err(|source| InputError {
+                path: p.to_path_buf(),
+                source,
+            })?;
             part(h, "link", t.to_string_lossy().as_bytes());
         } else if m.is_file() {
-            let bytes = std::fs::read(p).map_err(|source| InputError { path: p.to_path_buf(), source })?;
+            let bytes = std::fs::read(p).map_err(|source| InputError {
+                path: p.to_path_buf(),
+                source,
+            })?;
             part(h, "content", &bytes);
         }
     }
@@ -120,7 +143,10 @@ mod tests {
         Inputs {
             treefile: json!({"ref": "x", "packages": ["b", "a"]}),
             packages: vec!["b".into(), "a".into()],
-            backend: vec![("backend".into(), "mmdebstrap".into()), ("suite".into(), "bookworm".into())],
+            backend: vec![
+                ("backend".into(), "mmdebstrap".into()),
+                ("suite".into(), "bookworm".into()),
+            ],
             files: vec![dir.join("a.sh")],
             dirs: vec![],
         }
@@ -161,7 +187,10 @@ mod tests {
         let src = d.path().join("root");
         std::fs::create_dir_all(src.join("etc")).unwrap();
         std::fs::write(src.join("etc/x"), "1").unwrap();
-        let i = Inputs { dirs: vec![src.clone()], ..Default::default() };
+        let i = Inputs {
+            dirs: vec![src.clone()],
+            ..Default::default()
+        };
         let h0 = hash(&i).unwrap();
         std::fs::write(src.join("etc/x"), "2").unwrap();
         assert_ne!(hash(&i).unwrap(), h0);

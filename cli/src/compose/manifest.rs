@@ -37,7 +37,11 @@ impl Package {
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     #[error("reading {path}: {source}")]
-    Io { path: String, #[source] source: std::io::Error },
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("rpm -qa failed: {0}")]
     Rpm(String),
 }
@@ -47,8 +51,10 @@ pub fn read(rootfs: &Path, db: PackageDb) -> Result<Vec<Package>, ManifestError>
     let mut pkgs = match db {
         PackageDb::Dpkg => {
             let p = rootfs.join("var/lib/dpkg/status");
-            let text = std::fs::read_to_string(&p)
-                .map_err(|source| ManifestError::Io { path: p.display().to_string(), source })?;
+            let text = std::fs::read_to_string(&p).map_err(|source| ManifestError::Io {
+                path: p.display().to_string(),
+                source,
+            })?;
             parse_dpkg_status(&text)
         }
         PackageDb::Rpm { dbpath } => read_rpmdb(rootfs, dbpath)?,
@@ -100,9 +106,14 @@ fn read_rpmdb(rootfs: &Path, dbpath: &str) -> Result<Vec<Package>, ManifestError
         .arg("--qf")
         .arg("%{NAME}\\t%{EPOCH}\\t%{VERSION}\\t%{RELEASE}\\t%{ARCH}\\n")
         .output()
-        .map_err(|source| ManifestError::Io { path: "rpm".into(), source })?;
+        .map_err(|source| ManifestError::Io {
+            path: "rpm".into(),
+            source,
+        })?;
     if !out.status.success() {
-        return Err(ManifestError::Rpm(String::from_utf8_lossy(&out.stderr).into_owned()));
+        return Err(ManifestError::Rpm(
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ));
     }
     Ok(parse_rpm_qa(&String::from_utf8_lossy(&out.stdout)))
 }
@@ -208,7 +219,15 @@ pub fn sbom(pkgs: &[Package], s: &SbomSubject) -> serde_json::Value {
 
 /// SPDX ids allow letters, digits, `.` and `-` only.
 fn spdx_id_safe(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '-' }).collect()
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
 }
 
 fn purl_escape(s: &str) -> String {
@@ -265,7 +284,10 @@ mod tests {
         assert_eq!(p[1].version, "2.36-9+deb12u4");
         assert_eq!(p[1].arch, "amd64");
         let j: serde_json::Value = serde_json::from_str(&to_metadata_json(&p)).unwrap();
-        assert_eq!(j[0], serde_json::json!({"name": "base-files", "version": "12.4+deb12u5", "arch": "amd64"}));
+        assert_eq!(
+            j[0],
+            serde_json::json!({"name": "base-files", "version": "12.4+deb12u5", "arch": "amd64"})
+        );
     }
 
     #[test]
@@ -273,7 +295,10 @@ mod tests {
         let p = parse_rpm_qa("bash\t(none)\t5.2\t1.fc40\tx86_64\ngpg-pubkey\t(none)\tabc\t1\t(none)\nshadow\t2\t4.1\t3\tx86_64\n");
         assert_eq!(p.len(), 2);
         assert_eq!(p[1].evr(), "2:4.1-3");
-        assert_eq!(purl(&p[1], PackageDb::Rpm { dbpath: "/x" }, "fedora"), "pkg:rpm/fedora/shadow@4.1-3?arch=x86_64&epoch=2");
+        assert_eq!(
+            purl(&p[1], PackageDb::Rpm { dbpath: "/x" }, "fedora"),
+            "pkg:rpm/fedora/shadow@4.1-3?arch=x86_64&epoch=2"
+        );
     }
 
     #[test]

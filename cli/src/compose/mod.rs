@@ -14,8 +14,8 @@ mod run;
 pub mod version;
 
 pub use run::{
-    compose, default_cachedir, ComposeOptions, ComposeReport, Event, Phase, Status, Timings, META_BACKEND,
-    META_INPUT_HASH, META_PACKAGES, META_TREEFILE,
+    compose, default_cachedir, ComposeOptions, ComposeReport, Event, Phase, Status, Timings,
+    META_BACKEND, META_INPUT_HASH, META_PACKAGES, META_TREEFILE,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -50,9 +50,15 @@ fn strings(json: &Map<String, Value>, key: &str) -> Result<Vec<String>, ComposeE
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(a)) => a
             .iter()
-            .map(|v| scalar(v).ok_or_else(|| ComposeError::Treefile(format!("`{key}`: expected a list of strings"))))
+            .map(|v| {
+                scalar(v).ok_or_else(|| {
+                    ComposeError::Treefile(format!("`{key}`: expected a list of strings"))
+                })
+            })
             .collect(),
-        Some(_) => Err(ComposeError::Treefile(format!("`{key}`: expected a list of strings"))),
+        Some(_) => Err(ComposeError::Treefile(format!(
+            "`{key}`: expected a list of strings"
+        ))),
     }
 }
 
@@ -74,8 +80,16 @@ fn boolean(json: &Map<String, Value>, key: &str, default: bool) -> bool {
 }
 
 /// Which backend `auto` means for this treefile on this host.
-pub fn choose_backend(tf: &Treefile, requested: Option<Backend>, rpm_ostree_installed: bool) -> Result<Backend, ComposeError> {
-    let has_repos = tf.json.get("repos").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+pub fn choose_backend(
+    tf: &Treefile,
+    requested: Option<Backend>,
+    rpm_ostree_installed: bool,
+) -> Result<Backend, ComposeError> {
+    let has_repos = tf
+        .json
+        .get("repos")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty());
     let b = match requested.unwrap_or(tf.cairn.backend) {
         Backend::Auto if rpm_ostree_installed && has_repos => Backend::RpmOstree,
         Backend::Auto if has_repos => Backend::Dnf,
@@ -97,7 +111,10 @@ pub fn choose_backend(tf: &Treefile, requested: Option<Backend>, rpm_ostree_inst
 pub fn plan(tf: &Treefile, backend: Backend) -> Result<Plan, ComposeError> {
     let json = &tf.json;
     let refname = string(json, "ref").ok_or_else(|| {
-        ComposeError::Treefile(format!("{}: `ref` is required (the OSTree branch to commit to)", tf.path.display()))
+        ComposeError::Treefile(format!(
+            "{}: `ref` is required (the OSTree branch to commit to)",
+            tf.path.display()
+        ))
     })?;
     let dir = tf.path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let mut files: Vec<PathBuf> = tf.files.clone();
@@ -132,12 +149,18 @@ pub fn plan(tf: &Treefile, backend: Backend) -> Result<Plan, ComposeError> {
         Backend::Dnf | Backend::RpmOstree => {
             let repos = strings(json, "repos")?;
             if repos.is_empty() {
-                return Err(ComposeError::Treefile(format!("the {} backend needs `repos`", backend.as_str())));
+                return Err(ComposeError::Treefile(format!(
+                    "the {} backend needs `repos`",
+                    backend.as_str()
+                )));
             }
             // dnf reads every .repo file in reposdir; all of them decide what is found.
             if let Ok(rd) = std::fs::read_dir(&dir) {
-                let mut repo_files: Vec<PathBuf> =
-                    rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "repo")).collect();
+                let mut repo_files: Vec<PathBuf> = rd
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "repo"))
+                    .collect();
                 repo_files.sort();
                 files.extend(repo_files);
             }
@@ -151,7 +174,9 @@ pub fn plan(tf: &Treefile, backend: Backend) -> Result<Plan, ComposeError> {
             spec.repo_packages = repo_packages(json)?;
             backend_inputs.push(("repos".into(), repos.join(",")));
             backend_inputs.push(("dbpath".into(), spec.dbpath.clone()));
-            let db = PackageDb::Rpm { dbpath: backend::dnf::DEFAULT_DBPATH };
+            let db = PackageDb::Rpm {
+                dbpath: backend::dnf::DEFAULT_DBPATH,
+            };
             if backend == Backend::RpmOstree {
                 (BackendPlan::RpmOstree, Some(db))
             } else {
@@ -160,7 +185,9 @@ pub fn plan(tf: &Treefile, backend: Backend) -> Result<Plan, ComposeError> {
         }
         Backend::Rootfs => {
             let r = tf.cairn.rootfs.clone().ok_or_else(|| {
-                ComposeError::Treefile("the rootfs backend needs `cairn.rootfs.path` (a directory or tarball)".into())
+                ComposeError::Treefile(
+                    "the rootfs backend needs `cairn.rootfs.path` (a directory or tarball)".into(),
+                )
             })?;
             if r.path.is_dir() {
                 dirs.push(r.path.clone());
@@ -174,7 +201,10 @@ pub fn plan(tf: &Treefile, backend: Backend) -> Result<Plan, ComposeError> {
         Backend::Auto => unreachable!("choose_backend resolves auto"),
     };
 
-    let explicit_bootable = json.get("cairn").and_then(|c| c.get("bootable")).and_then(Value::as_bool);
+    let explicit_bootable = json
+        .get("cairn")
+        .and_then(|c| c.get("bootable"))
+        .and_then(Value::as_bool);
     let postprocess = PostprocessSpec {
         bootable: explicit_bootable.or(tf.cairn.bootable.then_some(true)),
         db,
@@ -210,28 +240,51 @@ pub fn plan(tf: &Treefile, backend: Backend) -> Result<Plan, ComposeError> {
 
 /// `repo-packages: [{repo: ID, packages: [..]}]`.
 fn repo_packages(json: &Map<String, Value>) -> Result<Vec<(String, Vec<String>)>, ComposeError> {
-    let Some(v) = json.get("repo-packages") else { return Ok(Vec::new()) };
-    let bad = || ComposeError::Treefile("`repo-packages`: expected a list of {repo: ID, packages: [NAME...]}".into());
+    let Some(v) = json.get("repo-packages") else {
+        return Ok(Vec::new());
+    };
+    let bad = || {
+        ComposeError::Treefile(
+            "`repo-packages`: expected a list of {repo: ID, packages: [NAME...]}".into(),
+        )
+    };
     let mut out = Vec::new();
     for item in v.as_array().ok_or_else(bad)? {
         let o = item.as_object().ok_or_else(bad)?;
-        let repo = o.get("repo").and_then(Value::as_str).ok_or_else(bad)?.to_string();
+        let repo = o
+            .get("repo")
+            .and_then(Value::as_str)
+            .ok_or_else(bad)?
+            .to_string();
         let pkgs = strings(o, "packages")?;
         // Entries may hold several names per string, as `packages` does.
-        let pkgs = pkgs.iter().flat_map(|s| s.split_whitespace().map(String::from)).collect();
+        let pkgs = pkgs
+            .iter()
+            .flat_map(|s| s.split_whitespace().map(String::from))
+            .collect();
         out.push((repo, pkgs));
     }
     Ok(out)
 }
 
 /// `remove-from-packages: [[PKG, REGEX...]...]`.
-fn remove_from_packages(json: &Map<String, Value>) -> Result<Vec<(String, Vec<String>)>, ComposeError> {
-    let Some(v) = json.get("remove-from-packages") else { return Ok(Vec::new()) };
-    let bad = || ComposeError::Treefile("`remove-from-packages`: expected a list of [PACKAGE, REGEX...]".into());
+fn remove_from_packages(
+    json: &Map<String, Value>,
+) -> Result<Vec<(String, Vec<String>)>, ComposeError> {
+    let Some(v) = json.get("remove-from-packages") else {
+        return Ok(Vec::new());
+    };
+    let bad = || {
+        ComposeError::Treefile(
+            "`remove-from-packages`: expected a list of [PACKAGE, REGEX...]".into(),
+        )
+    };
     let mut out = Vec::new();
     for item in v.as_array().ok_or_else(bad)? {
         let a = item.as_array().ok_or_else(bad)?;
-        let mut it = a.iter().map(|v| v.as_str().map(String::from).ok_or_else(bad));
+        let mut it = a
+            .iter()
+            .map(|v| v.as_str().map(String::from).ok_or_else(bad));
         let pkg = it.next().ok_or_else(bad)??;
         out.push((pkg, it.collect::<Result<_, _>>()?));
     }

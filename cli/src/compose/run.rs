@@ -118,15 +118,22 @@ pub fn default_cachedir(repo: &Path) -> PathBuf {
 
 fn sbom_default(repo: &Path, refname: &str) -> PathBuf {
     let abs = std::path::absolute(repo).unwrap_or_else(|_| repo.to_path_buf());
-    abs.parent().unwrap_or(Path::new("/")).join(format!("{}.spdx.json", refname.replace('/', "_")))
+    abs.parent()
+        .unwrap_or(Path::new("/"))
+        .join(format!("{}.spdx.json", refname.replace('/', "_")))
 }
 
 /// Removes build trees left by composes that were killed (their pid no longer runs).
 fn clean_stale_builds(cachedir: &Path) {
-    let Ok(rd) = std::fs::read_dir(cachedir) else { return };
+    let Ok(rd) = std::fs::read_dir(cachedir) else {
+        return;
+    };
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.strip_prefix("build-").and_then(|r| r.split('-').next()).and_then(|p| p.parse::<u32>().ok())
+        let Some(pid) = name
+            .strip_prefix("build-")
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
         else {
             continue;
         };
@@ -141,12 +148,22 @@ fn display_argv(plan: &Plan, rootfs: &Path, cachedir: &Path, repo: &Path) -> Vec
     match &plan.backend {
         BackendPlan::Mmdebstrap(s) => {
             let mut a = vec!["mmdebstrap".to_string()];
-            a.extend(backend::mmdebstrap::argv(s, rootfs, Some(&cachedir.join("apt-archives").join(&s.arch))));
+            a.extend(backend::mmdebstrap::argv(
+                s,
+                rootfs,
+                Some(&cachedir.join("apt-archives").join(&s.arch)),
+            ));
             a
         }
         BackendPlan::Dnf(s) => {
             let mut a = vec!["dnf".to_string()];
-            a.extend(backend::dnf::argv(s, rootfs, Path::new("<private dnf.conf>"), true, None));
+            a.extend(backend::dnf::argv(
+                s,
+                rootfs,
+                Path::new("<private dnf.conf>"),
+                true,
+                None,
+            ));
             a
         }
         BackendPlan::Rootfs(s) => backend::rootfs::argv(s, rootfs),
@@ -171,10 +188,19 @@ fn os_release_id(rootfs: &Path) -> Option<String> {
 }
 
 /// Runs a compose.
-pub fn compose(opts: &ComposeOptions, events: &mut dyn FnMut(Event)) -> Result<ComposeReport, ComposeError> {
+pub fn compose(
+    opts: &ComposeOptions,
+    events: &mut dyn FnMut(Event),
+) -> Result<ComposeReport, ComposeError> {
     let t_total = Instant::now();
     let mut timings = Timings::default();
-    let tf = treefile::load(&opts.treefile, &LoadOptions { arch: opts.arch.clone(), vars: opts.vars.clone() })?;
+    let tf = treefile::load(
+        &opts.treefile,
+        &LoadOptions {
+            arch: opts.arch.clone(),
+            vars: opts.vars.clone(),
+        },
+    )?;
     let mut warnings: Vec<String> = tf.warnings.iter().map(|w| w.to_string()).collect();
     for w in &warnings {
         events(Event::Warning(w));
@@ -195,7 +221,10 @@ pub fn compose(opts: &ComposeOptions, events: &mut dyn FnMut(Event)) -> Result<C
         },
         None => None,
     };
-    let cachedir = opts.cachedir.clone().unwrap_or_else(|| default_cachedir(&opts.repo));
+    let cachedir = opts
+        .cachedir
+        .clone()
+        .unwrap_or_else(|| default_cachedir(&opts.repo));
     let argv = display_argv(&plan, Path::new("<rootfs>"), &cachedir, &opts.repo);
     timings.load = secs(t_total);
 
@@ -219,7 +248,8 @@ pub fn compose(opts: &ComposeOptions, events: &mut dyn FnMut(Event)) -> Result<C
     };
 
     if let Some(prev) = &previous {
-        let same = prev.metadata.get(META_INPUT_HASH).and_then(|v| v.as_str()) == Some(input_hash.as_str());
+        let same = prev.metadata.get(META_INPUT_HASH).and_then(|v| v.as_str())
+            == Some(input_hash.as_str());
         if same && !opts.force_nocache {
             report.status = Status::Unchanged;
             report.commit = Some(prev.checksum.clone());
@@ -238,7 +268,11 @@ pub fn compose(opts: &ComposeOptions, events: &mut dyn FnMut(Event)) -> Result<C
         }
     }
     let next_version = match &plan.version_prefix {
-        Some(p) => Some(version::compute(p, previous.as_ref().and_then(|p| p.version.as_deref()), chrono::Utc::now())?),
+        Some(p) => Some(version::compute(
+            p,
+            previous.as_ref().and_then(|p| p.version.as_deref()),
+            chrono::Utc::now(),
+        )?),
         None => None,
     };
     report.version = next_version.clone();
@@ -254,18 +288,35 @@ pub fn compose(opts: &ComposeOptions, events: &mut dyn FnMut(Event)) -> Result<C
         // Archive mode: servable over plain HTTP (`cairn serve`, nginx) and pullable into sysroots.
         None => Repo::init(&opts.repo, Mode::Archive)?,
     };
-    std::fs::create_dir_all(&cachedir).map_err(|e| ComposeError::Io { what: format!("creating {}", cachedir.display()), source: e })?;
+    std::fs::create_dir_all(&cachedir).map_err(|e| ComposeError::Io {
+        what: format!("creating {}", cachedir.display()),
+        source: e,
+    })?;
     clean_stale_builds(&cachedir);
     // The tree is built in the cache dir, never in the repo: a compose killed at any point leaves
     // the repository as it was (the commit itself is one libostree transaction).
     let build = tempfile::Builder::new()
         .prefix(&format!("build-{}-", std::process::id()))
         .tempdir_in(&cachedir)
-        .map_err(|e| ComposeError::Io { what: format!("creating a build dir in {}", cachedir.display()), source: e })?;
+        .map_err(|e| ComposeError::Io {
+            what: format!("creating a build dir in {}", cachedir.display()),
+            source: e,
+        })?;
     let rootfs = build.path().join("rootfs");
 
     if matches!(plan.backend, BackendPlan::RpmOstree) {
-        return compose_rpm_ostree(&tf, &plan, &repo, &cachedir, build.path(), report, timings, t_total, opts, events);
+        return compose_rpm_ostree(
+            &tf,
+            &plan,
+            &repo,
+            &cachedir,
+            build.path(),
+            report,
+            timings,
+            t_total,
+            opts,
+            events,
+        );
     }
 
     // Packages.
@@ -274,15 +325,26 @@ pub fn compose(opts: &ComposeOptions, events: &mut dyn FnMut(Event)) -> Result<C
     {
         let mut line = |l: &str| events(Event::Line(l));
         match &plan.backend {
-            BackendPlan::Mmdebstrap(s) => backend::mmdebstrap::install(s, &rootfs, Some(&cachedir), &mut line)?,
+            BackendPlan::Mmdebstrap(s) => {
+                backend::mmdebstrap::install(s, &rootfs, Some(&cachedir), &mut line)?
+            }
             BackendPlan::Dnf(s) => backend::dnf::install(s, &rootfs, Some(&cachedir), &mut line)?,
             BackendPlan::Rootfs(s) => backend::rootfs::install(s, &rootfs, &mut line)?,
             BackendPlan::RpmOstree => unreachable!(),
         }
     }
-    let db = plan.postprocess.db.unwrap_or_else(|| plan::detect_db(&rootfs));
+    let db = plan
+        .postprocess
+        .db
+        .unwrap_or_else(|| plan::detect_db(&rootfs));
     let packages = manifest::read(&rootfs, db)?;
-    let distro = os_release_id(&rootfs).unwrap_or_else(|| if matches!(db, PackageDb::Rpm { .. }) { "rpm".into() } else { "debian".into() });
+    let distro = os_release_id(&rootfs).unwrap_or_else(|| {
+        if matches!(db, PackageDb::Rpm { .. }) {
+            "rpm".into()
+        } else {
+            "debian".into()
+        }
+    });
     timings.packages = secs(t);
     events(Event::Done(Phase::Packages, timings.packages));
 
@@ -311,8 +373,14 @@ pub fn compose(opts: &ComposeOptions, events: &mut dyn FnMut(Event)) -> Result<C
         version: next_version.clone(),
         metadata: vec![
             (META_INPUT_HASH.into(), input_hash.clone().into()),
-            (META_PACKAGES.into(), manifest::to_metadata_json(&packages).into()),
-            (META_TREEFILE.into(), serde_json::to_string(&tf.json).expect("json").into()),
+            (
+                META_PACKAGES.into(),
+                manifest::to_metadata_json(&packages).into(),
+            ),
+            (
+                META_TREEFILE.into(),
+                serde_json::to_string(&tf.json).expect("json").into(),
+            ),
             (META_BACKEND.into(), plan.backend.name().into()),
         ],
         parent: Parent::Auto,
@@ -325,7 +393,10 @@ pub fn compose(opts: &ComposeOptions, events: &mut dyn FnMut(Event)) -> Result<C
     events(Event::Done(Phase::Commit, timings.commit));
     drop(build);
 
-    let sbom_path = opts.sbom.clone().unwrap_or_else(|| sbom_default(&opts.repo, &plan.refname));
+    let sbom_path = opts
+        .sbom
+        .clone()
+        .unwrap_or_else(|| sbom_default(&opts.repo, &plan.refname));
     let doc = manifest::sbom(
         &packages,
         &manifest::SbomSubject {
@@ -337,8 +408,14 @@ pub fn compose(opts: &ComposeOptions, events: &mut dyn FnMut(Event)) -> Result<C
             created: chrono::Utc::now(),
         },
     );
-    std::fs::write(&sbom_path, serde_json::to_string_pretty(&doc).expect("json"))
-        .map_err(|e| ComposeError::Io { what: format!("writing SBOM {}", sbom_path.display()), source: e })?;
+    std::fs::write(
+        &sbom_path,
+        serde_json::to_string_pretty(&doc).expect("json"),
+    )
+    .map_err(|e| ComposeError::Io {
+        what: format!("writing SBOM {}", sbom_path.display()),
+        source: e,
+    })?;
 
     for (name, out) in &pp_report.scripts {
         if !out.trim().is_empty() {
@@ -378,9 +455,14 @@ fn compose_rpm_ostree(
         let what = what.to_string();
         move |e| ComposeError::Io { what, source: e }
     };
-    let rendered_path = rendered.write_to(&dir).map_err(io("writing the treefile rendered for rpm-ostree"))?;
+    let rendered_path = rendered
+        .write_to(&dir)
+        .map_err(io("writing the treefile rendered for rpm-ostree"))?;
     let tfdir = tf.path.parent().unwrap_or(Path::new("."));
-    for e in std::fs::read_dir(tfdir).map_err(io("reading the treefile directory"))?.flatten() {
+    for e in std::fs::read_dir(tfdir)
+        .map_err(io("reading the treefile directory"))?
+        .flatten()
+    {
         if e.path().extension().is_some_and(|x| x == "repo") {
             std::fs::copy(e.path(), dir.join(e.file_name())).map_err(io("copying .repo files"))?;
         }
@@ -409,8 +491,15 @@ fn compose_rpm_ostree(
         Some(c) => Some(repo.commit_info(c)?),
         None => None,
     };
-    report.status = if commit.is_some() { Status::Committed } else { Status::Unchanged };
-    report.version = info.as_ref().and_then(|i| i.version.clone()).or(report.version);
+    report.status = if commit.is_some() {
+        Status::Committed
+    } else {
+        Status::Unchanged
+    };
+    report.version = info
+        .as_ref()
+        .and_then(|i| i.version.clone())
+        .or(report.version);
     report.commit = commit;
     let _ = plan;
     timings.total = secs(t_total);

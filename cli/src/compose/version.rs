@@ -23,15 +23,27 @@ pub fn expand_prefix(prefix: &str, now: DateTime<Utc>) -> Result<String, Version
     while let Some(start) = rest.find("<date:") {
         out.push_str(&rest[..start]);
         let after = &rest[start + "<date:".len()..];
-        let end = after.find('>').ok_or_else(|| VersionError::Unterminated(prefix.to_string()))?;
+        let end = after
+            .find('>')
+            .ok_or_else(|| VersionError::Unterminated(prefix.to_string()))?;
         let format = &after[..end];
         // chrono reports invalid specifiers through fmt::Error rather than panicking on write!.
         let items: Vec<_> = chrono::format::StrftimeItems::new(format).collect();
-        if items.iter().any(|i| matches!(i, chrono::format::Item::Error)) {
-            return Err(VersionError::BadFormat { prefix: prefix.to_string(), format: format.to_string() });
+        if items
+            .iter()
+            .any(|i| matches!(i, chrono::format::Item::Error))
+        {
+            return Err(VersionError::BadFormat {
+                prefix: prefix.to_string(),
+                format: format.to_string(),
+            });
         }
-        write!(out, "{}", now.format_with_items(items.into_iter()))
-            .map_err(|_| VersionError::BadFormat { prefix: prefix.to_string(), format: format.to_string() })?;
+        write!(out, "{}", now.format_with_items(items.into_iter())).map_err(|_| {
+            VersionError::BadFormat {
+                prefix: prefix.to_string(),
+                format: format.to_string(),
+            }
+        })?;
         rest = &after[end + 1..];
     }
     out.push_str(rest);
@@ -56,7 +68,11 @@ pub fn next_version(prefix: &str, last: Option<&str>) -> String {
 }
 
 /// Expands `prefix` at `now` and increments from `last`.
-pub fn compute(prefix: &str, last: Option<&str>, now: DateTime<Utc>) -> Result<String, VersionError> {
+pub fn compute(
+    prefix: &str,
+    last: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<String, VersionError> {
     Ok(next_version(&expand_prefix(prefix, now)?, last))
 }
 
@@ -80,11 +96,29 @@ mod tests {
     #[test]
     fn date_prefix() {
         let now = Utc.with_ymd_and_hms(2026, 3, 7, 12, 0, 0).unwrap();
-        assert_eq!(expand_prefix("12.<date:%Y%m%d>", now).unwrap(), "12.20260307");
-        assert_eq!(compute("12.<date:%Y%m%d>", Some("12.20260307.3"), now).unwrap(), "12.20260307.4");
-        assert_eq!(compute("12.<date:%Y%m%d>", Some("12.20260306.3"), now).unwrap(), "12.20260307");
-        assert_eq!(expand_prefix("<date:%Y>-<date:%m>", now).unwrap(), "2026-03");
-        assert!(matches!(expand_prefix("1.<date:%Y", now), Err(VersionError::Unterminated(_))));
-        assert!(matches!(expand_prefix("1.<date:%Q>", now), Err(VersionError::BadFormat { .. })));
+        assert_eq!(
+            expand_prefix("12.<date:%Y%m%d>", now).unwrap(),
+            "12.20260307"
+        );
+        assert_eq!(
+            compute("12.<date:%Y%m%d>", Some("12.20260307.3"), now).unwrap(),
+            "12.20260307.4"
+        );
+        assert_eq!(
+            compute("12.<date:%Y%m%d>", Some("12.20260306.3"), now).unwrap(),
+            "12.20260307"
+        );
+        assert_eq!(
+            expand_prefix("<date:%Y>-<date:%m>", now).unwrap(),
+            "2026-03"
+        );
+        assert!(matches!(
+            expand_prefix("1.<date:%Y", now),
+            Err(VersionError::Unterminated(_))
+        ));
+        assert!(matches!(
+            expand_prefix("1.<date:%Q>", now),
+            Err(VersionError::BadFormat { .. })
+        ));
     }
 }

@@ -70,7 +70,11 @@ fn spec_text(r: &Rpm) -> String {
 fn shell_spec() -> String {
     let arch = std::env::consts::ARCH;
     let libc = format!("/lib/{arch}-linux-gnu/libc.so.6");
-    let ld = if arch == "x86_64" { "/lib64/ld-linux-x86-64.so.2".to_string() } else { format!("/lib/ld-linux-{arch}.so.1") };
+    let ld = if arch == "x86_64" {
+        "/lib64/ld-linux-x86-64.so.2".to_string()
+    } else {
+        format!("/lib/ld-linux-{arch}.so.1")
+    };
     format!(
         "%global debug_package %{{nil}}\n%global __os_install_post %{{nil}}\n%global _build_id_links none\n\
          Name: cairn-sh\nVersion: 1\nRelease: 1\nSummary: sh\nLicense: MIT\nAutoReqProv: no\nProvides: /bin/sh\n\
@@ -99,7 +103,11 @@ pub fn rpm_repo(dir: &Path, rpms: &[Rpm]) -> PathBuf {
             .arg(&spec)
             .output()
             .expect("rpmbuild");
-        assert!(out.status.success(), "rpmbuild {name}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "rpmbuild {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let repo = dir.join("repo");
     std::fs::create_dir_all(&repo).unwrap();
@@ -109,11 +117,22 @@ pub fn rpm_repo(dir: &Path, rpms: &[Rpm]) -> PathBuf {
             std::fs::copy(e.path(), repo.join(e.file_name())).unwrap();
         }
     }
-    let out = Command::new("createrepo_c").arg("-q").arg(&repo).output().expect("createrepo_c");
-    assert!(out.status.success(), "createrepo_c: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("createrepo_c")
+        .arg("-q")
+        .arg(&repo)
+        .output()
+        .expect("createrepo_c");
+    assert!(
+        out.status.success(),
+        "createrepo_c: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::write(
         dir.join("cairn-test.repo"),
-        format!("[cairn-test]\nname=cairn test\nbaseurl=file://{}\ngpgcheck=0\nmetadata_expire=0\n", repo.display()),
+        format!(
+            "[cairn-test]\nname=cairn test\nbaseurl=file://{}\ngpgcheck=0\nmetadata_expire=0\n",
+            repo.display()
+        ),
     )
     .unwrap();
     dir.to_path_buf()
@@ -121,7 +140,15 @@ pub fn rpm_repo(dir: &Path, rpms: &[Rpm]) -> PathBuf {
 
 /// `ostree --repo=R ARGS...` stdout, asserting success.
 pub fn ostree(repo: &Path, args: &[&str]) -> String {
-    let out = Command::new("ostree").arg(format!("--repo={}", repo.display())).args(args).output().expect("ostree");
-    assert!(out.status.success(), "ostree {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("ostree")
+        .arg(format!("--repo={}", repo.display()))
+        .args(args)
+        .output()
+        .expect("ostree");
+    assert!(
+        out.status.success(),
+        "ostree {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -77,7 +77,10 @@ pub fn argv(
         format!("--config={}", config.display()),
         format!("--setopt=reposdir={}", spec.reposdir.display()),
         format!("--forcearch={}", spec.arch),
-        format!("--setopt=install_weak_deps={}", if spec.recommends { "True" } else { "False" }),
+        format!(
+            "--setopt=install_weak_deps={}",
+            if spec.recommends { "True" } else { "False" }
+        ),
     ];
     if let Some(r) = &spec.releasever {
         a.push(format!("--releasever={r}"));
@@ -86,7 +89,10 @@ pub fn argv(
         a.push("--setopt=tsflags=nodocs".into());
     }
     if !spec.install_langs.is_empty() {
-        a.push(format!("--setopt=override_install_langs={}", spec.install_langs.join(":")));
+        a.push(format!(
+            "--setopt=override_install_langs={}",
+            spec.install_langs.join(":")
+        ));
     }
     if cache {
         // dnf resolves cachedir inside the installroot, so the cache is moved in and out
@@ -98,7 +104,10 @@ pub fn argv(
     }
     let (repos, packages): (Vec<&str>, &[String]) = match repo_pinned {
         Some((repo, pkgs)) => (vec![repo], pkgs),
-        None => (spec.repos.iter().map(String::as_str).collect(), &spec.packages),
+        None => (
+            spec.repos.iter().map(String::as_str).collect(),
+            &spec.packages,
+        ),
     };
     // `--repo` disables every other repository.
     for r in repos {
@@ -122,9 +131,12 @@ pub fn install(
 ) -> Result<(), BackendError> {
     require_tool("dnf", "dnf")?;
     if spec.repos.is_empty() {
-        return Err(BackendError::Invalid("the dnf backend needs `repos` (ids from .repo files beside the treefile)".into()));
+        return Err(BackendError::Invalid(
+            "the dnf backend needs `repos` (ids from .repo files beside the treefile)".into(),
+        ));
     }
-    std::fs::create_dir_all(rootfs).map_err(BackendError::io(format!("creating {}", rootfs.display())))?;
+    std::fs::create_dir_all(rootfs)
+        .map_err(BackendError::io(format!("creating {}", rootfs.display())))?;
     let home = tempfile::Builder::new()
         .prefix("cairn-rpmmacros-")
         .tempdir()
@@ -162,10 +174,17 @@ pub fn install(
         // dnf exits 0 on some "No match" cases with strict=False configs; trust the text too.
         let missing = missing_packages(&out.lines);
         if !missing.is_empty() {
-            return Err(BackendError::MissingPackages { packages: missing, output: out.tail(30) });
+            return Err(BackendError::MissingPackages {
+                packages: missing,
+                output: out.tail(30),
+            });
         }
         if !out.success {
-            return Err(BackendError::Failed { tool: "dnf".into(), output: out.tail(40), status: out.status });
+            return Err(BackendError::Failed {
+                tool: "dnf".into(),
+                output: out.tail(40),
+                status: out.status,
+            });
         }
     }
     Ok(())
@@ -177,7 +196,8 @@ fn move_dir(from: &Path, to: &Path) -> Result<(), BackendError> {
         return Ok(());
     }
     if let Some(p) = to.parent() {
-        std::fs::create_dir_all(p).map_err(BackendError::io(format!("creating {}", p.display())))?;
+        std::fs::create_dir_all(p)
+            .map_err(BackendError::io(format!("creating {}", p.display())))?;
     }
     let _ = std::fs::remove_dir_all(to);
     if std::fs::rename(from, to).is_ok() {
@@ -190,7 +210,11 @@ fn move_dir(from: &Path, to: &Path) -> Result<(), BackendError> {
         .status()
         .map_err(BackendError::io("copying the dnf cache"))?;
     if !st.success() {
-        return Err(BackendError::Failed { tool: "cp".into(), status: st.to_string(), output: String::new() });
+        return Err(BackendError::Failed {
+            tool: "cp".into(),
+            status: st.to_string(),
+            output: String::new(),
+        });
     }
     std::fs::remove_dir_all(from).map_err(BackendError::io(format!("removing {}", from.display())))
 }
@@ -198,7 +222,8 @@ fn move_dir(from: &Path, to: &Path) -> Result<(), BackendError> {
 /// Writes `.rpmmacros` into `home` so rpm (and dnf through it) use `dbpath` inside the root.
 pub fn write_dbpath_macros(home: &Path, dbpath: &str) -> Result<(), BackendError> {
     let f = home.join(".rpmmacros");
-    std::fs::write(&f, format!("%_dbpath {dbpath}\n")).map_err(BackendError::io(format!("writing {}", f.display())))
+    std::fs::write(&f, format!("%_dbpath {dbpath}\n"))
+        .map_err(BackendError::io(format!("writing {}", f.display())))
 }
 
 fn link_var_lib_rpm(rootfs: &Path, dbpath: &str) -> Result<(), BackendError> {
@@ -208,11 +233,13 @@ fn link_var_lib_rpm(rootfs: &Path, dbpath: &str) -> Result<(), BackendError> {
         return Ok(());
     }
     let var_lib = rootfs.join("var/lib");
-    std::fs::create_dir_all(&var_lib).map_err(BackendError::io(format!("creating {}", var_lib.display())))?;
+    std::fs::create_dir_all(&var_lib)
+        .map_err(BackendError::io(format!("creating {}", var_lib.display())))?;
     let link = var_lib.join("rpm");
     if link.symlink_metadata().is_err() {
         let target = format!("../..{dbpath}");
-        std::os::unix::fs::symlink(&target, &link).map_err(BackendError::io(format!("linking {}", link.display())))?;
+        std::os::unix::fs::symlink(&target, &link)
+            .map_err(BackendError::io(format!("linking {}", link.display())))?;
     }
     Ok(())
 }
@@ -248,7 +275,11 @@ mod tests {
 
     #[test]
     fn argv_carries_every_option() {
-        let mut spec = DnfSpec::new("/tf".into(), vec!["fedora".into(), "updates".into()], vec!["kernel".into(), "bash".into()]);
+        let mut spec = DnfSpec::new(
+            "/tf".into(),
+            vec!["fedora".into(), "updates".into()],
+            vec!["kernel".into(), "bash".into()],
+        );
         spec.releasever = Some("40".into());
         spec.recommends = false;
         spec.documentation = false;
@@ -278,7 +309,13 @@ mod tests {
             ]
         );
         let pinned = vec!["special".to_string()];
-        let a = argv(&spec, Path::new("/r"), Path::new("/h/dnf.conf"), false, Some(("updates", &pinned)));
+        let a = argv(
+            &spec,
+            Path::new("/r"),
+            Path::new("/h/dnf.conf"),
+            false,
+            Some(("updates", &pinned)),
+        );
         let repos: Vec<_> = a.iter().filter(|s| s.starts_with("--repo=")).collect();
         assert_eq!(repos, ["--repo=updates"]);
         assert_eq!(a.last().unwrap(), "special");
@@ -294,6 +331,9 @@ mod tests {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        assert_eq!(missing_packages(&lines), ["nosuchpkg", "other", "libgone.so.1()(64bit)"]);
+        assert_eq!(
+            missing_packages(&lines),
+            ["nosuchpkg", "other", "libgone.so.1()(64bit)"]
+        );
     }
 }

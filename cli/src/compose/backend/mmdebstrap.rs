@@ -56,8 +56,14 @@ pub fn argv(spec: &MmdebstrapSpec, rootfs: &Path, cachedir: Option<&Path>) -> Ve
             "--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives {}",
             shell_quote(&c)
         ));
-        a.push(format!("--setup-hook=sync-in {} /var/cache/apt/archives/", shell_quote(&c)));
-        a.push(format!("--customize-hook=sync-out /var/cache/apt/archives {}", shell_quote(&c)));
+        a.push(format!(
+            "--setup-hook=sync-in {} /var/cache/apt/archives/",
+            shell_quote(&c)
+        ));
+        a.push(format!(
+            "--customize-hook=sync-out /var/cache/apt/archives {}",
+            shell_quote(&c)
+        ));
     }
     a.push(spec.suite.clone());
     a.push(rootfs.display().to_string());
@@ -79,7 +85,8 @@ pub fn install(
     require_tool("mmdebstrap", "mmdebstrap")?;
     let cache: Option<PathBuf> = cachedir.map(|c| c.join("apt-archives").join(&spec.arch));
     if let Some(c) = &cache {
-        std::fs::create_dir_all(c).map_err(BackendError::io(format!("creating {}", c.display())))?;
+        std::fs::create_dir_all(c)
+            .map_err(BackendError::io(format!("creating {}", c.display())))?;
     }
     let mut cmd = Command::new("mmdebstrap");
     cmd.args(argv(spec, rootfs, cache.as_deref()));
@@ -89,9 +96,16 @@ pub fn install(
     }
     let missing = missing_packages(&out.lines);
     if !missing.is_empty() {
-        return Err(BackendError::MissingPackages { packages: missing, output: out.tail(30) });
+        return Err(BackendError::MissingPackages {
+            packages: missing,
+            output: out.tail(30),
+        });
     }
-    Err(BackendError::Failed { tool: "mmdebstrap".into(), output: out.tail(40), status: out.status })
+    Err(BackendError::Failed {
+        tool: "mmdebstrap".into(),
+        output: out.tail(40),
+        status: out.status,
+    })
 }
 
 /// Package names apt could not find, from its error lines.
@@ -130,7 +144,10 @@ mod tests {
 
     #[test]
     fn argv_shape() {
-        let spec = MmdebstrapSpec { packages: vec!["systemd".into(), "dbus".into()], ..Default::default() };
+        let spec = MmdebstrapSpec {
+            packages: vec!["systemd".into(), "dbus".into()],
+            ..Default::default()
+        };
         let a = argv(&spec, Path::new("/t/root"), None);
         assert_eq!(
             a,
@@ -148,7 +165,9 @@ mod tests {
         );
         let a = argv(&spec, Path::new("/t/root"), Some(Path::new("/c/it's")));
         assert!(a.contains(&"--skip=essential/unlink".to_string()));
-        assert!(a.contains(&"--setup-hook=sync-in '/c/it'\\''s' /var/cache/apt/archives/".to_string()));
+        assert!(
+            a.contains(&"--setup-hook=sync-in '/c/it'\\''s' /var/cache/apt/archives/".to_string())
+        );
     }
 
     #[test]
@@ -162,6 +181,9 @@ mod tests {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        assert_eq!(missing_packages(&lines), ["nosuch-pkg", "virtual-only", "libgone1"]);
+        assert_eq!(
+            missing_packages(&lines),
+            ["nosuch-pkg", "virtual-only", "libgone1"]
+        );
     }
 }

@@ -36,13 +36,27 @@ pub enum PackageDb {
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
     #[error("{tool} is not installed (Debian package: {package})")]
-    ToolMissing { tool: &'static str, package: &'static str },
+    ToolMissing {
+        tool: &'static str,
+        package: &'static str,
+    },
     #[error("package{} not found: {}", if .packages.len() == 1 { "" } else { "s" }, .packages.join(", "))]
-    MissingPackages { packages: Vec<String>, output: String },
+    MissingPackages {
+        packages: Vec<String>,
+        output: String,
+    },
     #[error("{tool} failed ({status}):\n{output}")]
-    Failed { tool: String, status: String, output: String },
+    Failed {
+        tool: String,
+        status: String,
+        output: String,
+    },
     #[error("{what}: {source}")]
-    Io { what: String, #[source] source: std::io::Error },
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Invalid(String),
 }
@@ -76,7 +90,9 @@ impl ToolOutput {
 /// Runs `cmd`, streaming each output line to `progress` while collecting them all.
 pub fn run_tool(mut cmd: Command, progress: Progress) -> Result<ToolOutput, BackendError> {
     let program = cmd.get_program().to_string_lossy().into_owned();
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     // If cairn is killed, the package manager dies with it instead of writing on into an
     // abandoned build tree.
     // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches no parent memory.
@@ -87,16 +103,23 @@ pub fn run_tool(mut cmd: Command, progress: Progress) -> Result<ToolOutput, Back
                 .map_err(std::io::Error::from)
         });
     }
-    let mut child = cmd.spawn().map_err(BackendError::io(format!("running {program}")))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(BackendError::io(format!("running {program}")))?;
     let (tx, rx) = mpsc::channel::<String>();
     let mut readers = Vec::new();
     let out = child.stdout.take().expect("piped");
     let err = child.stderr.take().expect("piped");
-    for stream in [Box::new(out) as Box<dyn std::io::Read + Send>, Box::new(err)] {
+    for stream in [
+        Box::new(out) as Box<dyn std::io::Read + Send>,
+        Box::new(err),
+    ] {
         let tx = tx.clone();
         readers.push(std::thread::spawn(move || {
             for line in BufReader::new(stream).split(b'\n').map_while(Result::ok) {
-                let line = String::from_utf8_lossy(&line).trim_end_matches('\r').to_string();
+                let line = String::from_utf8_lossy(&line)
+                    .trim_end_matches('\r')
+                    .to_string();
                 if tx.send(line).is_err() {
                     break;
                 }
@@ -112,8 +135,14 @@ pub fn run_tool(mut cmd: Command, progress: Progress) -> Result<ToolOutput, Back
     for r in readers {
         let _ = r.join();
     }
-    let status = child.wait().map_err(BackendError::io(format!("waiting for {program}")))?;
-    Ok(ToolOutput { success: status.success(), status: status.to_string(), lines })
+    let status = child
+        .wait()
+        .map_err(BackendError::io(format!("waiting for {program}")))?;
+    Ok(ToolOutput {
+        success: status.success(),
+        status: status.to_string(),
+        lines,
+    })
 }
 
 /// True when `tool` is an executable on PATH.
@@ -125,7 +154,9 @@ pub fn tool_exists(tool: &str) -> bool {
 
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    p.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
 }
 
 pub(crate) fn require_tool(tool: &'static str, package: &'static str) -> Result<(), BackendError> {
@@ -173,7 +204,10 @@ mod tests {
         assert_eq!(debian_arch("x86_64").unwrap(), "amd64");
         assert_eq!(debian_arch("aarch64").unwrap(), "arm64");
         assert_eq!(debian_arch("ppc64le").unwrap(), "ppc64el");
-        assert!(debian_arch("sparc").unwrap_err().to_string().contains("sparc"));
+        assert!(debian_arch("sparc")
+            .unwrap_err()
+            .to_string()
+            .contains("sparc"));
     }
 
     #[test]

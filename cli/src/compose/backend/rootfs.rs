@@ -49,16 +49,27 @@ pub fn argv(spec: &RootfsSpec, rootfs: &Path) -> Vec<String> {
 }
 
 pub fn install(spec: &RootfsSpec, rootfs: &Path, progress: Progress) -> Result<(), BackendError> {
-    let meta = spec.path.metadata().map_err(BackendError::io(format!("rootfs source {}", spec.path.display())))?;
-    std::fs::create_dir_all(rootfs).map_err(BackendError::io(format!("creating {}", rootfs.display())))?;
+    let meta = spec.path.metadata().map_err(BackendError::io(format!(
+        "rootfs source {}",
+        spec.path.display()
+    )))?;
+    std::fs::create_dir_all(rootfs)
+        .map_err(BackendError::io(format!("creating {}", rootfs.display())))?;
     let a = argv(spec, rootfs);
-    require_tool(if meta.is_dir() { "cp" } else { "tar" }, if meta.is_dir() { "coreutils" } else { "tar" })?;
+    require_tool(
+        if meta.is_dir() { "cp" } else { "tar" },
+        if meta.is_dir() { "coreutils" } else { "tar" },
+    )?;
     progress(&format!("copying {} into the tree", spec.path.display()));
     let mut cmd = Command::new(&a[0]);
     cmd.args(&a[1..]);
     let out = run_tool(cmd, progress)?;
     if !out.success {
-        return Err(BackendError::Failed { tool: a[0].clone(), output: out.tail(40), status: out.status });
+        return Err(BackendError::Failed {
+            tool: a[0].clone(),
+            output: out.tail(40),
+            status: out.status,
+        });
     }
     Ok(())
 }
@@ -69,8 +80,16 @@ mod tests {
 
     #[test]
     fn tarball_argv() {
-        let a = argv(&RootfsSpec { path: "/nonexistent/rootfs.tar.zst".into() }, Path::new("/r"));
-        assert_eq!(&a[..4], ["tar", "--extract", "--file", "/nonexistent/rootfs.tar.zst"]);
+        let a = argv(
+            &RootfsSpec {
+                path: "/nonexistent/rootfs.tar.zst".into(),
+            },
+            Path::new("/r"),
+        );
+        assert_eq!(
+            &a[..4],
+            ["tar", "--extract", "--file", "/nonexistent/rootfs.tar.zst"]
+        );
         assert!(a.contains(&"--xattrs-include=*".to_string()));
     }
 }

@@ -54,17 +54,30 @@ pub fn install(spec: &RpmOstreeSpec, progress: Progress) -> Result<Option<String
     if !out.success {
         let missing = super::dnf::missing_packages(&out.lines);
         if !missing.is_empty() {
-            return Err(BackendError::MissingPackages { packages: missing, output: out.tail(30) });
+            return Err(BackendError::MissingPackages {
+                packages: missing,
+                output: out.tail(30),
+            });
         }
-        return Err(BackendError::Failed { tool: "rpm-ostree".into(), output: out.tail(40), status: out.status });
+        return Err(BackendError::Failed {
+            tool: "rpm-ostree".into(),
+            output: out.tail(40),
+            status: out.status,
+        });
     }
-    Ok(std::fs::read_to_string(&spec.commitid_file).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()))
+    Ok(std::fs::read_to_string(&spec.commitid_file)
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty()))
 }
 
 /// Writes the rendered treefile JSON beside `original` (as `.cairn-rpm-ostree-<name>.json`).
 pub fn write_rendered(original: &Path, json: &serde_json::Value) -> Result<PathBuf, BackendError> {
     let dir = original.parent().unwrap_or(Path::new("."));
-    let stem = original.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = original
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let p = dir.join(format!(".cairn-rpm-ostree-{stem}.json"));
     let text = serde_json::to_string_pretty(json).expect("JSON value serializes");
     std::fs::write(&p, text).map_err(BackendError::io(format!("writing {}", p.display())))?;
@@ -105,9 +118,14 @@ mod tests {
     #[test]
     fn rendered_treefile_sits_beside_the_original() {
         let d = tempfile::tempdir().unwrap();
-        let p = write_rendered(&d.path().join("fcos.yaml"), &serde_json::json!({"ref": "x"})).unwrap();
+        let p = write_rendered(
+            &d.path().join("fcos.yaml"),
+            &serde_json::json!({"ref": "x"}),
+        )
+        .unwrap();
         assert_eq!(p, d.path().join(".cairn-rpm-ostree-fcos.json"));
-        let back: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+        let back: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
         assert_eq!(back["ref"], "x");
     }
 }

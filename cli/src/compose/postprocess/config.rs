@@ -9,7 +9,9 @@ use crate::compose::backend::PackageDb;
 fn in_tree(rootfs: &Path, dest: &str) -> Result<PathBuf, PostprocessError> {
     let rel = Path::new(dest.trim_start_matches('/'));
     if rel.as_os_str().is_empty() || rel.components().any(|c| !matches!(c, Component::Normal(_))) {
-        return Err(PostprocessError::Invalid(format!("`{dest}` is not a plain path inside the tree")));
+        return Err(PostprocessError::Invalid(format!(
+            "`{dest}` is not a plain path inside the tree"
+        )));
     }
     Ok(rootfs.join(rel))
 }
@@ -18,7 +20,9 @@ pub fn remove_files(rootfs: &Path, paths: &[String]) -> Result<(), PostprocessEr
     for p in paths {
         let full = in_tree(rootfs, p)?;
         match full.symlink_metadata() {
-            Ok(m) if m.is_dir() => std::fs::remove_dir_all(&full).map_err(io(format!("removing {p}")))?,
+            Ok(m) if m.is_dir() => {
+                std::fs::remove_dir_all(&full).map_err(io(format!("removing {p}")))?
+            }
             Ok(_) => std::fs::remove_file(&full).map_err(io(format!("removing {p}")))?,
             // rpm-ostree tolerates absent paths: the same list serves several variants.
             Err(_) => {}
@@ -34,7 +38,9 @@ pub fn add_files(rootfs: &Path, files: &[(PathBuf, String)]) -> Result<(), Postp
         if let Some(parent) = full.parent() {
             std::fs::create_dir_all(parent).map_err(io(format!("creating parent of {dest}")))?;
         }
-        let m = src.metadata().map_err(io(format!("add-files source {}", src.display())))?;
+        let m = src
+            .metadata()
+            .map_err(io(format!("add-files source {}", src.display())))?;
         if m.is_dir() {
             return Err(PostprocessError::Invalid(format!(
                 "add-files source {} is a directory; list files one by one",
@@ -45,21 +51,34 @@ pub fn add_files(rootfs: &Path, files: &[(PathBuf, String)]) -> Result<(), Postp
         std::fs::copy(src, &full).map_err(io(format!("copying {} to {dest}", src.display())))?;
         // Keep the source's permission bits (an executable stays executable), owned by root.
         super::set_mode(&full, m.permissions().mode() & 0o7777)?;
-        rustix::fs::chown(&full, Some(rustix::fs::Uid::ROOT), Some(rustix::fs::Gid::ROOT))
-            .map_err(|e| PostprocessError::Io { what: format!("chown {dest}"), source: e.into() })?;
+        rustix::fs::chown(
+            &full,
+            Some(rustix::fs::Uid::ROOT),
+            Some(rustix::fs::Gid::ROOT),
+        )
+        .map_err(|e| PostprocessError::Io {
+            what: format!("chown {dest}"),
+            source: e.into(),
+        })?;
     }
     Ok(())
 }
 
 /// Removes the files of each package matching any of its regexes; returns how many.
-pub fn remove_from_packages(rootfs: &Path, spec: &PostprocessSpec) -> Result<usize, PostprocessError> {
+pub fn remove_from_packages(
+    rootfs: &Path,
+    spec: &PostprocessSpec,
+) -> Result<usize, PostprocessError> {
     let mut removed = 0;
     for (pkg, patterns) in &spec.remove_from_packages {
         let res: Vec<regex::Regex> = patterns
             .iter()
             .map(|p| {
-                regex::Regex::new(p)
-                    .map_err(|e| PostprocessError::Invalid(format!("remove-from-packages {pkg}: bad regex `{p}`: {e}")))
+                regex::Regex::new(p).map_err(|e| {
+                    PostprocessError::Invalid(format!(
+                        "remove-from-packages {pkg}: bad regex `{p}`: {e}"
+                    ))
+                })
             })
             .collect::<Result<_, _>>()?;
         for f in package_files(rootfs, spec.db.unwrap_or(PackageDb::None), pkg)? {
@@ -80,7 +99,11 @@ pub fn remove_from_packages(rootfs: &Path, spec: &PostprocessSpec) -> Result<usi
 }
 
 /// Paths owned by `pkg`, from the tree's own package database.
-pub fn package_files(rootfs: &Path, db: PackageDb, pkg: &str) -> Result<Vec<String>, PostprocessError> {
+pub fn package_files(
+    rootfs: &Path,
+    db: PackageDb,
+    pkg: &str,
+) -> Result<Vec<String>, PostprocessError> {
     match db {
         PackageDb::Dpkg => {
             // dpkg -L reads exactly these files; reading them directly needs no chroot.
@@ -95,10 +118,17 @@ pub fn package_files(rootfs: &Path, db: PackageDb, pkg: &str) -> Result<Vec<Stri
                 }
             }
             let Some(list) = candidates.iter().find(|p| p.is_file()) else {
-                return Err(PostprocessError::Invalid(format!("remove-from-packages: package `{pkg}` is not installed")));
+                return Err(PostprocessError::Invalid(format!(
+                    "remove-from-packages: package `{pkg}` is not installed"
+                )));
             };
-            let text = std::fs::read_to_string(list).map_err(io(format!("reading {}", list.display())))?;
-            Ok(text.lines().filter(|l| l.starts_with('/') && *l != "/.").map(String::from).collect())
+            let text =
+                std::fs::read_to_string(list).map_err(io(format!("reading {}", list.display())))?;
+            Ok(text
+                .lines()
+                .filter(|l| l.starts_with('/') && *l != "/.")
+                .map(String::from)
+                .collect())
         }
         PackageDb::Rpm { dbpath } => {
             let out = std::process::Command::new("rpm")
@@ -116,19 +146,30 @@ pub fn package_files(rootfs: &Path, db: PackageDb, pkg: &str) -> Result<Vec<Stri
                     String::from_utf8_lossy(&out.stdout).trim()
                 )));
             }
-            Ok(String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with('/')).map(String::from).collect())
+            Ok(String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| l.starts_with('/'))
+                .map(String::from)
+                .collect())
         }
         PackageDb::None => Err(PostprocessError::Invalid(
-            "remove-from-packages needs a package database (dpkg or rpm); this tree has none".into(),
+            "remove-from-packages needs a package database (dpkg or rpm); this tree has none"
+                .into(),
         )),
     }
 }
 
-const UNIT_DIRS: &[&str] = &["etc/systemd/system", "usr/lib/systemd/system", "lib/systemd/system"];
+const UNIT_DIRS: &[&str] = &[
+    "etc/systemd/system",
+    "usr/lib/systemd/system",
+    "lib/systemd/system",
+];
 
 fn find_unit(rootfs: &Path, unit: &str) -> Option<(PathBuf, String)> {
     // A template instance (foo@bar.service) is installed from its template (foo@.service).
-    let template = unit.split_once('@').and_then(|(a, b)| b.rsplit_once('.').map(|(_, suf)| format!("{a}@.{suf}")));
+    let template = unit
+        .split_once('@')
+        .and_then(|(a, b)| b.rsplit_once('.').map(|(_, suf)| format!("{a}@.{suf}")));
     for name in std::iter::once(unit.to_string()).chain(template) {
         for d in UNIT_DIRS {
             let p = rootfs.join(d).join(&name);
@@ -158,7 +199,9 @@ pub fn unit_install_targets(text: &str) -> (Vec<(String, &'static str)>, Vec<Str
             let (k, v) = (k.trim(), v.trim());
             match k {
                 "WantedBy" => wants.extend(v.split_whitespace().map(|t| (t.to_string(), "wants"))),
-                "RequiredBy" => wants.extend(v.split_whitespace().map(|t| (t.to_string(), "requires"))),
+                "RequiredBy" => {
+                    wants.extend(v.split_whitespace().map(|t| (t.to_string(), "requires")))
+                }
                 "Alias" => aliases.extend(v.split_whitespace().map(String::from)),
                 _ => {}
             }
@@ -218,8 +261,9 @@ fn replace_symlink(target: &str, link: &Path) -> Result<(), PostprocessError> {
 }
 
 pub fn set_default_target(rootfs: &Path, target: &str) -> Result<(), PostprocessError> {
-    let (_, path) = find_unit(rootfs, target)
-        .ok_or_else(|| PostprocessError::Invalid(format!("default-target: `{target}` not found in the tree")))?;
+    let (_, path) = find_unit(rootfs, target).ok_or_else(|| {
+        PostprocessError::Invalid(format!("default-target: `{target}` not found in the tree"))
+    })?;
     let dir = rootfs.join("etc/systemd/system");
     std::fs::create_dir_all(&dir).map_err(io("creating etc/systemd/system"))?;
     replace_symlink(&path, &dir.join("default.target"))
@@ -232,9 +276,13 @@ pub fn check_group_members(rootfs: &Path, groups: &[String]) -> Result<(), Postp
     if groups.is_empty() {
         return Ok(());
     }
-    let text = std::fs::read_to_string(rootfs.join("etc/group")).map_err(io("reading etc/group"))?;
+    let text =
+        std::fs::read_to_string(rootfs.join("etc/group")).map_err(io("reading etc/group"))?;
     let names: Vec<&str> = text.lines().filter_map(|l| l.split(':').next()).collect();
-    let missing: Vec<&String> = groups.iter().filter(|g| !names.contains(&g.as_str())).collect();
+    let missing: Vec<&String> = groups
+        .iter()
+        .filter(|g| !names.contains(&g.as_str()))
+        .collect();
     if !missing.is_empty() {
         return Err(PostprocessError::Invalid(format!(
             "etc-group-members: group(s) {} not in the tree's /etc/group (add the package that creates them, or a postprocess `groupadd`)",
@@ -247,7 +295,11 @@ pub fn check_group_members(rootfs: &Path, groups: &[String]) -> Result<(), Postp
 /// Writes `usr/lib/sysctl.d/60-cairn-<preset>.conf` per preset and `61-cairn-treefile.conf` for
 /// inline settings (later name wins, so inline settings override presets), plus
 /// `usr/lib/modules-load.d/cairn-<preset>.conf` for the modules a preset's keys need.
-pub fn write_sysctl(rootfs: &Path, presets: &[String], inline: &[(String, String)]) -> Result<(), PostprocessError> {
+pub fn write_sysctl(
+    rootfs: &Path,
+    presets: &[String],
+    inline: &[(String, String)],
+) -> Result<(), PostprocessError> {
     if presets.is_empty() && inline.is_empty() {
         return Ok(());
     }
@@ -256,18 +308,27 @@ pub fn write_sysctl(rootfs: &Path, presets: &[String], inline: &[(String, String
     for name in presets {
         let p = crate::sysctl::find(name).ok_or_else(|| {
             let known: Vec<&str> = crate::sysctl::builtin().iter().map(|p| p.name).collect();
-            PostprocessError::Invalid(format!("sysctl preset `{name}` is unknown (known: {})", known.join(", ")))
+            PostprocessError::Invalid(format!(
+                "sysctl preset `{name}` is unknown (known: {})",
+                known.join(", ")
+            ))
         })?;
         let mut text = format!("# cairn sysctl preset `{}`: {}\n", p.name, p.reason);
         for (k, v) in p.settings {
             text.push_str(&format!("{k} = {v}\n"));
         }
-        std::fs::write(dir.join(format!("60-cairn-{}.conf", p.name)), text).map_err(io("writing sysctl preset"))?;
+        std::fs::write(dir.join(format!("60-cairn-{}.conf", p.name)), text)
+            .map_err(io("writing sysctl preset"))?;
         if !p.modules.is_empty() {
             let mdir = rootfs.join("usr/lib/modules-load.d");
             std::fs::create_dir_all(&mdir).map_err(io("creating usr/lib/modules-load.d"))?;
-            let text = format!("# needed by cairn sysctl preset `{}`\n{}\n", p.name, p.modules.join("\n"));
-            std::fs::write(mdir.join(format!("cairn-{}.conf", p.name)), text).map_err(io("writing modules-load.d"))?;
+            let text = format!(
+                "# needed by cairn sysctl preset `{}`\n{}\n",
+                p.name,
+                p.modules.join("\n")
+            );
+            std::fs::write(mdir.join(format!("cairn-{}.conf", p.name)), text)
+                .map_err(io("writing modules-load.d"))?;
         }
     }
     if !inline.is_empty() {
@@ -275,7 +336,8 @@ pub fn write_sysctl(rootfs: &Path, presets: &[String], inline: &[(String, String
         for (k, v) in inline {
             text.push_str(&format!("{k} = {v}\n"));
         }
-        std::fs::write(dir.join("61-cairn-treefile.conf"), text).map_err(io("writing sysctl settings"))?;
+        std::fs::write(dir.join("61-cairn-treefile.conf"), text)
+            .map_err(io("writing sysctl settings"))?;
     }
     Ok(())
 }
@@ -287,7 +349,9 @@ pub fn os_release_mutate(text: &str, from: &str, version: &str) -> String {
     for line in text.lines() {
         let key = line.split_once('=').map(|(k, _)| k.trim());
         match key {
-            Some("VERSION" | "VERSION_ID" | "PRETTY_NAME") => out.push_str(&line.replace(from, version)),
+            Some("VERSION" | "VERSION_ID" | "PRETTY_NAME") => {
+                out.push_str(&line.replace(from, version))
+            }
             Some("OSTREE_VERSION") => continue,
             _ => out.push_str(line),
         }
@@ -300,12 +364,17 @@ pub fn os_release_mutate(text: &str, from: &str, version: &str) -> String {
 pub fn mutate_os_release(rootfs: &Path, from: &str, version: &str) -> Result<(), PostprocessError> {
     // usr/lib/os-release is the real file on Debian and Fedora (etc/os-release links to it).
     let p = rootfs.join("usr/lib/os-release");
-    let p = if p.symlink_metadata().map(|m| m.file_type().is_symlink()).unwrap_or(false) {
+    let p = if p
+        .symlink_metadata()
+        .map(|m| m.file_type().is_symlink())
+        .unwrap_or(false)
+    {
         resolve_in_tree(rootfs, &p)
     } else {
         p
     };
-    let text = std::fs::read_to_string(&p).map_err(io("reading usr/lib/os-release for mutate-os-release"))?;
+    let text = std::fs::read_to_string(&p)
+        .map_err(io("reading usr/lib/os-release for mutate-os-release"))?;
     if !text.contains(from) {
         return Err(PostprocessError::Invalid(format!(
             "mutate-os-release: `{from}` does not occur in /usr/lib/os-release, so the version would not show"
@@ -313,7 +382,8 @@ pub fn mutate_os_release(rootfs: &Path, from: &str, version: &str) -> Result<(),
     }
     // Write a new file rather than in place: the old inode may be hardlinked elsewhere.
     let tmp = p.with_extension("cairn-tmp");
-    std::fs::write(&tmp, os_release_mutate(&text, from, version)).map_err(io("writing os-release"))?;
+    std::fs::write(&tmp, os_release_mutate(&text, from, version))
+        .map_err(io("writing os-release"))?;
     std::fs::rename(&tmp, &p).map_err(io("replacing os-release"))
 }
 
@@ -351,6 +421,9 @@ mod tests {
     #[test]
     fn paths_stay_inside() {
         assert!(in_tree(Path::new("/r"), "/etc/../../x").is_err());
-        assert_eq!(in_tree(Path::new("/r"), "/etc/x").unwrap(), Path::new("/r/etc/x"));
+        assert_eq!(
+            in_tree(Path::new("/r"), "/etc/x").unwrap(),
+            Path::new("/r/etc/x")
+        );
     }
 }

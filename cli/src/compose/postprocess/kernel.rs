@@ -34,14 +34,29 @@ pub fn find_kernels(rootfs: &Path) -> Result<Vec<String>, PostprocessError> {
 }
 
 fn dracut_in_tree(rootfs: &Path) -> Option<&'static str> {
-    ["usr/bin/dracut", "usr/sbin/dracut", "sbin/dracut", "bin/dracut"]
-        .into_iter()
-        .find(|p| rootfs.join(p).symlink_metadata().is_ok())
-        .map(|p| if p.starts_with("usr/sbin") || p.starts_with("sbin") { "/usr/sbin/dracut" } else { "/usr/bin/dracut" })
+    [
+        "usr/bin/dracut",
+        "usr/sbin/dracut",
+        "sbin/dracut",
+        "bin/dracut",
+    ]
+    .into_iter()
+    .find(|p| rootfs.join(p).symlink_metadata().is_ok())
+    .map(|p| {
+        if p.starts_with("usr/sbin") || p.starts_with("sbin") {
+            "/usr/sbin/dracut"
+        } else {
+            "/usr/bin/dracut"
+        }
+    })
 }
 
 /// Moves the kernel into place and regenerates its initramfs. Returns (kver, regenerated).
-pub fn process(rootfs: &Path, bootable: Option<bool>, progress: Progress) -> Result<(Option<String>, bool), PostprocessError> {
+pub fn process(
+    rootfs: &Path,
+    bootable: Option<bool>,
+    progress: Progress,
+) -> Result<(Option<String>, bool), PostprocessError> {
     if bootable == Some(false) {
         return Ok((None, false));
     }
@@ -80,7 +95,9 @@ pub fn process(rootfs: &Path, bootable: Option<bool>, progress: Progress) -> Res
              add `ostree-boot` (Debian) or `ostree` (Fedora) to packages"
         )));
     }
-    progress(&format!("postprocess: dracut --add ostree for {kver} (in the tree)"));
+    progress(&format!(
+        "postprocess: dracut --add ostree for {kver} (in the tree)"
+    ));
     let out_inside = format!("/usr/lib/modules/{kver}/initramfs.img");
     let argv = [
         dracut,
@@ -95,7 +112,11 @@ pub fn process(rootfs: &Path, bootable: Option<bool>, progress: Progress) -> Res
     ];
     let out = run_in_tree(rootfs, &argv, progress)?;
     if !out.success {
-        return Err(PostprocessError::Chroot { tool: "dracut".into(), output: out.tail(40), status: out.status });
+        return Err(PostprocessError::Chroot {
+            tool: "dracut".into(),
+            output: out.tail(40),
+            status: out.status,
+        });
     }
     super::set_mode(&moddir.join("initramfs.img"), 0o644)?;
     clear_boot(rootfs)?;
@@ -111,7 +132,15 @@ fn move_file(from: &Path, to: &PathBuf) -> Result<(), PostprocessError> {
 }
 
 /// /boot in the commit is empty: OSTree writes the deployment's kernel there at deploy time.
+/// Debian's top-level `/vmlinuz`, `/initrd.img` (and `.old`) links into /boot go too: they would
+/// dangle.
 fn clear_boot(rootfs: &Path) -> Result<(), PostprocessError> {
+    for name in ["vmlinuz", "vmlinuz.old", "initrd.img", "initrd.img.old"] {
+        let p = rootfs.join(name);
+        if p.symlink_metadata().map(|m| m.file_type().is_symlink()).unwrap_or(false) {
+            std::fs::remove_file(&p).map_err(io(format!("removing /{name}")))?;
+        }
+    }
     let boot = rootfs.join("boot");
     if let Ok(rd) = std::fs::read_dir(&boot) {
         for e in rd.flatten() {
@@ -146,9 +175,14 @@ mod tests {
         std::fs::create_dir_all(d.path().join("boot")).unwrap();
         std::fs::write(d.path().join("boot/vmlinuz-6.1.0-9-amd64"), b"kernel").unwrap();
         assert_eq!(find_kernels(d.path()).unwrap(), ["6.1.0-9-amd64"]);
-        let e = process(d.path(), None, &mut |_| {}).unwrap_err().to_string();
+        let e = process(d.path(), None, &mut |_| {})
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("ostree-boot") && e.contains("dracut"), "{e}");
         // The kernel already sits where OSTree looks for it.
-        assert!(d.path().join("usr/lib/modules/6.1.0-9-amd64/vmlinuz").is_file());
+        assert!(d
+            .path()
+            .join("usr/lib/modules/6.1.0-9-amd64/vmlinuz")
+            .is_file());
     }
 }

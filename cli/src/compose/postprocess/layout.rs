@@ -23,16 +23,23 @@ pub const TOPLEVEL_LINKS: &[(&str, &str)] = &[
 /// Removes device nodes, FIFOs and sockets: OSTree cannot store them (devtmpfs provides /dev).
 pub fn drop_special_files(rootfs: &Path) -> Result<usize, PostprocessError> {
     let mut n = 0;
-    let walker = walkdir::WalkDir::new(rootfs).follow_links(false).into_iter().filter_entry(|e| {
-        // Never descend into a mounted pseudo-filesystem (there are none after a clean run).
-        let rel = e.path().strip_prefix(rootfs).unwrap_or(e.path());
-        rel != Path::new("proc") && rel != Path::new("sys")
-    });
+    let walker = walkdir::WalkDir::new(rootfs)
+        .follow_links(false)
+        .into_iter()
+        .filter_entry(|e| {
+            // Never descend into a mounted pseudo-filesystem (there are none after a clean run).
+            let rel = e.path().strip_prefix(rootfs).unwrap_or(e.path());
+            rel != Path::new("proc") && rel != Path::new("sys")
+        });
     for e in walker {
-        let e = e.map_err(|e| PostprocessError::Io { what: "walking the tree".into(), source: e.into() })?;
+        let e = e.map_err(|e| PostprocessError::Io {
+            what: "walking the tree".into(),
+            source: e.into(),
+        })?;
         let t = e.file_type();
         if t.is_block_device() || t.is_char_device() || t.is_fifo() || t.is_socket() {
-            std::fs::remove_file(e.path()).map_err(io(format!("removing {}", e.path().display())))?;
+            std::fs::remove_file(e.path())
+                .map_err(io(format!("removing {}", e.path().display())))?;
             n += 1;
         }
     }
@@ -60,7 +67,9 @@ pub fn etc_to_usr_etc(rootfs: &Path) -> Result<(), PostprocessError> {
         return Ok(());
     }
     if usr_etc.exists() {
-        let empty = std::fs::read_dir(&usr_etc).map(|mut d| d.next().is_none()).unwrap_or(false);
+        let empty = std::fs::read_dir(&usr_etc)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false);
         if !empty {
             return Err(PostprocessError::Invalid(
                 "the tree has both /etc and a non-empty /usr/etc; a root filesystem taken from an OSTree deployment \
@@ -82,7 +91,10 @@ pub fn toplevel_links(rootfs: &Path) -> Result<(), PostprocessError> {
             continue;
         }
         let m = lp.symlink_metadata();
-        if m.as_ref().map(|m| m.file_type().is_symlink()).unwrap_or(false) {
+        if m.as_ref()
+            .map(|m| m.file_type().is_symlink())
+            .unwrap_or(false)
+        {
             continue;
         }
         let dest = parent.join(target);
@@ -90,8 +102,10 @@ pub fn toplevel_links(rootfs: &Path) -> Result<(), PostprocessError> {
             if m.is_dir() && target.contains("var/") {
                 // Keep the directory's own mode/owner (e.g. /root is 0700) for tmpfiles.d.
                 if dest.symlink_metadata().is_err() {
-                    std::fs::create_dir_all(dest.parent().unwrap_or(rootfs)).map_err(io("creating var"))?;
-                    std::fs::rename(&lp, &dest).map_err(io(format!("moving {link} to {target}")))?;
+                    std::fs::create_dir_all(dest.parent().unwrap_or(rootfs))
+                        .map_err(io("creating var"))?;
+                    std::fs::rename(&lp, &dest)
+                        .map_err(io(format!("moving {link} to {target}")))?;
                 } else {
                     move_children(&lp, &dest)?;
                     std::fs::remove_dir_all(&lp).map_err(io(format!("removing {link}")))?;
@@ -106,16 +120,21 @@ pub fn toplevel_links(rootfs: &Path) -> Result<(), PostprocessError> {
             std::fs::create_dir_all(&dest).map_err(io("creating var/roothome"))?;
             super::set_mode(&dest, 0o700)?;
         }
-        std::os::unix::fs::symlink(target, &lp).map_err(io(format!("linking {link} -> {target}")))?;
+        std::os::unix::fs::symlink(target, &lp)
+            .map_err(io(format!("linking {link} -> {target}")))?;
     }
     Ok(())
 }
 
 fn move_children(from: &Path, to: &Path) -> Result<(), PostprocessError> {
-    for e in std::fs::read_dir(from).map_err(io(format!("reading {}", from.display())))?.flatten() {
+    for e in std::fs::read_dir(from)
+        .map_err(io(format!("reading {}", from.display())))?
+        .flatten()
+    {
         let dest = to.join(e.file_name());
         if dest.symlink_metadata().is_err() {
-            std::fs::rename(e.path(), &dest).map_err(io(format!("moving {}", e.path().display())))?;
+            std::fs::rename(e.path(), &dest)
+                .map_err(io(format!("moving {}", e.path().display())))?;
         }
     }
     Ok(())
@@ -163,7 +182,13 @@ pub fn var_to_tmpfiles(rootfs: &Path) -> Result<usize, PostprocessError> {
     let groups = id_names(&rootfs.join("usr/etc/group"));
     // uid/gid 0 is root even in a tree without passwd (a bare RPM tree).
     let name = |map: &HashMap<u32, String>, id: u32| {
-        map.get(&id).cloned().unwrap_or_else(|| if id == 0 { "root".into() } else { id.to_string() })
+        map.get(&id).cloned().unwrap_or_else(|| {
+            if id == 0 {
+                "root".into()
+            } else {
+                id.to_string()
+            }
+        })
     };
     let factory = rootfs.join("usr/share/factory");
     let mut lines = vec![
@@ -172,32 +197,66 @@ pub fn var_to_tmpfiles(rootfs: &Path) -> Result<usize, PostprocessError> {
     ];
     let mut entries = 0;
     for e in walkdir::WalkDir::new(&var).min_depth(1).sort_by_file_name() {
-        let e = e.map_err(|e| PostprocessError::Io { what: "walking var".into(), source: e.into() })?;
-        let rel = e.path().strip_prefix(rootfs).expect("under rootfs").to_string_lossy().into_owned();
-        let m = e.path().symlink_metadata().map_err(io(format!("stat {rel}")))?;
+        let e = e.map_err(|e| PostprocessError::Io {
+            what: "walking var".into(),
+            source: e.into(),
+        })?;
+        let rel = e
+            .path()
+            .strip_prefix(rootfs)
+            .expect("under rootfs")
+            .to_string_lossy()
+            .into_owned();
+        let m = e
+            .path()
+            .symlink_metadata()
+            .map_err(io(format!("stat {rel}")))?;
         let (user, group) = (name(&users, m.uid()), name(&groups, m.gid()));
         let mode = m.mode() & 0o7777;
         let path = format!("/{rel}");
         let t = m.file_type();
         if t.is_dir() {
-            lines.push(format!("d {} {:04o} {} {} -", tmpfiles_quote(&path), mode, user, group));
+            lines.push(format!(
+                "d {} {:04o} {} {} -",
+                tmpfiles_quote(&path),
+                mode,
+                user,
+                group
+            ));
         } else if t.is_symlink() {
             let target = std::fs::read_link(e.path()).map_err(io(format!("readlink {rel}")))?;
-            lines.push(format!("L {} - - - - {}", tmpfiles_quote(&path), target.display()));
+            lines.push(format!(
+                "L {} - - - - {}",
+                tmpfiles_quote(&path),
+                target.display()
+            ));
         } else if t.is_file() {
             if is_build_debris(&rel) {
                 continue;
             }
             if m.len() == 0 {
-                lines.push(format!("f {} {:04o} {} {} -", tmpfiles_quote(&path), mode, user, group));
+                lines.push(format!(
+                    "f {} {:04o} {} {} -",
+                    tmpfiles_quote(&path),
+                    mode,
+                    user,
+                    group
+                ));
             } else {
                 let dest = factory.join(&rel);
-                std::fs::create_dir_all(dest.parent().expect("has parent")).map_err(io("creating factory dir"))?;
-                std::fs::copy(e.path(), &dest).map_err(io(format!("copying {rel} to the factory")))?;
-                std::os::unix::fs::chown(&dest, Some(m.uid()), Some(m.gid())).map_err(io("chown factory copy"))?;
+                std::fs::create_dir_all(dest.parent().expect("has parent"))
+                    .map_err(io("creating factory dir"))?;
+                std::fs::copy(e.path(), &dest)
+                    .map_err(io(format!("copying {rel} to the factory")))?;
+                std::os::unix::fs::chown(&dest, Some(m.uid()), Some(m.gid()))
+                    .map_err(io("chown factory copy"))?;
                 super::set_mode(&dest, mode)?;
                 let src = format!("/usr/share/factory/{rel}");
-                lines.push(format!("C {} - - - - {}", tmpfiles_quote(&path), tmpfiles_quote(&src)));
+                lines.push(format!(
+                    "C {} - - - - {}",
+                    tmpfiles_quote(&path),
+                    tmpfiles_quote(&src)
+                ));
             }
         } else {
             continue;
@@ -207,8 +266,12 @@ pub fn var_to_tmpfiles(rootfs: &Path) -> Result<usize, PostprocessError> {
     let dir = rootfs.join("usr/lib/tmpfiles.d");
     std::fs::create_dir_all(&dir).map_err(io("creating usr/lib/tmpfiles.d"))?;
     lines.push(String::new());
-    std::fs::write(dir.join("cairn-var.conf"), lines.join("\n")).map_err(io("writing cairn-var.conf"))?;
-    for e in std::fs::read_dir(&var).map_err(io("reading var"))?.flatten() {
+    std::fs::write(dir.join("cairn-var.conf"), lines.join("\n"))
+        .map_err(io("writing cairn-var.conf"))?;
+    for e in std::fs::read_dir(&var)
+        .map_err(io("reading var"))?
+        .flatten()
+    {
         let p = e.path();
         let r = if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
             std::fs::remove_dir_all(&p)
@@ -231,13 +294,28 @@ fn tmpfiles_quote(p: &str) -> String {
 
 /// Mount points and runtime directories exist and are empty; /sysroot holds the physical root.
 pub fn runtime_dirs(rootfs: &Path) -> Result<(), PostprocessError> {
-    for (d, mode) in [("dev", 0o755), ("proc", 0o555), ("sys", 0o555), ("run", 0o755), ("tmp", 0o1777), ("sysroot", 0o755), ("var", 0o755), ("boot", 0o755)] {
+    for (d, mode) in [
+        ("dev", 0o755),
+        ("proc", 0o555),
+        ("sys", 0o555),
+        ("run", 0o755),
+        ("tmp", 0o1777),
+        ("sysroot", 0o755),
+        ("var", 0o755),
+        ("boot", 0o755),
+    ] {
         let p = rootfs.join(d);
-        if p.symlink_metadata().map(|m| m.file_type().is_symlink()).unwrap_or(false) {
+        if p.symlink_metadata()
+            .map(|m| m.file_type().is_symlink())
+            .unwrap_or(false)
+        {
             continue;
         }
         if p.is_dir() && matches!(d, "dev" | "proc" | "sys" | "run" | "tmp") {
-            for e in std::fs::read_dir(&p).map_err(io(format!("reading {d}")))?.flatten() {
+            for e in std::fs::read_dir(&p)
+                .map_err(io(format!("reading {d}")))?
+                .flatten()
+            {
                 let ep = e.path();
                 let r = if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
                     std::fs::remove_dir_all(&ep)
@@ -274,11 +352,21 @@ mod tests {
         let n = var_to_tmpfiles(r).unwrap();
         let conf = std::fs::read_to_string(r.join("usr/lib/tmpfiles.d/cairn-var.conf")).unwrap();
         assert!(conf.contains("d /var/lib/foo 0750 root root -"), "{conf}");
-        assert!(conf.contains("f /var/lib/foo/empty 0644 root root -") || conf.contains("f /var/lib/foo/empty 06"), "{conf}");
-        assert!(conf.contains("C /var/lib/foo/state - - - - /usr/share/factory/var/lib/foo/state"), "{conf}");
+        assert!(
+            conf.contains("f /var/lib/foo/empty 0644 root root -")
+                || conf.contains("f /var/lib/foo/empty 06"),
+            "{conf}"
+        );
+        assert!(
+            conf.contains("C /var/lib/foo/state - - - - /usr/share/factory/var/lib/foo/state"),
+            "{conf}"
+        );
         assert!(conf.contains("L /var/run - - - - /run"), "{conf}");
         assert!(!conf.contains("build.log"));
-        assert_eq!(std::fs::read_to_string(r.join("usr/share/factory/var/lib/foo/state")).unwrap(), "data");
+        assert_eq!(
+            std::fs::read_to_string(r.join("usr/share/factory/var/lib/foo/state")).unwrap(),
+            "data"
+        );
         assert_eq!(std::fs::read_dir(r.join("var")).unwrap().count(), 0);
         assert_eq!(n, 6);
     }

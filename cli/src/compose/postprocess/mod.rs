@@ -59,11 +59,23 @@ pub struct Report {
 #[derive(Debug, thiserror::Error)]
 pub enum PostprocessError {
     #[error("{what}: {source}")]
-    Io { what: String, #[source] source: std::io::Error },
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("postprocess script {script} failed ({status}); its output:\n{output}")]
-    Script { script: String, status: String, output: String },
+    Script {
+        script: String,
+        status: String,
+        output: String,
+    },
     #[error("{tool} failed inside the tree ({status}):\n{output}")]
-    Chroot { tool: String, status: String, output: String },
+    Chroot {
+        tool: String,
+        status: String,
+        output: String,
+    },
     #[error("the tree is declared bootable (cairn.bootable: true) but has no kernel: no /boot/vmlinuz-* and no /usr/lib/modules/*/vmlinuz; add a kernel package (Debian: linux-image-amd64, Fedora: kernel)")]
     NoKernel,
     #[error("{0}")]
@@ -76,7 +88,11 @@ pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Post
 }
 
 /// Runs every postprocess step on `rootfs` in place.
-pub fn run(rootfs: &Path, spec: &PostprocessSpec, progress: Progress) -> Result<Report, PostprocessError> {
+pub fn run(
+    rootfs: &Path,
+    spec: &PostprocessSpec,
+    progress: Progress,
+) -> Result<Report, PostprocessError> {
     let mut report = Report::default();
     if !spec.remove_from_packages.is_empty() {
         progress("postprocess: remove-from-packages");
@@ -109,14 +125,23 @@ pub fn run(rootfs: &Path, spec: &PostprocessSpec, progress: Progress) -> Result<
     Ok(report)
 }
 
-fn run_scripts(rootfs: &Path, spec: &PostprocessSpec, progress: Progress) -> Result<Vec<(String, String)>, PostprocessError> {
+fn run_scripts(
+    rootfs: &Path,
+    spec: &PostprocessSpec,
+    progress: Progress,
+) -> Result<Vec<(String, String)>, PostprocessError> {
     let mut scripts: Vec<(String, Vec<u8>)> = Vec::new();
     for (i, s) in spec.postprocess.iter().enumerate() {
-        let body = if s.starts_with("#!") { s.clone() } else { format!("#!/bin/sh\nset -e\n{s}") };
+        let body = if s.starts_with("#!") {
+            s.clone()
+        } else {
+            format!("#!/bin/sh\nset -e\n{s}")
+        };
         scripts.push((format!("postprocess[{i}]"), body.into_bytes()));
     }
     for p in &spec.postprocess_scripts {
-        let body = std::fs::read(p).map_err(io(format!("reading postprocess-script {}", p.display())))?;
+        let body =
+            std::fs::read(p).map_err(io(format!("reading postprocess-script {}", p.display())))?;
         scripts.push((p.display().to_string(), body));
     }
     let mut outputs = Vec::new();
@@ -131,7 +156,11 @@ fn run_scripts(rootfs: &Path, spec: &PostprocessSpec, progress: Progress) -> Res
         let _ = std::fs::remove_file(&host);
         let out = res?;
         if !out.success {
-            return Err(PostprocessError::Script { script: name.clone(), output: out.tail(60), status: out.status });
+            return Err(PostprocessError::Script {
+                script: name.clone(),
+                output: out.tail(60),
+                status: out.status,
+            });
         }
         outputs.push((name.clone(), out.text()));
     }
@@ -140,7 +169,8 @@ fn run_scripts(rootfs: &Path, spec: &PostprocessSpec, progress: Progress) -> Res
 
 pub(crate) fn set_mode(p: &Path, mode: u32) -> Result<(), PostprocessError> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).map_err(io(format!("chmod {}", p.display())))
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+        .map_err(io(format!("chmod {}", p.display())))
 }
 
 /// Runs `argv` chrooted into `rootfs`, in private mount and PID namespaces with /proc, /sys
@@ -152,7 +182,16 @@ pub(crate) fn run_in_tree(
     progress: Progress,
 ) -> Result<super::backend::ToolOutput, PostprocessError> {
     let mut cmd = Command::new("unshare");
-    cmd.args(["--mount", "--propagation=private", "--pid", "--fork", "--kill-child", "--", "sh", "-c"]);
+    cmd.args([
+        "--mount",
+        "--propagation=private",
+        "--pid",
+        "--fork",
+        "--kill-child",
+        "--",
+        "sh",
+        "-c",
+    ]);
     // Positional parameters carry the paths, so nothing is interpolated into shell text.
     cmd.arg(concat!(
         "set -e; r=$1; shift; ",
@@ -164,7 +203,10 @@ pub(crate) fn run_in_tree(
     ));
     cmd.arg("cairn-chroot").arg(rootfs).args(argv);
     cmd.env_clear()
-        .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
         .env("LANG", "C.UTF-8")
         .env("HOME", "/root")
         .env("container", "cairn-compose");
