@@ -137,7 +137,10 @@ fn move_file(from: &Path, to: &PathBuf) -> Result<(), PostprocessError> {
 fn clear_boot(rootfs: &Path) -> Result<(), PostprocessError> {
     for name in ["vmlinuz", "vmlinuz.old", "initrd.img", "initrd.img.old"] {
         let p = rootfs.join(name);
-        if p.symlink_metadata().map(|m| m.file_type().is_symlink()).unwrap_or(false) {
+        if p.symlink_metadata()
+            .map(|m| m.file_type().is_symlink())
+            .unwrap_or(false)
+        {
             std::fs::remove_file(&p).map_err(io(format!("removing /{name}")))?;
         }
     }
