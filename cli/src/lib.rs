@@ -4,6 +4,8 @@
 //! calls into the domains and prints.
 
 pub mod cli;
+pub mod kickstart;
+pub mod serve;
 pub mod sysctl;
 pub mod treefile;
 pub mod yaml;

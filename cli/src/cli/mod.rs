@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod kickstart;
+mod serve;
 mod treefile;
 
 /// cairn: build, ship and run immutable OSTree-based hosts.
@@ -38,6 +40,11 @@ pub enum Command {
     /// Render, check and diff treefiles (rpm-ostree compatible).
     #[command(subcommand)]
     Treefile(treefile::Cmd),
+    /// Bare metal: check an inventory and render kickstarts and PXE/GRUB/iPXE configs.
+    #[command(subcommand)]
+    Kickstart(kickstart::Cmd),
+    /// Serve kickstarts, boot configs and the OSTree repo to PXE clients over HTTP.
+    Serve(serve::Args),
 }
 
 /// Exit status a command asks for on success (e.g. 77 for "nothing changed" where documented).
@@ -57,6 +64,8 @@ pub fn main() -> ExitCode {
 pub fn run(cli: Cli) -> anyhow::Result<Status> {
     match cli.command {
         Command::Treefile(cmd) => treefile::run(cmd, &cli.global),
+        Command::Kickstart(cmd) => kickstart::run(cmd, &cli.global),
+        Command::Serve(args) => serve::run(args, &cli.global),
     }
 }
 
