@@ -108,8 +108,12 @@ fn build_app(opts: &Options, addr: SocketAddr) -> Result<App, ServeError> {
         tokens: opts.token_ttl.map(|ttl| TokenPolicy { ttl }),
     };
     if loader.load.server_url.is_none() {
-        let declared = crate::kickstart::load(&opts.inventory, &loader.load)?.server;
-        if declared.is_none() {
+        // Only the `server:` key matters here; full validation happens in `Live::new`.
+        let declared = std::fs::read_to_string(&opts.inventory)
+            .ok()
+            .and_then(|src| crate::yaml::parse(&src, &opts.inventory).ok())
+            .is_some_and(|n| n.get("server").is_some());
+        if !declared {
             loader.load.server_url = Some(format!("http://{addr}"));
         }
     }
