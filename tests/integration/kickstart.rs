@@ -8,8 +8,12 @@ use crate::common::metal::*;
 use crate::common::*;
 
 fn check_json(inv: &Path) -> serde_json::Value {
-    let o = run_cairn(["kickstart", "check", "--json", "--inventory"].map(String::from).into_iter()
-        .chain([inv.display().to_string()]));
+    let o = run_cairn(
+        ["kickstart", "check", "--json", "--inventory"]
+            .map(String::from)
+            .into_iter()
+            .chain([inv.display().to_string()]),
+    );
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(&o)))
 }
 
@@ -43,7 +47,12 @@ fn at(line: usize, col: usize) -> String {
 
 #[test]
 fn shipped_inventory_is_valid() {
-    let o = run_cairn(["kickstart".as_ref(), "check".as_ref(), "-i".as_ref(), shipped_inventory().as_os_str()]);
+    let o = run_cairn([
+        "kickstart".as_ref(),
+        "check".as_ref(),
+        "-i".as_ref(),
+        shipped_inventory().as_os_str(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("ok, 4 hosts"), "{}", stdout(&o));
 }
@@ -57,7 +66,10 @@ fn duplicate_macs_name_both_positions() {
     assert_eq!(e[0].0, "duplicate-mac");
     assert_eq!(e[0].1, at(4, 10));
     assert!(e[0].2.contains(&format!(":{}:10", H + 1)), "{e:?}");
-    assert!(e[0].2.contains("52:54:00:00:00:01") && e[0].2.contains("`a.") || e[0].2.contains("`a`"), "{e:?}");
+    assert!(
+        e[0].2.contains("52:54:00:00:00:01") && e[0].2.contains("`a.") || e[0].2.contains("`a`"),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -82,7 +94,11 @@ fn addresses_outside_their_subnet() {
          \x20 - hostname: c\n    mac: \"52:54:00:00:00:03\"\n    network: { ip: 10.0.0.255/24 }\n",
     );
     let codes: Vec<&str> = e.iter().map(|x| x.0.as_str()).collect();
-    assert_eq!(codes, ["gateway-outside-subnet", "ip-outside-subnet", "ip-reserved"], "{e:?}");
+    assert_eq!(
+        codes,
+        ["gateway-outside-subnet", "ip-outside-subnet", "ip-reserved"],
+        "{e:?}"
+    );
     assert_eq!(e[0].1, at(5, 16));
     assert_eq!(e[1].1, at(9, 11));
     assert!(e[2].2.contains("broadcast"), "{e:?}");
@@ -94,15 +110,27 @@ fn unknown_presets_keys_and_roles_suggest() {
         "  - hostname: a\n    mac: \"52:54:00:00:00:01\"\n    sysctl-presets: [kubernetes-nod]\n    \
          hostnam: x\n    role: k8s-nod\n    disk: { devic: sdb }\n",
     );
-    let find = |c: &str| e.iter().find(|x| x.0 == c).unwrap_or_else(|| panic!("{c}: {e:?}"));
-    assert!(find("unknown-preset").2.contains("did you mean `kubernetes-node`"), "{e:?}");
+    let find = |c: &str| {
+        e.iter()
+            .find(|x| x.0 == c)
+            .unwrap_or_else(|| panic!("{c}: {e:?}"))
+    };
+    assert!(
+        find("unknown-preset")
+            .2
+            .contains("did you mean `kubernetes-node`"),
+        "{e:?}"
+    );
     assert_eq!(find("unknown-preset").1, at(3, 22));
     let keys: Vec<_> = e.iter().filter(|x| x.0 == "unknown-key").collect();
     assert_eq!(keys.len(), 2, "{e:?}");
     assert_eq!(keys[0].1, at(4, 5));
     assert!(keys[0].2.contains("did you mean `hostname`"), "{e:?}");
     assert!(keys[1].2.contains("did you mean `device`"), "{e:?}");
-    assert!(find("unknown-role").2.contains("did you mean `k8s-node`"), "{e:?}");
+    assert!(
+        find("unknown-role").2.contains("did you mean `k8s-node`"),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -126,10 +154,21 @@ fn plaintext_password_and_missing_ostree_refused() {
         "inv.yaml",
         "defaults:\n  root-password: hunter2\n  disk: { device: vda }\nhosts:\n  - hostname: a\n    mac: \"52:54:00:00:00:01\"\n",
     );
-    let o = run_cairn(["kickstart".as_ref(), "check".as_ref(), "-i".as_ref(), inv.as_os_str()]);
+    let o = run_cairn([
+        "kickstart".as_ref(),
+        "check".as_ref(),
+        "-i".as_ref(),
+        inv.as_os_str(),
+    ]);
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
-    assert!(err.contains(&format!("{}:2:18: root-password looks like plaintext", inv.display())), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}:2:18: root-password looks like plaintext",
+            inv.display()
+        )),
+        "{err}"
+    );
     assert!(err.contains("no `ostree.osname`"), "{err}");
     assert!(err.contains("no `ostree.ref`"), "{err}");
     assert!(err.contains("no `ostree.url`"), "{err}");
@@ -159,14 +198,24 @@ fn varied() -> String {
 }
 
 fn render(inv: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args: Vec<std::ffi::OsString> = vec!["kickstart".into(), "render".into(), "-i".into(), inv.into(), "--out".into(), out.into()];
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "kickstart".into(),
+        "render".into(),
+        "-i".into(),
+        inv.into(),
+        "--out".into(),
+        out.into(),
+    ];
     args.extend(extra.iter().map(Into::into));
     run_cairn(args)
 }
 
 #[test]
 fn rendered_kickstarts_pass_ksvalidator() {
-    if !have_tool("ksvalidator", "scripts/setup.sh installs pykickstart from PyPI") {
+    if !have_tool(
+        "ksvalidator",
+        "scripts/setup.sh installs pykickstart from PyPI",
+    ) {
         panic!("ksvalidator is required (run scripts/setup.sh)");
     }
     let d = tempdir();
@@ -182,7 +231,10 @@ fn rendered_kickstarts_pass_ksvalidator() {
     }
     assert_eq!(files.len(), 5 + 4);
     // The newest Fedora handler this pykickstart knows, besides RHEL9.
-    let list = std::process::Command::new("ksvalidator").arg("-l").output().unwrap();
+    let list = std::process::Command::new("ksvalidator")
+        .arg("-l")
+        .output()
+        .unwrap();
     let fedora = String::from_utf8_lossy(&list.stdout)
         .split_whitespace()
         .filter_map(|v| v.strip_prefix('F').and_then(|n| n.parse::<u32>().ok()))
@@ -196,11 +248,20 @@ fn rendered_kickstarts_pass_ksvalidator() {
             .args(&files)
             .output()
             .unwrap();
-        assert!(o.status.success(), "ksvalidator -v {version}: {}{}", stdout(&o), stderr(&o));
+        assert!(
+            o.status.success(),
+            "ksvalidator -v {version}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
     }
     // And the validator really rejects a broken file, so a pass means something.
     let bad = write(d.path(), "bad.ks", "ostreesetup --osname=x --bogus\n");
-    let o = std::process::Command::new("ksvalidator").args(["-v", "RHEL9"]).arg(&bad).output().unwrap();
+    let o = std::process::Command::new("ksvalidator")
+        .args(["-v", "RHEL9"])
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert!(!o.status.success());
 }
 
@@ -213,7 +274,10 @@ fn render_writes_every_document_with_the_right_content() {
     assert!(o.status.success(), "{}", stderr(&o));
     let ks = std::fs::read_to_string(out.join("ks/aa:bb:cc:00:00:02")).unwrap();
     // The second MAC gets the same kickstart.
-    assert_eq!(ks, std::fs::read_to_string(out.join("ks/aa:bb:cc:00:00:03")).unwrap());
+    assert_eq!(
+        ks,
+        std::fs::read_to_string(out.join("ks/aa:bb:cc:00:00:03")).unwrap()
+    );
     for want in [
         "network --device=aa:bb:cc:00:00:02 --bootproto=static --ip=10.1.0.10 --netmask=255.255.0.0 --gateway=10.1.0.1 --nameserver=10.1.0.53,2001:db8::1 --vlanid=42 --mtu=9000 --hostname=static1.example.org",
         "ostreesetup --osname=cairn --remote=cairn --url=http://10.9.9.9:8080/repo/ --ref=cairn/x86_64/base --nogpg",
@@ -242,16 +306,36 @@ fn render_writes_every_document_with_the_right_content() {
         assert!(bond.contains(want), "missing {want:?} in\n{bond}");
     }
     let dhcp = std::fs::read_to_string(out.join("ks/52:54:00:00:01:01")).unwrap();
-    assert!(dhcp.contains("network --device=52:54:00:00:01:01 --bootproto=dhcp --hostname=dhcp1 --activate"), "{dhcp}");
+    assert!(
+        dhcp.contains(
+            "network --device=52:54:00:00:01:01 --bootproto=dhcp --hostname=dhcp1 --activate"
+        ),
+        "{dhcp}"
+    );
     let pxe = std::fs::read_to_string(out.join("pxelinux.cfg/01-aa-bb-cc-00-00-03")).unwrap();
-    assert!(pxe.contains("inst.ks=http://10.9.9.9:8080/ks/aa:bb:cc:00:00:02 "), "{pxe}");
+    assert!(
+        pxe.contains("inst.ks=http://10.9.9.9:8080/ks/aa:bb:cc:00:00:02 "),
+        "{pxe}"
+    );
     assert!(pxe.contains("KERNEL images/pxeboot/vmlinuz"), "{pxe}");
     let grub = std::fs::read_to_string(out.join("grub/grub.cfg-01-52-54-00-00-01-04")).unwrap();
-    assert!(grub.contains("linux images/pxeboot/vmlinuz inst.ks=http://10.9.9.9:8080/ks/52:54:00:00:01:04"), "{grub}");
+    assert!(
+        grub.contains(
+            "linux images/pxeboot/vmlinuz inst.ks=http://10.9.9.9:8080/ks/52:54:00:00:01:04"
+        ),
+        "{grub}"
+    );
     let ipxe = std::fs::read_to_string(out.join("ipxe/52:54:00:00:01:01")).unwrap();
-    assert!(ipxe.starts_with("#!ipxe\n") && ipxe.contains("kernel http://10.9.9.9:8080/files/images/pxeboot/vmlinuz"), "{ipxe}");
+    assert!(
+        ipxe.starts_with("#!ipxe\n")
+            && ipxe.contains("kernel http://10.9.9.9:8080/files/images/pxeboot/vmlinuz"),
+        "{ipxe}"
+    );
     let boot = std::fs::read_to_string(out.join("boot.ipxe")).unwrap();
-    assert!(boot.contains("chain http://10.9.9.9:8080/ipxe?mac=${net0/mac}"), "{boot}");
+    assert!(
+        boot.contains("chain http://10.9.9.9:8080/ipxe?mac=${net0/mac}"),
+        "{boot}"
+    );
 }
 
 #[test]
@@ -268,18 +352,42 @@ fn render_is_atomic_and_templates_override() {
     write(&tpl, "grub.cfg.tera", "{{ no_such_variable }}\n");
     let o = render(&inv, &out, &["--templates", tpl.to_str().unwrap()]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("grub.cfg.tera") && stderr(&o).contains("no_such_variable"), "{}", stderr(&o));
-    assert_eq!(std::fs::read_to_string(out.join("ks/52:54:00:00:01:01")).unwrap(), before);
-    let leftovers: Vec<_> = std::fs::read_dir(d.path()).unwrap()
-        .filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with(".cairn-render-")).collect();
+    assert!(
+        stderr(&o).contains("grub.cfg.tera") && stderr(&o).contains("no_such_variable"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("ks/52:54:00:00:01:01")).unwrap(),
+        before
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(d.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".cairn-render-")
+        })
+        .collect();
     assert!(leftovers.is_empty(), "temp dirs left behind");
 
     // A valid override replaces only that template; the rest stay built in.
-    write(&tpl, "grub.cfg.tera", "# custom {{ fqdn }} {{ mac_dashed }}\n");
+    write(
+        &tpl,
+        "grub.cfg.tera",
+        "# custom {{ fqdn }} {{ mac_dashed }}\n",
+    );
     let o = render(&inv, &out, &["--templates", tpl.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(std::fs::read_to_string(out.join("grub/grub.cfg-01-52-54-00-00-01-04")).unwrap(), "# custom bond1 52-54-00-00-01-04\n");
-    assert_eq!(std::fs::read_to_string(out.join("ks/52:54:00:00:01:01")).unwrap(), before);
+    assert_eq!(
+        std::fs::read_to_string(out.join("grub/grub.cfg-01-52-54-00-00-01-04")).unwrap(),
+        "# custom bond1 52-54-00-00-01-04\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("ks/52:54:00:00:01:01")).unwrap(),
+        before
+    );
 
     // A directory that is not a previous render is never replaced.
     let foreign = d.path().join("foreign");
@@ -287,7 +395,11 @@ fn render_is_atomic_and_templates_override() {
     write(&foreign, "precious", "x");
     let o = render(&inv, &foreign, &[]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("not a cairn render directory"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("not a cairn render directory"),
+        "{}",
+        stderr(&o)
+    );
     assert!(foreign.join("precious").exists());
 }
 
@@ -319,7 +431,10 @@ fn parse_line(line: &str) -> (String, BTreeMap<String, String>, Vec<String>) {
             Some(o) => {
                 let (k, v) = o.split_once('=').unwrap_or((o, ""));
                 // Normalise booleans anaconda spells several ways.
-                let v = match v { "on" | "yes" | "true" | "1" => "yes", other => other };
+                let v = match v {
+                    "on" | "yes" | "true" | "1" => "yes",
+                    other => other,
+                };
                 opts.insert(k.to_string(), v.to_string());
             }
             None => pos.push(w),
@@ -329,7 +444,9 @@ fn parse_line(line: &str) -> (String, BTreeMap<String, String>, Vec<String>) {
 }
 
 fn lines_of<'a>(ks: &'a str, cmd: &str) -> Vec<&'a str> {
-    ks.lines().filter(|l| l.split_whitespace().next() == Some(cmd)).collect()
+    ks.lines()
+        .filter(|l| l.split_whitespace().next() == Some(cmd))
+        .collect()
 }
 
 #[test]
@@ -347,7 +464,10 @@ fn corpus_kickstarts_essentials_round_trip() {
         }
     }
     if originals.is_empty() {
-        eprintln!("SKIP: no kickstart with ostreesetup under {}", dir.display());
+        eprintln!(
+            "SKIP: no kickstart with ostreesetup under {}",
+            dir.display()
+        );
         return;
     }
     let d = tempdir();
@@ -368,10 +488,21 @@ fn corpus_kickstarts_essentials_round_trip() {
         }
         if let Some(vg) = lines_of(ks, "volgroup").first() {
             let (_, _, pos) = parse_line(vg);
-            let (_, root, _) = parse_line(lines_of(ks, "logvol").iter().find(|l| l.contains("logvol / ")).unwrap());
-            hosts += &format!("    disk: {{ device: vda, vg: {}, root-size: {} }}\n", pos[0], root["size"]);
+            let (_, root, _) = parse_line(
+                lines_of(ks, "logvol")
+                    .iter()
+                    .find(|l| l.contains("logvol / "))
+                    .unwrap(),
+            );
+            hosts += &format!(
+                "    disk: {{ device: vda, vg: {}, root-size: {} }}\n",
+                pos[0], root["size"]
+            );
         }
-        if let Some(boot) = lines_of(ks, "part").iter().find(|l| l.contains("part /boot")) {
+        if let Some(boot) = lines_of(ks, "part")
+            .iter()
+            .find(|l| l.contains("part /boot"))
+        {
             let (_, p, _) = parse_line(boot);
             hosts += &format!("    disk: {{ device: vda, boot-size: {} }}\n", p["size"]);
         }
@@ -385,7 +516,9 @@ fn corpus_kickstarts_essentials_round_trip() {
     for (i, (path, orig)) in originals.iter().enumerate() {
         let ours = std::fs::read_to_string(out.join(format!("ks/52:54:00:00:0c:{i:02x}"))).unwrap();
         for cmd in ["ostreesetup", "network", "bootloader", "volgroup"] {
-            let Some(line) = lines_of(orig, cmd).first().copied() else { continue };
+            let Some(line) = lines_of(orig, cmd).first().copied() else {
+                continue;
+            };
             let (_, want, want_pos) = parse_line(line);
             let (_, got, got_pos) = parse_line(lines_of(&ours, cmd)[0]);
             for (k, v) in &want {
@@ -395,18 +528,38 @@ fn corpus_kickstarts_essentials_round_trip() {
                     assert!(got[k].parse::<cairn::kickstart::Mac>().is_ok());
                     continue;
                 }
-                assert_eq!(got.get(k), Some(v), "{}: {cmd} --{k}\n  original: {line}\n  cairn:    {}", path.display(), lines_of(&ours, cmd)[0]);
+                assert_eq!(
+                    got.get(k),
+                    Some(v),
+                    "{}: {cmd} --{k}\n  original: {line}\n  cairn:    {}",
+                    path.display(),
+                    lines_of(&ours, cmd)[0]
+                );
             }
-            assert_eq!(got_pos.first(), want_pos.first(), "{}: {cmd}", path.display());
+            assert_eq!(
+                got_pos.first(),
+                want_pos.first(),
+                "{}: {cmd}",
+                path.display()
+            );
         }
         for (cmd, mount) in [("part", "/boot"), ("logvol", "/")] {
-            let find = |ks: &str| ks.lines().find(|l| l.starts_with(&format!("{cmd} {mount} "))).map(str::to_string);
+            let find = |ks: &str| {
+                ks.lines()
+                    .find(|l| l.starts_with(&format!("{cmd} {mount} ")))
+                    .map(str::to_string)
+            };
             let Some(line) = find(orig) else { continue };
             let (_, want, _) = parse_line(&line);
             let (_, got, _) = parse_line(&find(&ours).unwrap());
             for k in ["size", "fstype", "name", "vgname"] {
                 if let Some(v) = want.get(k) {
-                    assert_eq!(got.get(k), Some(v), "{}: {cmd} {mount} --{k}", path.display());
+                    assert_eq!(
+                        got.get(k),
+                        Some(v),
+                        "{}: {cmd} {mount} --{k}",
+                        path.display()
+                    );
                 }
             }
         }
@@ -417,7 +570,10 @@ fn corpus_kickstarts_essentials_round_trip() {
 fn merge_disk_lines(hosts: &str) -> String {
     let mut out: Vec<String> = Vec::new();
     for line in hosts.lines() {
-        if let (Some(prev), Some(rest)) = (out.last_mut(), line.strip_prefix("    disk: { device: vda, ")) {
+        if let (Some(prev), Some(rest)) = (
+            out.last_mut(),
+            line.strip_prefix("    disk: { device: vda, "),
+        ) {
             if let Some(p) = prev.strip_suffix(" }") {
                 if p.starts_with("    disk: {") {
                     *prev = format!("{p}, {rest}");

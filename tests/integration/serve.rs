@@ -28,7 +28,16 @@ fn endpoints_answer_with_the_rendered_documents() {
 
     // What serve answers is byte for byte what `kickstart render` writes for the same server URL.
     let out = d.path().join("out");
-    let o = run_cairn(["kickstart", "render", "-i", inv.to_str().unwrap(), "--out", out.to_str().unwrap(), "--server-url", u]);
+    let o = run_cairn([
+        "kickstart",
+        "render",
+        "-i",
+        inv.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--server-url",
+        u,
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let file = |p: &str| std::fs::read_to_string(out.join(p)).unwrap();
 
@@ -37,19 +46,39 @@ fn endpoints_answer_with_the_rendered_documents() {
         ("/ks/52-54-00-AA-00-01", file("ks/52:54:00:aa:00:01")),
         ("/ks?mac=5254.00aa.0001", file("ks/52:54:00:aa:00:01")),
         ("/ks/52:54:00:aa:00:03", file("ks/52:54:00:aa:00:02")),
-        ("/ipxe?mac=52:54:00:aa:00:02", file("ipxe/52:54:00:aa:00:02")),
+        (
+            "/ipxe?mac=52:54:00:aa:00:02",
+            file("ipxe/52:54:00:aa:00:02"),
+        ),
         ("/boot.ipxe", file("boot.ipxe")),
-        ("/pxelinux/01-52-54-00-aa-00-01", file("pxelinux.cfg/01-52-54-00-aa-00-01")),
-        ("/pxelinux/52:54:00:aa:00:01", file("pxelinux.cfg/01-52-54-00-aa-00-01")),
-        ("/grub/grub.cfg-01-52-54-00-aa-00-02", file("grub/grub.cfg-01-52-54-00-aa-00-02")),
-        ("/grub/52:54:00:aa:00:02", file("grub/grub.cfg-01-52-54-00-aa-00-02")),
+        (
+            "/pxelinux/01-52-54-00-aa-00-01",
+            file("pxelinux.cfg/01-52-54-00-aa-00-01"),
+        ),
+        (
+            "/pxelinux/52:54:00:aa:00:01",
+            file("pxelinux.cfg/01-52-54-00-aa-00-01"),
+        ),
+        (
+            "/grub/grub.cfg-01-52-54-00-aa-00-02",
+            file("grub/grub.cfg-01-52-54-00-aa-00-02"),
+        ),
+        (
+            "/grub/52:54:00:aa:00:02",
+            file("grub/grub.cfg-01-52-54-00-aa-00-02"),
+        ),
     ] {
         let (code, body) = curl(&[&format!("{u}{path}")]);
         assert_eq!(code, 200, "{path}: {body}");
         assert_eq!(body, want, "{path}");
     }
     let ks = curl(&[&format!("{u}/ks/52:54:00:aa:00:01")]).1;
-    assert!(ks.contains(&format!("curl -fsS -m 30 -X POST '{u}/built/52:54:00:aa:00:01'")), "{ks}");
+    assert!(
+        ks.contains(&format!(
+            "curl -fsS -m 30 -X POST '{u}/built/52:54:00:aa:00:01'"
+        )),
+        "{ks}"
+    );
     assert!(ks.contains(&format!("--url={u}/repo/")), "{ks}");
 
     for (path, code) in [
@@ -65,8 +94,14 @@ fn endpoints_answer_with_the_rendered_documents() {
     }
 
     // Callbacks: recorded, unknown 404, malformed 400.
-    assert_eq!(curl(&["-X", "POST", &format!("{u}/built/52:54:00:aa:00:01")]).0, 200);
-    assert_eq!(curl(&["-X", "POST", &format!("{u}/failed/52:54:00:aa:00:99")]).0, 404);
+    assert_eq!(
+        curl(&["-X", "POST", &format!("{u}/built/52:54:00:aa:00:01")]).0,
+        200
+    );
+    assert_eq!(
+        curl(&["-X", "POST", &format!("{u}/failed/52:54:00:aa:00:99")]).0,
+        404
+    );
     assert_eq!(curl(&["-X", "POST", &format!("{u}/failed/xyz")]).0, 400);
     assert_eq!(curl(&[&format!("{u}/built/52:54:00:aa:00:01")]).0, 405);
 
@@ -81,7 +116,12 @@ fn endpoints_answer_with_the_rendered_documents() {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|j| j.get("status").is_some())
         .collect();
-    assert!(access.iter().any(|j| j["path"] == "/ks/52:54:00:aa:00:99" && j["status"] == 404 && j["method"] == "GET"), "{logs}");
+    assert!(
+        access.iter().any(|j| j["path"] == "/ks/52:54:00:aa:00:99"
+            && j["status"] == 404
+            && j["method"] == "GET"),
+        "{logs}"
+    );
     assert!(logs.contains("\"event\":\"shutdown\""), "{logs}");
 }
 
@@ -101,7 +141,10 @@ fn build_events_are_appended_to_the_json_log() {
     let inv = write(d.path(), "inv.yaml", &hosts(""));
     let log = d.path().join("builds.jsonl");
     std::fs::write(&log, "{\"earlier\":true}\n").unwrap();
-    let s = Server::start(d.path(), &["-i", inv.to_str().unwrap(), "--log", log.to_str().unwrap()]);
+    let s = Server::start(
+        d.path(),
+        &["-i", inv.to_str().unwrap(), "--log", log.to_str().unwrap()],
+    );
     assert_eq!(http(s.addr, "POST", "/built/52-54-00-AA-00-03").0, 200);
     assert_eq!(http(s.addr, "POST", "/failed/52:54:00:aa:00:01").0, 200);
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&log)
@@ -110,7 +153,10 @@ fn build_events_are_appended_to_the_json_log() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len(), 3, "{lines:?}");
-    assert_eq!(lines[0]["earlier"], true, "existing content kept: append-only");
+    assert_eq!(
+        lines[0]["earlier"], true,
+        "existing content kept: append-only"
+    );
     assert_eq!(lines[1]["event"], "built");
     assert_eq!(lines[1]["mac"], "52:54:00:aa:00:03");
     assert_eq!(lines[1]["host"], "node2");
@@ -131,16 +177,34 @@ fn ostree_pull_through_repo_and_traversal_is_impossible() {
     std::os::unix::fs::symlink("../secret", repo.join("rel-link")).unwrap();
     std::os::unix::fs::symlink("config", repo.join("inner-link")).unwrap();
     let inv = write(d.path(), "inv.yaml", &hosts(""));
-    let s = Server::start(d.path(), &["-i", inv.to_str().unwrap(), "--repo", repo.to_str().unwrap()]);
+    let s = Server::start(
+        d.path(),
+        &[
+            "-i",
+            inv.to_str().unwrap(),
+            "--repo",
+            repo.to_str().unwrap(),
+        ],
+    );
 
     let pulled = d.path().join("pulled");
     let r = format!("--repo={}", pulled.display());
     ostree(&[&r, "init", "--mode=archive"]);
-    ostree(&[&r, "remote", "add", "--no-gpg-verify", "origin", &format!("{}/repo/", s.url)]);
+    ostree(&[
+        &r,
+        "remote",
+        "add",
+        "--no-gpg-verify",
+        "origin",
+        &format!("{}/repo/", s.url),
+    ]);
     ostree(&[&r, "pull", "origin", REF]);
     let want = ostree(&[&format!("--repo={}", repo.display()), "rev-parse", REF]);
     assert_eq!(ostree(&[&r, "rev-parse", REF]), want);
-    assert_eq!(ostree(&[&r, "cat", REF, "/usr/share/cairn/hello.txt"]), "hello from cairn\n");
+    assert_eq!(
+        ostree(&[&r, "cat", REF, "/usr/share/cairn/hello.txt"]),
+        "hello from cairn\n"
+    );
     ostree(&[&r, "fsck"]);
     // `ostree remote refs` reads the summary through /repo/ too.
     assert!(ostree(&[&r, "remote", "refs", "origin"]).contains(REF));
@@ -148,7 +212,11 @@ fn ostree_pull_through_repo_and_traversal_is_impossible() {
     let (code, body) = s.get("/repo/config");
     assert_eq!(code, 200);
     assert!(body.contains("mode=archive"), "{body}");
-    assert_eq!(s.get("/repo/inner-link").0, 200, "symlinks inside the repo still work");
+    assert_eq!(
+        s.get("/repo/inner-link").0,
+        200,
+        "symlinks inside the repo still work"
+    );
     for path in [
         "/repo/../secret",
         "/repo/../../../../etc/passwd",
@@ -165,11 +233,17 @@ fn ostree_pull_through_repo_and_traversal_is_impossible() {
     ] {
         let (code, body) = s.get(path);
         assert!(code == 400 || code == 404, "{path}: {code}");
-        assert!(!body.contains("TOP-SECRET") && !body.contains("root:"), "{path}: {body}");
+        assert!(
+            !body.contains("TOP-SECRET") && !body.contains("root:"),
+            "{path}: {body}"
+        );
         // curl as a second client, with its own encoding of the same path.
         let (c2, b2) = curl(&["--path-as-is", &format!("{}{path}", s.url)]);
         assert!(c2 == 400 || c2 == 404, "curl {path}: {c2}");
-        assert!(!b2.contains("TOP-SECRET") && !b2.contains("root:"), "curl {path}");
+        assert!(
+            !b2.contains("TOP-SECRET") && !b2.contains("root:"),
+            "curl {path}"
+        );
     }
 }
 
@@ -196,7 +270,11 @@ fn build_tokens_work_once_then_401() {
     assert_ne!(token_of(&s, "52:54:00:aa:00:02"), t1, "tokens are per host");
 
     assert_eq!(s.get("/ks/52:54:00:aa:00:01").0, 401);
-    assert_eq!(s.get("/ks/52:54:00:aa:00:01?token=00000000000000000000000000000000").0, 401);
+    assert_eq!(
+        s.get("/ks/52:54:00:aa:00:01?token=00000000000000000000000000000000")
+            .0,
+        401
+    );
     let (code, body) = curl(&[&format!("{}/ks/52:54:00:aa:00:01?token={t1}", s.url)]);
     assert_eq!(code, 200);
     assert!(body.contains("ostreesetup"));
@@ -208,7 +286,10 @@ fn build_tokens_work_once_then_401() {
 
     // SIGHUP re-arms used tokens and keeps unused ones.
     let t_unused = token_of(&s, "52:54:00:aa:00:02");
-    assert_eq!(t_unused, t2, "same host, same token until used and reloaded");
+    assert_eq!(
+        t_unused, t2,
+        "same host, same token until used and reloaded"
+    );
     s.signal(Signal::HUP);
     s.wait_log("\"event\":\"reload\",\"ok\":true", 1);
     let t1b = token_of(&s, "52:54:00:aa:00:01");
@@ -223,7 +304,10 @@ fn build_tokens_work_once_then_401() {
 fn build_tokens_expire() {
     let d = tempdir();
     let inv = write(d.path(), "inv.yaml", &hosts(""));
-    let s = Server::start(d.path(), &["-i", inv.to_str().unwrap(), "--tokens", "--token-ttl", "1"]);
+    let s = Server::start(
+        d.path(),
+        &["-i", inv.to_str().unwrap(), "--tokens", "--token-ttl", "1"],
+    );
     let t = token_of(&s, "52:54:00:aa:00:01");
     std::thread::sleep(Duration::from_millis(1500));
     let (code, body) = s.get(&format!("/ks/52:54:00:aa:00:01?token={t}"));
@@ -259,21 +343,49 @@ fn reload_during_requests_loses_none_and_bad_reload_keeps_old() {
         std::fs::write(&inv, hosts(&extra)).unwrap();
         s.signal(Signal::HUP);
         s.wait_log("\"event\":\"reload\",\"ok\":true", i + 1);
-        assert_eq!(s.get(&format!("/ks/52:54:00:bb:00:{i:02x}")).0, 200, "new host served after reload {i}");
+        assert_eq!(
+            s.get(&format!("/ks/52:54:00:bb:00:{i:02x}")).0,
+            200,
+            "new host served after reload {i}"
+        );
         if i > 0 {
-            assert_eq!(s.get(&format!("/ks/52:54:00:bb:00:{:02x}", i - 1)).0, 404, "removed host gone");
+            assert_eq!(
+                s.get(&format!("/ks/52:54:00:bb:00:{:02x}", i - 1)).0,
+                404,
+                "removed host gone"
+            );
         }
     }
     // A broken inventory: the reload is refused, the old state keeps serving.
-    std::fs::write(&inv, hosts("  - hostname: bad\n    mac: \"52:54:00:aa:00:01\"\n")).unwrap();
+    std::fs::write(
+        &inv,
+        hosts("  - hostname: bad\n    mac: \"52:54:00:aa:00:01\"\n"),
+    )
+    .unwrap();
     s.signal(Signal::HUP);
     let logs = s.wait_log("\"ok\":false", 1);
     let line = logs.lines().find(|l| l.contains("\"ok\":false")).unwrap();
     let j: serde_json::Value = serde_json::from_str(line).unwrap();
-    assert!(j["error"].as_str().unwrap().contains("duplicate MAC 52:54:00:aa:00:01"), "{line}");
-    assert!(j["error"].as_str().unwrap().contains(&format!("{}:", inv.display())), "{line}");
+    assert!(
+        j["error"]
+            .as_str()
+            .unwrap()
+            .contains("duplicate MAC 52:54:00:aa:00:01"),
+        "{line}"
+    );
+    assert!(
+        j["error"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{}:", inv.display())),
+        "{line}"
+    );
     assert_eq!(j["kept_generation"], 11);
-    assert_eq!(s.get("/ks/52:54:00:bb:00:09").0, 200, "old state still served");
+    assert_eq!(
+        s.get("/ks/52:54:00:bb:00:09").0,
+        200,
+        "old state still served"
+    );
     assert!(s.get("/healthz").1.contains("generation=11"));
     std::fs::write(&inv, "hosts: [\n").unwrap();
     s.signal(Signal::HUP);

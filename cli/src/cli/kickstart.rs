@@ -12,8 +12,10 @@ use crate::kickstart::{self, KickstartError, LoadOptions, Templates};
 pub enum Cmd {
     /// Validate an inventory: schema, MACs, addresses and subnets, presets, duplicates across
     /// hosts. Exits 1 and lists every problem as `file:line:col: ...` when there are any.
-    #[command(after_help = "Examples:\n  cairn kickstart check --inventory kickstart/inventory.yaml\n  \
-                            cairn kickstart check --inventory inv.yaml --json | jq '.errors[].code'")]
+    #[command(
+        after_help = "Examples:\n  cairn kickstart check --inventory kickstart/inventory.yaml\n  \
+                            cairn kickstart check --inventory inv.yaml --json | jq '.errors[].code'"
+    )]
     Check {
         /// The inventory YAML (defaults, roles, hosts).
         #[arg(long, short)]
@@ -24,12 +26,14 @@ pub enum Cmd {
     },
     /// Render every host to a kickstart, pxelinux/GRUB/iPXE configs and boot.ipxe, written
     /// atomically: OUT is replaced in one rename, or left as it was on any error.
-    #[command(after_help = "Output layout:\n  OUT/ks/<mac>                       kickstart (one per MAC)\n  \
+    #[command(
+        after_help = "Output layout:\n  OUT/ks/<mac>                       kickstart (one per MAC)\n  \
         OUT/pxelinux.cfg/01-<aa-bb-..>     pxelinux (BIOS PXE)\n  \
         OUT/grub/grub.cfg-01-<aa-bb-..>    GRUB (UEFI network boot)\n  \
         OUT/ipxe/<mac>                     iPXE script\n  \
         OUT/boot.ipxe, OUT/manifest.json\n\n\
-        Example:\n  cairn kickstart render --inventory inv.yaml --out /srv/tftp/cairn --server-url http://10.0.0.1:8080")]
+        Example:\n  cairn kickstart render --inventory inv.yaml --out /srv/tftp/cairn --server-url http://10.0.0.1:8080"
+    )]
     Render {
         /// The inventory YAML.
         #[arg(long, short)]

@@ -141,7 +141,14 @@ const LIST_KEYS: &[&str] = &["ssh-keys", "kernel-args", "sysctl-presets"];
 const NESTED: &[(&str, &[&str])] = &[
     (
         "disk",
-        &["device", "fstype", "vg", "boot-size", "root-size", "var-size"],
+        &[
+            "device",
+            "fstype",
+            "vg",
+            "boot-size",
+            "root-size",
+            "var-size",
+        ],
     ),
     (
         "ostree",
@@ -150,7 +157,15 @@ const NESTED: &[(&str, &[&str])] = &[
     (
         "network",
         &[
-            "bootproto", "ip", "netmask", "gateway", "dns", "vlan", "mtu", "bond", "subnet",
+            "bootproto",
+            "ip",
+            "netmask",
+            "gateway",
+            "dns",
+            "vlan",
+            "mtu",
+            "bond",
+            "subnet",
         ],
     ),
     ("pxe", &["kernel", "initrd", "append"]),
@@ -304,7 +319,11 @@ fn host_role_nodes<'a>(item: &'a Node, d: &mut Diags) -> Vec<&'a Node> {
             None => vec![rs],
         },
         (Some(r), Some(_)) => {
-            d.push(&r.loc, "conflict", "give either `role` or `roles`, not both");
+            d.push(
+                &r.loc,
+                "conflict",
+                "give either `role` or `roles`, not both",
+            );
             vec![]
         }
         (None, None) => vec![],
@@ -317,7 +336,10 @@ fn flatten(node: &Node, is_host: bool, d: &mut Diags) -> Layer {
         d.push(
             &node.loc,
             "type",
-            format!("expected a mapping of host settings, found a {}", node.type_name()),
+            format!(
+                "expected a mapping of host settings, found a {}",
+                node.type_name()
+            ),
         );
         return layer;
     };
@@ -561,7 +583,11 @@ fn resolve(
                 let hint = suggest(p, &builtin)
                     .map(|s| format!("did you mean `{s}`?"))
                     .unwrap_or_else(|| format!("known presets: {}", builtin.join(", ")));
-                d.push(loc, "unknown-preset", format!("unknown sysctl preset `{p}`; {hint}"));
+                d.push(
+                    loc,
+                    "unknown-preset",
+                    format!("unknown sysctl preset `{p}`; {hint}"),
+                );
                 None
             }
         })
@@ -595,7 +621,11 @@ fn resolve(
                 || tz.starts_with('/')
                 || tz.contains("..")
             {
-                d.push(loc, "timezone", format!("`{tz}` is not a time zone name (e.g. Europe/Paris, UTC)"));
+                d.push(
+                    loc,
+                    "timezone",
+                    format!("`{tz}` is not a time zone name (e.g. Europe/Paris, UTC)"),
+                );
             }
             tz.to_string()
         }
@@ -669,7 +699,11 @@ fn valid_hostname(h: &str) -> bool {
 
 fn want_url(n: &Node, d: &mut Diags) -> Option<String> {
     match n.as_str() {
-        Some(s) if (s.starts_with("http://") || s.starts_with("https://")) && !s.contains(char::is_whitespace) && !s.contains('"') => {
+        Some(s)
+            if (s.starts_with("http://") || s.starts_with("https://"))
+                && !s.contains(char::is_whitespace)
+                && !s.contains('"') =>
+        {
             Some(s.to_string())
         }
         _ => {
@@ -683,7 +717,11 @@ fn want_ipv4(n: &Node, what: &str, d: &mut Diags) -> Option<Ipv4Addr> {
     match n.as_str().map(str::parse::<Ipv4Addr>) {
         Some(Ok(ip)) => Some(ip),
         _ => {
-            d.push(&n.loc, "bad-ip", format!("{what} must be an IPv4 address (e.g. 192.0.2.1)"));
+            d.push(
+                &n.loc,
+                "bad-ip",
+                format!("{what} must be an IPv4 address (e.g. 192.0.2.1)"),
+            );
             None
         }
     }
@@ -707,11 +745,19 @@ fn resolve_network(m: &Merged, item: &Node, d: &mut Diags) -> (Network, Option<L
         (Some(("static", _)), _) | (None, Some(_)) => "static".into(),
         (Some(("dhcp", _)), None) | (None, None) => "dhcp".into(),
         (Some(("dhcp", loc)), Some(_)) => {
-            d.push(loc, "bootproto", "bootproto is `dhcp` but `network.ip` is set; drop one");
+            d.push(
+                loc,
+                "bootproto",
+                "bootproto is `dhcp` but `network.ip` is set; drop one",
+            );
             "dhcp".into()
         }
         (Some((other, loc)), _) => {
-            d.push(loc, "bootproto", format!("bootproto `{other}` is not `dhcp` or `static`"));
+            d.push(
+                loc,
+                "bootproto",
+                format!("bootproto `{other}` is not `dhcp` or `static`"),
+            );
             "dhcp".into()
         }
     };
@@ -732,23 +778,38 @@ fn resolve_network(m: &Merged, item: &Node, d: &mut Diags) -> (Network, Option<L
                         match (s.parse::<Ipv4Addr>(), want_ipv4(mn, "netmask", d)) {
                             (Ok(a), Some(mask)) => match netmask_to_prefix(mask) {
                                 Some(p) => Ok(Ipv4Net { addr: a, prefix: p }),
-                                None => Err((mn, format!("netmask {mask} has non-contiguous bits"))),
+                                None => {
+                                    Err((mn, format!("netmask {mask} has non-contiguous bits")))
+                                }
                             },
                             (Err(_), _) => Err((n, format!("`{s}` is not an IPv4 address"))),
                             (_, None) => Err((mn, String::new())),
                         }
                     }
-                    (Some(_), Some(mn)) => Err((mn, "give either ip/prefix or ip + netmask, not both".into())),
-                    (Some(s), None) => Err((n, format!("`{s}` needs a prefix (e.g. {s}/24) or a `netmask`"))),
-                    (None, _) => Err((n, "`network.ip` must be a string like 192.0.2.10/24".into())),
+                    (Some(_), Some(mn)) => {
+                        Err((mn, "give either ip/prefix or ip + netmask, not both".into()))
+                    }
+                    (Some(s), None) => Err((
+                        n,
+                        format!("`{s}` needs a prefix (e.g. {s}/24) or a `netmask`"),
+                    )),
+                    (None, _) => {
+                        Err((n, "`network.ip` must be a string like 192.0.2.10/24".into()))
+                    }
                 };
                 match parsed {
                     Ok(net4) => {
                         if net4.is_reserved_addr() {
-                            d.push(&n.loc, "ip-reserved", format!(
-                                "{} is the network or broadcast address of {}/{}",
-                                net4.addr, net4.network(), net4.prefix
-                            ));
+                            d.push(
+                                &n.loc,
+                                "ip-reserved",
+                                format!(
+                                    "{} is the network or broadcast address of {}/{}",
+                                    net4.addr,
+                                    net4.network(),
+                                    net4.prefix
+                                ),
+                            );
                         }
                         net.ip = Some(net4.addr);
                         net.prefix = Some(net4.prefix);
@@ -761,7 +822,11 @@ fn resolve_network(m: &Merged, item: &Node, d: &mut Diags) -> (Network, Option<L
                                         net4.network(), net4.prefix
                                     ));
                                 } else if gw == net4.addr {
-                                    d.push(&gn.loc, "gateway-is-host", format!("gateway {gw} is the host's own address"));
+                                    d.push(
+                                        &gn.loc,
+                                        "gateway-is-host",
+                                        format!("gateway {gw} is the host's own address"),
+                                    );
                                 }
                                 net.gateway = Some(gw);
                             }
@@ -777,7 +842,11 @@ fn resolve_network(m: &Merged, item: &Node, d: &mut Diags) -> (Network, Option<L
                                     }
                                 }
                                 Some(Err(e)) => d.push(&sn.loc, "bad-subnet", e),
-                                None => d.push(&sn.loc, "bad-subnet", "`subnet` must be a string like 192.0.2.0/24"),
+                                None => d.push(
+                                    &sn.loc,
+                                    "bad-subnet",
+                                    "`subnet` must be a string like 192.0.2.0/24",
+                                ),
                             }
                         }
                     }
@@ -792,7 +861,11 @@ fn resolve_network(m: &Merged, item: &Node, d: &mut Diags) -> (Network, Option<L
     } else {
         for k in ["network.gateway", "network.netmask"] {
             if let Some(n) = m.get(k) {
-                d.push(&n.loc, "dhcp-static-field", format!("`{k}` is set but the host uses DHCP; add `network.ip` or drop it"));
+                d.push(
+                    &n.loc,
+                    "dhcp-static-field",
+                    format!("`{k}` is set but the host uses DHCP; add `network.ip` or drop it"),
+                );
             }
         }
     }
@@ -811,13 +884,21 @@ fn resolve_network(m: &Merged, item: &Node, d: &mut Diags) -> (Network, Option<L
     if let Some(n) = m.get("network.vlan") {
         match n.value {
             Value::Int(v) if (1..=4094).contains(&v) => net.vlan = Some(v as u16),
-            _ => d.push(&n.loc, "vlan", "vlan must be an 802.1Q id between 1 and 4094"),
+            _ => d.push(
+                &n.loc,
+                "vlan",
+                "vlan must be an 802.1Q id between 1 and 4094",
+            ),
         }
     }
     if let Some(n) = m.get("network.mtu") {
         match n.value {
             Value::Int(v) if (576..=65535).contains(&v) => net.mtu = Some(v as u32),
-            _ => d.push(&n.loc, "mtu", "mtu must be an integer between 576 and 65535"),
+            _ => d.push(
+                &n.loc,
+                "mtu",
+                "mtu must be an integer between 576 and 65535",
+            ),
         }
     }
     if let Some(n) = m.get("network.bond") {
@@ -838,7 +919,11 @@ const BOND_MODES: &[&str] = &[
 
 fn resolve_bond(n: &Node, d: &mut Diags) -> Option<Bond> {
     let Some(map) = n.as_map() else {
-        d.push(&n.loc, "type", "`network.bond` must be a mapping with name, mode and slaves");
+        d.push(
+            &n.loc,
+            "type",
+            "`network.bond` must be a mapping with name, mode and slaves",
+        );
         return None;
     };
     let keys = ["name", "mode", "slaves", "options"];
@@ -848,18 +933,32 @@ fn resolve_bond(n: &Node, d: &mut Diags) -> Option<Bond> {
         }
     }
     let ifname = |s: &str| {
-        !s.is_empty() && s.len() <= 15 && s.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        !s.is_empty()
+            && s.len() <= 15
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
     };
     let name = match n.get("name").and_then(Node::as_str) {
         Some(s) if ifname(s) => s.to_string(),
         _ => {
-            d.push(&n.loc, "bond", "bond needs a `name` (an interface name like bond0)");
+            d.push(
+                &n.loc,
+                "bond",
+                "bond needs a `name` (an interface name like bond0)",
+            );
             return None;
         }
     };
-    let mode = n.get("mode").and_then(Node::as_str).unwrap_or("active-backup");
+    let mode = n
+        .get("mode")
+        .and_then(Node::as_str)
+        .unwrap_or("active-backup");
     if !BOND_MODES.contains(&mode) {
-        d.push(n.get("mode").map_or(&n.loc, |m| &m.loc), "bond", format!("bond mode `{mode}` is not one of {}", BOND_MODES.join(", ")));
+        d.push(
+            n.get("mode").map_or(&n.loc, |m| &m.loc),
+            "bond",
+            format!("bond mode `{mode}` is not one of {}", BOND_MODES.join(", ")),
+        );
     }
     let mut slaves = Vec::new();
     match n.get("slaves").and_then(Node::as_seq) {
@@ -871,25 +970,42 @@ fn resolve_bond(n: &Node, d: &mut Diags) -> Option<Bond> {
                 }
             }
         }
-        _ => d.push(&n.loc, "bond", "bond needs a non-empty `slaves` list of interface names"),
+        _ => d.push(
+            &n.loc,
+            "bond",
+            "bond needs a non-empty `slaves` list of interface names",
+        ),
     }
     let options = n.get("options").and_then(Node::as_str).map(String::from);
     if let Some(o) = &options {
         if o.contains(char::is_whitespace) || o.contains('"') {
-            d.push(&n.get("options").unwrap().loc, "bond", "bond options are comma-separated key=value, without spaces");
+            d.push(
+                &n.get("options").unwrap().loc,
+                "bond",
+                "bond options are comma-separated key=value, without spaces",
+            );
         }
     }
-    Some(Bond { name, mode: mode.to_string(), slaves, options })
+    Some(Bond {
+        name,
+        mode: mode.to_string(),
+        slaves,
+        options,
+    })
 }
 
 /// Sizes in MiB: a bare integer is MiB; suffixes M/MiB, G/GiB, T/TiB; `grow` when allowed.
 fn size(m: &Merged, k: &str, default: Option<u64>, grow_ok: bool, d: &mut Diags) -> Option<u64> {
     let Some(n) = m.get(k) else { return default };
     let bad = |d: &mut Diags| {
-        d.push(&n.loc, "size", format!(
-            "`{k}` must be a size like 1024 (MiB), 512MiB, 20GiB{}",
-            if grow_ok { " or `grow`" } else { "" }
-        ));
+        d.push(
+            &n.loc,
+            "size",
+            format!(
+                "`{k}` must be a size like 1024 (MiB), 512MiB, 20GiB{}",
+                if grow_ok { " or `grow`" } else { "" }
+            ),
+        );
         default
     };
     match &n.value {
@@ -918,60 +1034,111 @@ fn resolve_disk(m: &Merged, item: &Node, d: &mut Diags) -> Disk {
     let device = match m.str("disk.device", d) {
         Some((s, loc)) => {
             if s.contains(|c: char| c.is_whitespace() || c == '"' || c == ',') {
-                d.push(loc, "disk", format!("disk device `{s}` has spaces, quotes or commas"));
+                d.push(
+                    loc,
+                    "disk",
+                    format!("disk device `{s}` has spaces, quotes or commas"),
+                );
             }
             s.to_string()
         }
         None => {
             if m.get("disk.device").is_none() {
-                d.push(&item.loc, "missing", "no `disk.device` for this host (set it in defaults, a role or the host)");
+                d.push(
+                    &item.loc,
+                    "missing",
+                    "no `disk.device` for this host (set it in defaults, a role or the host)",
+                );
             }
             String::new()
         }
     };
-    let name_ok = |s: &str| s.chars().all(|c| c.is_ascii_alphanumeric() || "_-.+".contains(c));
-    let fstype = m.str("disk.fstype", d).map_or("xfs", |(s, _)| s).to_string();
+    let name_ok = |s: &str| {
+        s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.+".contains(c))
+    };
+    let fstype = m
+        .str("disk.fstype", d)
+        .map_or("xfs", |(s, _)| s)
+        .to_string();
     if !["xfs", "ext4", "ext3", "btrfs"].contains(&fstype.as_str()) {
         let loc = m.get("disk.fstype").map_or(&item.loc, |n| &n.loc);
-        d.push(loc, "disk", format!("fstype `{fstype}` is not one of xfs, ext4, ext3, btrfs"));
+        d.push(
+            loc,
+            "disk",
+            format!("fstype `{fstype}` is not one of xfs, ext4, ext3, btrfs"),
+        );
     }
     let vg = m.str("disk.vg", d).map_or("cairn", |(s, _)| s).to_string();
     if !name_ok(&vg) {
-        d.push(m.get("disk.vg").map_or(&item.loc, |n| &n.loc), "disk", format!("volume group name `{vg}` has characters LVM refuses"));
+        d.push(
+            m.get("disk.vg").map_or(&item.loc, |n| &n.loc),
+            "disk",
+            format!("volume group name `{vg}` has characters LVM refuses"),
+        );
     }
     let boot_size = size(m, "disk.boot-size", Some(1024), false, d).unwrap_or(1024);
     let root_size = size(m, "disk.root-size", Some(10240), true, d);
     let var_size = size(m, "disk.var-size", None, true, d);
-    Disk { device, fstype, vg, boot_size, root_size, var_size }
+    Disk {
+        device,
+        fstype,
+        vg,
+        boot_size,
+        root_size,
+        var_size,
+    }
 }
 
 fn resolve_ostree(m: &Merged, item: &Node, server: Option<&str>, d: &mut Diags) -> Ostree {
     let req = |k: &str, what: &str, d: &mut Diags| match m.str(k, d) {
         Some((s, loc)) => {
             if s.contains(|c: char| c.is_whitespace() || c == '"') {
-                d.push(loc, "ostree", format!("`{k}` must not contain spaces or quotes"));
+                d.push(
+                    loc,
+                    "ostree",
+                    format!("`{k}` must not contain spaces or quotes"),
+                );
             }
             Some(s.to_string())
         }
         None => {
             if m.get(k).is_none() {
-                d.push(&item.loc, "missing", format!("no `{k}` ({what}) for this host"));
+                d.push(
+                    &item.loc,
+                    "missing",
+                    format!("no `{k}` ({what}) for this host"),
+                );
             }
             None
         }
     };
     let osname = req("ostree.osname", "the stateroot name, e.g. fedora-iot", d).unwrap_or_default();
-    let refname = req("ostree.ref", "the branch to install, e.g. cairn/x86_64/base", d).unwrap_or_default();
-    let remote = m.str("ostree.remote", d).map_or(osname.clone(), |(s, _)| s.to_string());
+    let refname = req(
+        "ostree.ref",
+        "the branch to install, e.g. cairn/x86_64/base",
+        d,
+    )
+    .unwrap_or_default();
+    let remote = m
+        .str("ostree.remote", d)
+        .map_or(osname.clone(), |(s, _)| s.to_string());
     let url = match (m.get("ostree.url"), server) {
         (Some(n), _) => want_url(n, d).unwrap_or_default(),
         (None, Some(s)) => format!("{s}/repo/"),
         (None, None) => {
-            d.push(&item.loc, "missing", "no `ostree.url` for this host, and no `server:` to default it to <server>/repo/");
+            d.push(
+                &item.loc,
+                "missing",
+                "no `ostree.url` for this host, and no `server:` to default it to <server>/repo/",
+            );
             String::new()
         }
     };
-    let upgrade_url = m.get("ostree.upgrade-url").and_then(|n| want_url(n, d)).unwrap_or_else(|| url.clone());
+    let upgrade_url = m
+        .get("ostree.upgrade-url")
+        .and_then(|n| want_url(n, d))
+        .unwrap_or_else(|| url.clone());
     let gpg = match m.get("ostree.gpg") {
         None => true,
         Some(n) => match n.value {
@@ -982,7 +1149,14 @@ fn resolve_ostree(m: &Merged, item: &Node, server: Option<&str>, d: &mut Diags) 
             }
         },
     };
-    Ostree { osname, remote, url, upgrade_url, refname, gpg }
+    Ostree {
+        osname,
+        remote,
+        url,
+        upgrade_url,
+        refname,
+        gpg,
+    }
 }
 
 /// Accepts only crypt(3) hashes of schemes worth using; anything else is taken as plaintext.
@@ -990,26 +1164,38 @@ pub fn check_crypt_hash(p: &str) -> Result<(), String> {
     const SCHEMES: &[&str] = &["5", "6", "y", "gy", "7", "2a", "2b", "2y"];
     let plain = "root-password looks like plaintext; put a crypt hash here, e.g. from \
                  `openssl passwd -6` or `mkpasswd -m yescrypt` (it goes to `rootpw --iscrypted`)";
-    let Some(rest) = p.strip_prefix('$') else { return Err(plain.into()) };
+    let Some(rest) = p.strip_prefix('$') else {
+        return Err(plain.into());
+    };
     let (id, body) = rest.split_once('$').ok_or(plain)?;
     if id == "1" {
         return Err("root-password is an MD5-crypt ($1$) hash, which is broken; use `openssl passwd -6` or yescrypt".into());
     }
     if !SCHEMES.contains(&id) {
-        return Err(format!("root-password has unknown crypt scheme `${id}$`; use $6$ (SHA-512) or $y$ (yescrypt)"));
+        return Err(format!(
+            "root-password has unknown crypt scheme `${id}$`; use $6$ (SHA-512) or $y$ (yescrypt)"
+        ));
     }
     let alphabet = |c: char| c.is_ascii_alphanumeric() || "./=,$".contains(c);
     let hash = body.rsplit('$').next().unwrap_or("");
-    if !body.contains('$') && !id.starts_with('2') || hash.len() < 22 || !body.chars().all(alphabet) {
-        return Err(format!("root-password is not a complete `${id}$` crypt hash (salt and hash separated by `$`)"));
+    if !body.contains('$') && !id.starts_with('2') || hash.len() < 22 || !body.chars().all(alphabet)
+    {
+        return Err(format!(
+            "root-password is not a complete `${id}$` crypt hash (salt and hash separated by `$`)"
+        ));
     }
     Ok(())
 }
 
 fn check_ssh_key(k: &str) -> Result<(), String> {
     const TYPES: &[&str] = &[
-        "ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
-        "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com",
+        "ssh-ed25519",
+        "ssh-rsa",
+        "ecdsa-sha2-nistp256",
+        "ecdsa-sha2-nistp384",
+        "ecdsa-sha2-nistp521",
+        "sk-ssh-ed25519@openssh.com",
+        "sk-ecdsa-sha2-nistp256@openssh.com",
     ];
     let mut parts = k.split_whitespace();
     let ty = parts.next().unwrap_or("");
@@ -1018,9 +1204,16 @@ fn check_ssh_key(k: &str) -> Result<(), String> {
         return Err("SSH key must be a single line without double quotes".into());
     }
     if !TYPES.contains(&ty) {
-        return Err(format!("SSH key type `{ty}` is not one of {}", TYPES.join(", ")));
+        return Err(format!(
+            "SSH key type `{ty}` is not one of {}",
+            TYPES.join(", ")
+        ));
     }
-    if body.len() < 16 || !body.chars().all(|c| c.is_ascii_alphanumeric() || "+/=".contains(c)) {
+    if body.len() < 16
+        || !body
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+/=".contains(c))
+    {
         return Err("SSH key has no base64 key after its type".into());
     }
     Ok(())
@@ -1033,17 +1226,27 @@ mod tests {
     #[test]
     fn crypt_hashes() {
         assert!(check_crypt_hash("$6$saltsalt$qFmFH.bQmmtXzyBY0s9v7Oicd2z4XSIecDzlB5KiA2/jctKu9YterLp8wwnSq.qc.eoxqOmSuNp2xS0ktL3nh/").is_ok());
-        assert!(check_crypt_hash("$y$j9T$F5Jx5fExrKuPp53xLKQ..1$X3DX6M94c7o.9agCG9G317fhZg9SqC.5i5rd.RhAtQ7").is_ok());
-        assert!(check_crypt_hash("hunter2").unwrap_err().contains("plaintext"));
+        assert!(check_crypt_hash(
+            "$y$j9T$F5Jx5fExrKuPp53xLKQ..1$X3DX6M94c7o.9agCG9G317fhZg9SqC.5i5rd.RhAtQ7"
+        )
+        .is_ok());
+        assert!(check_crypt_hash("hunter2")
+            .unwrap_err()
+            .contains("plaintext"));
         assert!(check_crypt_hash("$1$abc$def").unwrap_err().contains("MD5"));
         assert!(check_crypt_hash("$6$").is_err());
-        assert!(check_crypt_hash("$9$aaaa$bbbb").unwrap_err().contains("unknown crypt"));
+        assert!(check_crypt_hash("$9$aaaa$bbbb")
+            .unwrap_err()
+            .contains("unknown crypt"));
     }
 
     #[test]
     fn did_you_mean() {
         assert_eq!(suggest("hostnme", &["hostname", "macs"]), Some("hostname"));
-        assert_eq!(suggest("kubernetes-nod", &["kubernetes-node", "database"]), Some("kubernetes-node"));
+        assert_eq!(
+            suggest("kubernetes-nod", &["kubernetes-node", "database"]),
+            Some("kubernetes-node")
+        );
         assert_eq!(suggest("zzz", &["hostname"]), None);
     }
 }

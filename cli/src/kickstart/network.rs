@@ -213,7 +213,10 @@ mod tests {
         assert!(!n.is_reserved_addr());
         assert!(parse_cidr("10.1.2.64/26").unwrap().is_reserved_addr());
         assert!(!parse_cidr("10.1.2.64/31").unwrap().is_reserved_addr());
-        assert_eq!(parse_cidr("0.0.0.0/0").unwrap().netmask(), Ipv4Addr::UNSPECIFIED);
+        assert_eq!(
+            parse_cidr("0.0.0.0/0").unwrap().netmask(),
+            Ipv4Addr::UNSPECIFIED
+        );
         assert!(parse_cidr("10.0.0.1").is_err());
         assert!(parse_cidr("10.0.0.1/33").is_err());
         assert!(parse_cidr("10.0.0.256/8").is_err());
@@ -222,7 +225,10 @@ mod tests {
     #[test]
     fn netmasks() {
         assert_eq!(netmask_to_prefix(Ipv4Addr::new(255, 255, 255, 0)), Some(24));
-        assert_eq!(netmask_to_prefix(Ipv4Addr::new(255, 255, 255, 255)), Some(32));
+        assert_eq!(
+            netmask_to_prefix(Ipv4Addr::new(255, 255, 255, 255)),
+            Some(32)
+        );
         assert_eq!(netmask_to_prefix(Ipv4Addr::new(0, 0, 0, 0)), Some(0));
         assert_eq!(netmask_to_prefix(Ipv4Addr::new(255, 0, 255, 0)), None);
     }

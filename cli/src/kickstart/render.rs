@@ -11,11 +11,23 @@ use super::network::Mac;
 
 /// The template names, and the built-in version of each (the top-level `kickstart/` directory).
 pub const TEMPLATES: &[(&str, &str)] = &[
-    ("ks.cfg.tera", include_str!("../../../kickstart/ks.cfg.tera")),
-    ("pxelinux.tera", include_str!("../../../kickstart/pxelinux.tera")),
-    ("grub.cfg.tera", include_str!("../../../kickstart/grub.cfg.tera")),
+    (
+        "ks.cfg.tera",
+        include_str!("../../../kickstart/ks.cfg.tera"),
+    ),
+    (
+        "pxelinux.tera",
+        include_str!("../../../kickstart/pxelinux.tera"),
+    ),
+    (
+        "grub.cfg.tera",
+        include_str!("../../../kickstart/grub.cfg.tera"),
+    ),
     ("ipxe.tera", include_str!("../../../kickstart/ipxe.tera")),
-    ("boot.ipxe.tera", include_str!("../../../kickstart/boot.ipxe.tera")),
+    (
+        "boot.ipxe.tera",
+        include_str!("../../../kickstart/boot.ipxe.tera"),
+    ),
 ];
 
 /// The compiled template set.
@@ -294,7 +306,8 @@ pub struct RenderReport {
 pub const MARKER: &str = ".cairn-render";
 
 /// Renders every host into `out`, atomically: everything is written to a temp dir beside `out`
-/// and swapped in with one rename, so a failure leaves the previous output untouched.
+/// and swapped in with one rename, so a failure leaves the previous output untouched and readers
+/// never see a mix of old and new files.
 ///
 /// Layout: `ks/<mac>`, `pxelinux.cfg/01-<mac-dashed>`, `grub/grub.cfg-01-<mac-dashed>`,
 /// `ipxe/<mac>` (one of each per MAC), `boot.ipxe`, `manifest.json`.
@@ -303,21 +316,22 @@ pub fn render_to_dir(
     templates: &Templates,
     out: &Path,
 ) -> Result<RenderReport, KickstartError> {
-    let server = inv.server.as_deref().ok_or_else(|| KickstartError::Template {
-        name: "render".into(),
-        msg: "no server URL: the boot configs must point at the kickstart server; set `server:` \
+    let server = inv
+        .server
+        .as_deref()
+        .ok_or_else(|| KickstartError::Template {
+            name: "render".into(),
+            msg:
+                "no server URL: the boot configs must point at the kickstart server; set `server:` \
               in the inventory or pass --server-url"
-            .into(),
-    })?;
+                    .into(),
+        })?;
     let werr = |path: &Path| {
         let path = path.to_path_buf();
         move |source| KickstartError::Write { path, source }
     };
     if out.exists() && !out.join(MARKER).exists() {
-        let empty = std::fs::read_dir(out)
-            .map_err(werr(out))?
-            .next()
-            .is_none();
+        let empty = std::fs::read_dir(out).map_err(werr(out))?.next().is_none();
         if !empty {
             return Err(KickstartError::OutNotOurs {
                 path: out.to_path_buf(),
@@ -360,14 +374,9 @@ pub fn render_to_dir(
     .map_err(werr(&root.join("manifest.json")))?;
     std::fs::write(root.join(MARKER), "rendered by cairn kickstart render\n")
         .map_err(werr(&root.join(MARKER)))?;
-    // One syncfs instead of an fsync per file: the data is durable before the swap makes it
-    // visible, at the cost of one call for thousands of files.
-    let dirfd = std::fs::File::open(root).map_err(werr(root))?;
-    rustix::fs::syncfs(&dirfd).map_err(|e| KickstartError::Write {
-        path: root.to_path_buf(),
-        source: e.into(),
-    })?;
-    let perm = std::fs::Permissions::from(std::os::unix::fs::PermissionsExt::from_mode(0o755));
+    // No fsync: the guarantee is that readers see the old output or the new one, never a mix,
+    // which the rename gives. (A syncfs here cost seconds on a busy shared disk.)
+    let perm: std::fs::Permissions = std::os::unix::fs::PermissionsExt::from_mode(0o755);
     std::fs::set_permissions(root, perm).map_err(werr(root))?;
     if out.exists() {
         rustix::fs::renameat_with(
@@ -433,8 +442,14 @@ fn write_hosts(
             let d = mac.dashed();
             for (path, body) in [
                 (root.join("ks").join(mac.to_string()), &docs.kickstart),
-                (root.join("pxelinux.cfg").join(format!("01-{d}")), &docs.pxelinux),
-                (root.join("grub").join(format!("grub.cfg-01-{d}")), &docs.grub),
+                (
+                    root.join("pxelinux.cfg").join(format!("01-{d}")),
+                    &docs.pxelinux,
+                ),
+                (
+                    root.join("grub").join(format!("grub.cfg-01-{d}")),
+                    &docs.grub,
+                ),
                 (root.join("ipxe").join(mac.to_string()), &docs.ipxe),
             ] {
                 std::fs::write(&path, body).map_err(|source| KickstartError::Write {

@@ -103,10 +103,23 @@ mod tests {
 
     #[test]
     fn traversal_spellings_refused() {
-        for p in ["../etc/passwd", "a/../../b", "/etc/passwd", "a//b", "./config", "a\\..\\b", ""] {
+        for p in [
+            "../etc/passwd",
+            "a/../../b",
+            "/etc/passwd",
+            "a//b",
+            "./config",
+            "a\\..\\b",
+            "",
+        ] {
             assert!(check_path(p).is_err(), "{p}");
         }
-        for p in ["config", "objects/ab/cdef.commit", "refs/heads/a/b", "summary.sig"] {
+        for p in [
+            "config",
+            "objects/ab/cdef.commit",
+            "refs/heads/a/b",
+            "summary.sig",
+        ] {
             assert!(check_path(p).is_ok(), "{p}");
         }
     }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path as UrlPath, Query, Request, State};
+use axum::extract::{ConnectInfo, Path as UrlPath, Query, RawQuery, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -89,10 +89,19 @@ pub fn run(opts: Options) -> Result<(), ServeError> {
             serde_json::json!({"ts": log::now(), "event": "loaded", "hosts": snap.hosts,
                 "macs": snap.by_mac.len(), "generation": snap.generation})
         );
+        // Handlers go in before the address is announced: a SIGHUP that arrives first must
+        // reload, not kill the server (the default action).
+        use tokio::signal::unix::{signal, SignalKind};
+        let sig = |k| signal(k).map_err(|e| ServeError::Io("signal handler".into(), e));
+        let signals = Signals {
+            hup: sig(SignalKind::hangup())?,
+            term: sig(SignalKind::terminate())?,
+            int: sig(SignalKind::interrupt())?,
+        };
         println!("listening on http://{addr}");
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        serve(app, listener).await
+        serve(app, listener, signals).await
     })
 }
 
@@ -139,7 +148,22 @@ fn build_app(opts: &Options, addr: SocketAddr) -> Result<App, ServeError> {
     })
 }
 
-async fn serve(app: Shared, listener: tokio::net::TcpListener) -> Result<(), ServeError> {
+struct Signals {
+    hup: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+async fn serve(
+    app: Shared,
+    listener: tokio::net::TcpListener,
+    signals: Signals,
+) -> Result<(), ServeError> {
+    let Signals {
+        mut hup,
+        mut term,
+        mut int,
+    } = signals;
     let router = Router::new()
         .route("/ks/{mac}", get(ks_path))
         .route("/ks", get(ks_query))
@@ -152,7 +176,10 @@ async fn serve(app: Shared, listener: tokio::net::TcpListener) -> Result<(), Ser
         .route("/repo/{*path}", get(repo))
         .route("/files/{*path}", get(boot_files))
         .route("/healthz", get(healthz))
-        .layer(axum::middleware::from_fn_with_state(app.clone(), access_log))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            access_log,
+        ))
         .with_state(app.clone());
 
     // The access log is buffered; flush it a few times a second and at exit.
@@ -169,20 +196,19 @@ async fn serve(app: Shared, listener: tokio::net::TcpListener) -> Result<(), Ser
     let reloader = {
         let app = app.clone();
         tokio::spawn(async move {
-            let Ok(mut hup) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            else {
-                return;
-            };
             while hup.recv().await.is_some() {
                 let app2 = app.clone();
                 let res = tokio::task::spawn_blocking(move || app2.live.reload()).await;
                 let line = match res {
-                    Ok(Ok(s)) => serde_json::json!({"ts": log::now(), "event": "reload", "ok": true,
-                        "hosts": s.hosts, "generation": s.generation}),
-                    Ok(Err(e)) => serde_json::json!({"ts": log::now(), "event": "reload", "ok": false,
+                    Ok(Ok(s)) => {
+                        serde_json::json!({"ts": log::now(), "event": "reload", "ok": true,
+                        "hosts": s.hosts, "generation": s.generation})
+                    }
+                    Ok(Err(e)) => {
+                        serde_json::json!({"ts": log::now(), "event": "reload", "ok": false,
                         "kept_generation": app.live.current().generation,
-                        "error": e.to_string()}),
+                        "error": e.to_string()})
+                    }
                     Err(e) => serde_json::json!({"ts": log::now(), "event": "reload", "ok": false,
                         "error": e.to_string()}),
                 };
@@ -194,7 +220,12 @@ async fn serve(app: Shared, listener: tokio::net::TcpListener) -> Result<(), Ser
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
+    .with_graceful_shutdown(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+    })
     .await;
     reloader.abort();
     flusher.abort();
@@ -204,21 +235,6 @@ async fn serve(app: Shared, listener: tokio::net::TcpListener) -> Result<(), Ser
         serde_json::json!({"ts": log::now(), "event": "shutdown"})
     );
     result.map_err(|e| ServeError::Io("serve".into(), e))
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
-    }
 }
 
 async fn access_log(State(app): State<Shared>, req: Request, next: Next) -> Response {
@@ -231,12 +247,18 @@ async fn access_log(State(app): State<Shared>, req: Request, next: Next) -> Resp
         .map(|c| c.0.to_string())
         .unwrap_or_default();
     let resp = next.run(req).await;
-    let bytes = resp
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("0")
-        .to_string();
+    let bytes = {
+        use axum::body::HttpBody;
+        match resp.body().size_hint().exact() {
+            Some(n) => n.to_string(),
+            None => resp
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("null")
+                .to_string(),
+        }
+    };
     // Hand-formatted: this runs per request; only the path needs JSON escaping. Query strings are
     // left out on purpose: they carry build tokens.
     let line = format!(
@@ -305,13 +327,18 @@ fn lookup(app: &App, mac: Option<&str>, doc: Doc, token: Option<&str>) -> Respon
 
 type Q = Query<HashMap<String, String>>;
 
-async fn ks_path(State(app): State<Shared>, UrlPath(mac): UrlPath<String>, q: Q) -> Response {
-    lookup(
-        &app,
-        Some(&mac),
-        Doc::Kickstart,
-        q.get("token").map(String::as_str),
-    )
+async fn ks_path(
+    State(app): State<Shared>,
+    UrlPath(mac): UrlPath<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    // The hot path: no query map unless there is a query.
+    let token = q.as_deref().and_then(|q| {
+        q.split('&')
+            .find_map(|kv| kv.strip_prefix("token="))
+            .map(str::to_string)
+    });
+    lookup(&app, Some(&mac), Doc::Kickstart, token.as_deref())
 }
 
 async fn ks_query(State(app): State<Shared>, q: Q) -> Response {
@@ -345,10 +372,7 @@ async fn healthz(State(app): State<Shared>) -> Response {
     let s = app.live.current();
     text(
         StatusCode::OK,
-        format!(
-            "ok generation={} hosts={}\n",
-            s.generation, s.hosts
-        ),
+        format!("ok generation={} hosts={}\n", s.generation, s.hosts),
     )
 }
 

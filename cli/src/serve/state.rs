@@ -77,7 +77,11 @@ impl Live {
     pub fn reload(&self) -> Result<Arc<Snapshot>, ServeError> {
         let _guard = self.reload_lock.lock().unwrap_or_else(|e| e.into_inner());
         let generation = self.current().generation + 1;
-        let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut tokens = self
+            .tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let snap = Arc::new(build(&self.loader, generation, &mut tokens)?);
         // Swap tokens and snapshot together so a served boot config always carries a live token.
         let mut live_tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());

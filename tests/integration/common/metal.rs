@@ -37,7 +37,10 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 /// Runs `ostree` with `args`, panicking with its stderr on failure.
 pub fn ostree(args: &[&str]) -> String {
-    let o = Command::new("ostree").args(args).output().expect("spawn ostree");
+    let o = Command::new("ostree")
+        .args(args)
+        .output()
+        .expect("spawn ostree");
     assert!(
         o.status.success(),
         "ostree {args:?}: {}",
