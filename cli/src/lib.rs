@@ -4,7 +4,9 @@
 //! calls into the domains and prints.
 
 pub mod cli;
+pub mod kickstart;
 pub mod repo;
+pub mod serve;
 pub mod sysctl;
 pub mod treefile;
 pub mod yaml;

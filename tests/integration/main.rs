@@ -3,5 +3,7 @@
 
 mod cli;
 mod common;
+mod kickstart;
 mod repo;
+mod serve;
 mod treefile;

@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod kickstart;
 mod repo;
+mod serve;
 mod treefile;
 
 /// cairn: build, ship and run immutable OSTree-based hosts.
@@ -41,6 +43,11 @@ pub enum Command {
     Treefile(treefile::Cmd),
     #[command(flatten)]
     Repo(repo::Cmd),
+    /// Bare metal: check an inventory and render kickstarts and PXE/GRUB/iPXE configs.
+    #[command(subcommand)]
+    Kickstart(kickstart::Cmd),
+    /// Serve kickstarts, boot configs and the OSTree repo to PXE clients over HTTP.
+    Serve(serve::Args),
 }
 
 /// Exit status a command asks for on success (e.g. 77 for "nothing changed" where documented).
@@ -61,6 +68,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
     match cli.command {
         Command::Treefile(cmd) => treefile::run(cmd, &cli.global),
         Command::Repo(cmd) => repo::run(cmd, &cli.global),
+        Command::Kickstart(cmd) => kickstart::run(cmd, &cli.global),
+        Command::Serve(args) => serve::run(args, &cli.global),
     }
 }
 
