@@ -4,6 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod deploy;
+mod health;
+mod sysctl;
 mod treefile;
 
 /// cairn: build, ship and run immutable OSTree-based hosts.
@@ -38,6 +41,15 @@ pub enum Command {
     /// Render, check and diff treefiles (rpm-ostree compatible).
     #[command(subcommand)]
     Treefile(treefile::Cmd),
+    /// Host commands: deploy, upgrade, rollback, status, kargs, pin, unpin, cleanup.
+    #[command(flatten)]
+    Host(deploy::HostCmd),
+    /// Sysctl presets: list, show, apply to a deployment.
+    #[command(subcommand)]
+    Sysctl(sysctl::Cmd),
+    /// Health checks with automatic rollback after repeated failed boots.
+    #[command(subcommand)]
+    Health(health::Cmd),
 }
 
 /// Exit status a command asks for on success (e.g. 77 for "nothing changed" where documented).
@@ -57,6 +69,9 @@ pub fn main() -> ExitCode {
 pub fn run(cli: Cli) -> anyhow::Result<Status> {
     match cli.command {
         Command::Treefile(cmd) => treefile::run(cmd, &cli.global),
+        Command::Host(cmd) => deploy::run(cmd, &cli.global),
+        Command::Sysctl(cmd) => sysctl::run(cmd, &cli.global),
+        Command::Health(cmd) => health::run(cmd, &cli.global),
     }
 }
 

@@ -58,7 +58,8 @@ pub(super) const BUILTIN: &[Preset] = &[
     },
     Preset {
         name: "network-buffers",
-        reason: "10G+ links and long-RTT replication stall on the default 208 KiB socket buffer cap",
+        reason:
+            "10G+ links and long-RTT replication stall on the default 208 KiB socket buffer cap",
         settings: &[
             ("net.core.rmem_max", "16777216"),
             ("net.core.wmem_max", "16777216"),

@@ -80,7 +80,11 @@ impl From<&Preset> for OwnedPreset {
             settings: p
                 .settings
                 .iter()
-                .map(|(k, v)| Setting { key: k.to_string(), value: v.to_string(), line: None })
+                .map(|(k, v)| Setting {
+                    key: k.to_string(),
+                    value: v.to_string(),
+                    line: None,
+                })
                 .collect(),
             modules: p.modules.iter().map(|m| m.to_string()).collect(),
         }
@@ -96,7 +100,11 @@ impl OwnedPreset {
             source: Source::Inline,
             settings: settings
                 .iter()
-                .map(|(k, v)| Setting { key: k.clone(), value: v.clone(), line: None })
+                .map(|(k, v)| Setting {
+                    key: k.clone(),
+                    value: v.clone(),
+                    line: None,
+                })
                 .collect(),
             modules: Vec::new(),
         }
@@ -118,13 +126,31 @@ pub enum SysctlError {
     #[error("unknown sysctl preset `{name}`{hint}; `cairn sysctl list` shows the available ones")]
     UnknownPreset { name: String, hint: String },
     #[error("{at}: malformed line `{line}`: {why}")]
-    Syntax { at: String, line: String, why: String },
+    Syntax {
+        at: String,
+        line: String,
+        why: String,
+    },
     #[error("{at}: invalid key `{key}`: {why}")]
-    BadKey { at: String, key: String, why: String },
+    BadKey {
+        at: String,
+        key: String,
+        why: String,
+    },
     #[error("{at}: unknown key `{key}` (not in cairn's list of known keys{proc}){hint}")]
-    UnknownKey { at: String, key: String, proc: String, hint: String },
+    UnknownKey {
+        at: String,
+        key: String,
+        proc: String,
+        hint: String,
+    },
     #[error("{at}: `{key}` takes {expected}, got `{value}`")]
-    BadValue { at: String, key: String, value: String, expected: &'static str },
+    BadValue {
+        at: String,
+        key: String,
+        value: String,
+        expected: &'static str,
+    },
     #[error("{at}: invalid module name `{module}` (letters, digits, `_` and `-` only)")]
     BadModule { at: String, module: String },
     #[error(
@@ -139,28 +165,44 @@ pub enum SysctlError {
         second_value: String,
     },
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Loads one user preset from a file in sysctl.d syntax; the preset is named after the file
 /// (without `.conf`). The first comment line is its reason; a `# cairn-modules: a b` comment lists
 /// kernel modules for modules-load.d.
 pub fn load_file(path: &Path) -> Result<OwnedPreset, SysctlError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| SysctlError::Io { path: path.to_path_buf(), source })?;
-    let stem = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let text = std::fs::read_to_string(path).map_err(|source| SysctlError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let stem = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
     let name = stem.strip_suffix(".conf").unwrap_or(stem).to_string();
     validate::parse(&name, path, &text)
 }
 
 /// All user presets in `dir` (`*.conf` files and extension-less files), sorted by name.
 pub fn load_dir(dir: &Path) -> Result<Vec<OwnedPreset>, SysctlError> {
-    let io = |source| SysctlError::Io { path: dir.to_path_buf(), source };
+    let io = |source| SysctlError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let path = entry.map_err(io)?.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        if path.is_file() && !name.starts_with('.') && (name.ends_with(".conf") || !name.contains('.'))
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if path.is_file()
+            && !name.starts_with('.')
+            && (name.ends_with(".conf") || !name.contains('.'))
         {
             out.push(load_file(&path)?);
         }

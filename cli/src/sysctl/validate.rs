@@ -24,8 +24,14 @@ pub(super) fn parse(name: &str, path: &Path, text: &str) -> Result<OwnedPreset, 
             let comment = comment.trim();
             if let Some(mods) = comment.strip_prefix("cairn-modules:") {
                 for m in mods.split_whitespace() {
-                    if !m.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-                        return Err(SysctlError::BadModule { at: at(), module: m.to_string() });
+                    if !m
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                    {
+                        return Err(SysctlError::BadModule {
+                            at: at(),
+                            module: m.to_string(),
+                        });
                     }
                     preset.modules.push(m.to_string());
                 }
@@ -86,7 +92,9 @@ impl Validator {
     /// The shipped list plus this host's `/proc/sys` when it exists.
     pub fn host() -> Validator {
         let p = Path::new("/proc/sys");
-        Validator { proc_sys: p.is_dir().then(|| p.to_path_buf()) }
+        Validator {
+            proc_sys: p.is_dir().then(|| p.to_path_buf()),
+        }
     }
 
     /// The shipped list only (builds for another kernel, hermetic tests).
@@ -99,9 +107,15 @@ impl Validator {
         let mut seen: Vec<(Vec<String>, &OwnedPreset, &Setting)> = Vec::new();
         for p in presets {
             for m in &p.modules {
-                if m.is_empty() || !m.chars().all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
+                if m.is_empty()
+                    || !m
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
                 {
-                    return Err(SysctlError::BadModule { at: p.describe(None), module: m.clone() });
+                    return Err(SysctlError::BadModule {
+                        at: p.describe(None),
+                        module: m.clone(),
+                    });
                 }
             }
             for s in &p.settings {
@@ -128,20 +142,33 @@ impl Validator {
     /// Checks one setting: key syntax, that the key exists, and the value's kind.
     pub fn check(&self, preset: &OwnedPreset, s: &Setting) -> Result<(), SysctlError> {
         let at = preset.describe(s.line);
-        let bad = |why: &str| SysctlError::BadKey { at: at.clone(), key: s.key.clone(), why: why.into() };
+        let bad = |why: &str| SysctlError::BadKey {
+            at: at.clone(),
+            key: s.key.clone(),
+            why: why.into(),
+        };
         let comps = components(&s.key);
         if comps.len() < 2 {
-            return Err(bad("a key has at least two components, like `vm.swappiness`"));
+            return Err(bad(
+                "a key has at least two components, like `vm.swappiness`",
+            ));
         }
         for c in &comps {
             if c.is_empty() {
                 return Err(bad("empty component (doubled or trailing separator)"));
             }
             if c.contains(['*', '?', '[']) {
-                return Err(bad("globs are not supported in presets; name the key exactly"));
+                return Err(bad(
+                    "globs are not supported in presets; name the key exactly",
+                ));
             }
-            if !c.chars().all(|ch| ch.is_ascii_alphanumeric() || "_-.:@+".contains(ch)) {
-                return Err(bad("only letters, digits and `_-.:@+` may appear in a component"));
+            if !c
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "_-.:@+".contains(ch))
+            {
+                return Err(bad(
+                    "only letters, digits and `_-.:@+` may appear in a component",
+                ));
             }
         }
         let shipped = known::lookup(&comps.join("."));
@@ -181,7 +208,11 @@ impl Validator {
                 at,
                 key: s.key.clone(),
                 value: s.value.clone(),
-                expected: if kind == Kind::Int { "an integer" } else { "integers separated by spaces" },
+                expected: if kind == Kind::Int {
+                    "an integer"
+                } else {
+                    "integers separated by spaces"
+                },
             });
         }
         Ok(())

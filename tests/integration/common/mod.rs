@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod sysroot;
+
 /// The cairn binary cargo built for this test run.
 pub fn cairn() -> Command {
     Command::new(env!("CARGO_BIN_EXE_cairn"))
