@@ -45,8 +45,9 @@ pub enum HostCmd {
         host: HostArgs,
         /// A ref (`stable`, `REMOTE:REF`) or a 64-hex commit checksum.
         rev: String,
-        /// Remote to pull from (added to the sysroot repository when missing; needs --url).
-        #[arg(long, value_name = "NAME", requires = "url")]
+        /// Remote to pull REV from first (with --url: added to the sysroot repository when
+        /// missing). Without --remote, REV must already be in the sysroot repository.
+        #[arg(long, value_name = "NAME")]
         remote: Option<String>,
         /// URL of the remote: file://, http:// or https://.
         #[arg(long, value_name = "URL", requires = "remote")]
@@ -175,14 +176,11 @@ pub fn run(cmd: HostCmd, global: &Global) -> anyhow::Result<Status> {
             dry_run,
             json,
         } => {
-            let remote = match (remote, url) {
-                (Some(name), Some(url)) => Some(Remote {
-                    name,
-                    url,
-                    gpg_verify,
-                }),
-                _ => None,
-            };
+            let remote = remote.map(|name| Remote {
+                name,
+                url,
+                gpg_verify,
+            });
             let opts = deploy::DeployOptions {
                 rev,
                 remote,

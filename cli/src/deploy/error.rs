@@ -38,8 +38,6 @@ pub enum DeployError {
     },
     #[error("remote `{0}` is not configured in the sysroot repository; pass --url to add it")]
     UnknownRemote(String),
-    #[error("--remote and --url go together")]
-    RemoteNeedsUrl,
     #[error("unsupported URL `{0}`: use file://, http:// or https://")]
     BadUrl(String),
     #[error("the default deployment tracks commit {0}, not a ref: nothing to upgrade from")]

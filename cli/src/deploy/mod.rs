@@ -48,7 +48,8 @@ pub struct Host {
 pub struct DeployOptions {
     /// A ref (`stable`, `remote:ref`) or a commit checksum.
     pub rev: String,
-    /// Added to the sysroot repo when missing; `rev` is then pulled from it.
+    /// Pull `rev` from this remote first (added to the sysroot repo when it has a URL and is
+    /// missing). Without it, `rev` must already be in the sysroot repository.
     pub remote: Option<Remote>,
     /// `KEY=VALUE` arguments replacing those of the same key inherited from the merge deployment.
     pub kargs: Vec<String>,
@@ -160,7 +161,7 @@ fn resolve(repo: &ostree::Repo, rev: &str) -> Result<String, DeployError> {
             let hint = if rev.contains(':') {
                 String::new()
             } else {
-                "; to fetch it pass --remote NAME --url URL, or name it REMOTE:REF".to_string()
+                "; to fetch it, pass --remote NAME (and --url URL for a new remote)".to_string()
             };
             Err(DeployError::UnknownRev {
                 rev: rev.to_string(),
@@ -219,8 +220,8 @@ pub fn deploy(host: &Host, opts: &DeployOptions) -> Result<DeployOutcome, Deploy
         opts.preset_dir.as_deref(),
         &sysctl::Validator::host(),
     )?;
-    if let Some(r) = &opts.remote {
-        pull::check_url(&r.url)?;
+    if let Some(url) = opts.remote.as_ref().and_then(|r| r.url.as_ref()) {
+        pull::check_url(url)?;
     }
     let refspec = match &opts.remote {
         Some(r) if !is_checksum(&opts.rev) && !opts.rev.contains(':') => {
@@ -239,27 +240,19 @@ pub fn deploy(host: &Host, opts: &DeployOptions) -> Result<DeployOutcome, Deploy
         (None, true) => return Err(DeployError::NeedOsName),
     };
     let repo = guard.repo();
-    let pulled_from = match (&opts.remote, refspec.split_once(':')) {
-        (Some(r), _) => {
-            let added = pull::ensure_remote(&repo, r)?;
-            let rev = refspec
-                .split_once(':')
-                .map_or(refspec.as_str(), |(_, rf)| rf);
-            if let Err(e) = pull::pull(&repo, &r.name, rev, false) {
-                if added {
-                    let _ = repo.remote_delete(&r.name, gio::Cancellable::NONE);
-                }
-                return Err(e);
+    // Like `ostree admin deploy`, REMOTE:REF without --remote deploys what is already pulled.
+    if let Some(r) = &opts.remote {
+        let added = pull::ensure_remote(&repo, r)?;
+        let rev = refspec
+            .split_once(':')
+            .map_or(refspec.as_str(), |(_, rf)| rf);
+        if let Err(e) = pull::pull(&repo, &r.name, rev, false) {
+            if added {
+                let _ = repo.remote_delete(&r.name, gio::Cancellable::NONE);
             }
-            true
+            return Err(e);
         }
-        (None, Some((remote, rf))) => {
-            pull::pull(&repo, remote, rf, false)?;
-            true
-        }
-        (None, None) => false,
-    };
-    let _ = pulled_from;
+    }
     let csum = resolve(&repo, &refspec)?;
     let initialized = !guard.path().join("ostree/deploy").join(&os).is_dir();
     if initialized {

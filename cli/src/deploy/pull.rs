@@ -4,11 +4,12 @@ use ostree::{gio, glib};
 
 use super::error::{Context, DeployError};
 
-/// A remote to add (when missing) before pulling.
+/// A remote to pull from, added first when `url` is given and it is missing.
 #[derive(Debug, Clone)]
 pub struct Remote {
     pub name: String,
-    pub url: String,
+    /// `None`: the remote must already be configured in the sysroot repository.
+    pub url: Option<String>,
     /// Require GPG signatures (keys must already be imported for the remote).
     pub gpg_verify: bool,
 }
@@ -27,16 +28,22 @@ pub fn check_url(url: &str) -> Result<(), DeployError> {
 /// Adds `r` unless it exists; an existing remote with another URL is an error, not a silent
 /// redirect of the host's updates. Returns whether it was added.
 pub fn ensure_remote(repo: &ostree::Repo, r: &Remote) -> Result<bool, DeployError> {
-    check_url(&r.url)?;
+    let Some(url) = &r.url else {
+        if !repo.remote_list().iter().any(|n| n.as_str() == r.name) {
+            return Err(DeployError::UnknownRemote(r.name.clone()));
+        }
+        return Ok(false);
+    };
+    check_url(url)?;
     if repo.remote_list().iter().any(|n| n.as_str() == r.name) {
         let existing = repo
             .remote_get_url(&r.name)
             .ctx(|| format!("reading remote {}", r.name))?;
-        if existing.as_str() != r.url {
+        if existing.as_str() != url {
             return Err(DeployError::RemoteMismatch {
                 name: r.name.clone(),
                 existing: existing.to_string(),
-                wanted: r.url.clone(),
+                wanted: url.clone(),
             });
         }
         return Ok(false);
@@ -45,11 +52,11 @@ pub fn ensure_remote(repo: &ostree::Repo, r: &Remote) -> Result<bool, DeployErro
     opts.insert("gpg-verify", r.gpg_verify);
     repo.remote_add(
         &r.name,
-        Some(&r.url),
+        Some(url),
         Some(&opts.end()),
         gio::Cancellable::NONE,
     )
-    .ctx(|| format!("adding remote {} ({})", r.name, r.url))?;
+    .ctx(|| format!("adding remote {} ({url})", r.name))?;
     Ok(true)
 }
 

@@ -42,6 +42,10 @@ pub fn is_live(path: &Path) -> bool {
 
 impl SysrootGuard {
     pub fn open(path: &Path, how: Open) -> Result<SysrootGuard, DeployError> {
+        // libostree reports things like "Freed objects: ..." with g_print; keep stdout for
+        // cairn's own (possibly JSON) output.
+        static PRINT_TO_STDERR: std::sync::Once = std::sync::Once::new();
+        PRINT_TO_STDERR.call_once(|| ostree::glib::set_print_handler(|s| eprint!("{s}")));
         let path = &std::path::absolute(path).ctx(|| format!("resolving {}", path.display()))?;
         let has_repo = path.join("ostree/repo").is_dir();
         if !has_repo {

@@ -173,7 +173,7 @@ impl Fixture {
             .unwrap()
             .map(|e| Bls::parse(&self.sysroot, &e.unwrap().path()))
             .collect();
-        out.sort_by(|a, b| b.version.cmp(&a.version));
+        out.sort_by_key(|b| std::cmp::Reverse(b.version));
         out
     }
 }
