@@ -3,7 +3,9 @@
 
 mod cli;
 mod common;
+mod deploy;
 mod kickstart;
 mod repo;
 mod serve;
+mod sysctl;
 mod treefile;

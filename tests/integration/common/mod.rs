@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub mod repo;
+pub mod sysroot;
 
 /// The cairn binary cargo built for this test run.
 pub fn cairn() -> Command {
