@@ -5,7 +5,10 @@
 
 pub mod cli;
 pub mod compose;
+pub mod deploy;
+pub mod kickstart;
 pub mod repo;
+pub mod serve;
 pub mod sysctl;
 pub mod treefile;
 pub mod yaml;

@@ -4,5 +4,9 @@
 mod cli;
 mod common;
 mod compose;
+mod deploy;
+mod kickstart;
 mod repo;
+mod serve;
+mod sysctl;
 mod treefile;

@@ -5,7 +5,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod compose;
+pub mod deploy;
+mod health;
+mod kickstart;
 mod repo;
+mod serve;
+mod sysctl;
 mod treefile;
 
 /// cairn: build, ship and run immutable OSTree-based hosts.
@@ -44,6 +49,20 @@ pub enum Command {
     Repo(repo::Cmd),
     /// Compose a treefile into an OSTree commit (real packages: mmdebstrap, dnf, rpm-ostree).
     Compose(Box<compose::ComposeArgs>),
+    /// Bare metal: check an inventory and render kickstarts and PXE/GRUB/iPXE configs.
+    #[command(subcommand)]
+    Kickstart(kickstart::Cmd),
+    /// Serve kickstarts, boot configs and the OSTree repo to PXE clients over HTTP.
+    Serve(serve::Args),
+    /// Host commands: deploy, upgrade, rollback, status, kargs, pin, unpin, cleanup.
+    #[command(flatten)]
+    Host(deploy::HostCmd),
+    /// Sysctl presets: list, show, apply to a deployment.
+    #[command(subcommand)]
+    Sysctl(sysctl::Cmd),
+    /// Health checks with automatic rollback after repeated failed boots.
+    #[command(subcommand)]
+    Health(health::Cmd),
 }
 
 /// Exit status a command asks for on success (e.g. 77 for "nothing changed" where documented).
@@ -65,6 +84,11 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Treefile(cmd) => treefile::run(cmd, &cli.global),
         Command::Repo(cmd) => repo::run(cmd, &cli.global),
         Command::Compose(args) => compose::run(*args, &cli.global),
+        Command::Kickstart(cmd) => kickstart::run(cmd, &cli.global),
+        Command::Serve(args) => serve::run(args, &cli.global),
+        Command::Host(cmd) => deploy::run(cmd, &cli.global),
+        Command::Sysctl(cmd) => sysctl::run(cmd, &cli.global),
+        Command::Health(cmd) => health::run(cmd, &cli.global),
     }
 }
 

@@ -1,10 +1,13 @@
 //! Shared fixtures: the cairn binary, the ../shared corpus, temp dirs and external tools.
 #![allow(dead_code)]
 
+pub mod metal;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub mod repo;
+pub mod sysroot;
 
 /// The cairn binary cargo built for this test run.
 pub fn cairn() -> Command {
