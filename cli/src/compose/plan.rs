@@ -304,3 +304,97 @@ pub fn detect_db(rootfs: &Path) -> PackageDb {
     }
     PackageDb::None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::treefile::{load, LoadOptions};
+
+    fn tf(dir: &Path, body: &str) -> Treefile {
+        let p = dir.join("t.yaml");
+        std::fs::write(&p, body).unwrap();
+        load(
+            &p,
+            &LoadOptions {
+                arch: Some("aarch64".into()),
+                vars: vec![],
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn auto_backend_order() {
+        let d = tempfile::tempdir().unwrap();
+        let t = tf(d.path(), "ref: a/b\nrepos: [fedora]\npackages: [bash]\n");
+        assert_eq!(choose_backend(&t, None, false).unwrap(), Backend::Dnf);
+        assert_eq!(choose_backend(&t, None, true).unwrap(), Backend::RpmOstree);
+        assert_eq!(
+            choose_backend(&t, Some(Backend::Dnf), true).unwrap(),
+            Backend::Dnf
+        );
+        let t = tf(
+            d.path(),
+            "ref: a/b\npackages: [bash]\ncairn:\n  mmdebstrap: {suite: trixie}\n",
+        );
+        assert_eq!(choose_backend(&t, None, true).unwrap(), Backend::Mmdebstrap);
+        let t = tf(d.path(), "ref: a/b\npackages: [bash]\n");
+        assert!(choose_backend(&t, None, false)
+            .unwrap_err()
+            .to_string()
+            .contains("cannot choose a backend"));
+    }
+
+    #[test]
+    fn plan_maps_keys_and_hashes_referenced_files() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("x.repo"),
+            "[fedora]\nbaseurl=file:///nowhere\n",
+        )
+        .unwrap();
+        std::fs::write(d.path().join("motd"), "hi\n").unwrap();
+        let body = "ref: a/${basearch}\nrepos: [fedora]\nreleasever: 40\nrecommends: false\n\
+                    exclude-packages: [nano]\nrepo-packages:\n  - repo: fedora\n    packages: [kernel]\n\
+                    packages: [bash]\nadd-files:\n  - [motd, /etc/motd]\n\
+                    remove-from-packages:\n  - [bash, \"/usr/share/doc/.*\"]\n";
+        let t = tf(d.path(), body);
+        let p = plan(&t, Backend::Dnf).unwrap();
+        assert_eq!(p.refname, "a/aarch64");
+        let BackendPlan::Dnf(s) = &p.backend else {
+            panic!("dnf")
+        };
+        assert_eq!(s.arch, "aarch64");
+        assert_eq!(s.releasever.as_deref(), Some("40"));
+        assert!(!s.recommends);
+        assert_eq!(s.exclude_packages, ["nano"]);
+        assert_eq!(
+            s.repo_packages,
+            [("fedora".to_string(), vec!["kernel".to_string()])]
+        );
+        assert_eq!(
+            p.postprocess.remove_from_packages[0].1,
+            ["/usr/share/doc/.*"]
+        );
+        let h0 = crate::compose::inputs::hash(&p.inputs).unwrap();
+        // Content of a .repo file and of an add-files source both count.
+        std::fs::write(d.path().join("motd"), "changed\n").unwrap();
+        let h1 = crate::compose::inputs::hash(&p.inputs).unwrap();
+        assert_ne!(h0, h1);
+        std::fs::write(
+            d.path().join("x.repo"),
+            "[fedora]\nbaseurl=file:///elsewhere\n",
+        )
+        .unwrap();
+        assert_ne!(crate::compose::inputs::hash(&p.inputs).unwrap(), h1);
+        // Debian arch names for mmdebstrap.
+        let t = tf(
+            d.path(),
+            "ref: a/b\npackages: [bash]\ncairn:\n  mmdebstrap: {suite: trixie}\n",
+        );
+        let BackendPlan::Mmdebstrap(m) = plan(&t, Backend::Mmdebstrap).unwrap().backend else {
+            panic!()
+        };
+        assert_eq!((m.arch.as_str(), m.suite.as_str()), ("arm64", "trixie"));
+    }
+}
