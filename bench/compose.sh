@@ -4,13 +4,17 @@
 # with a warm package cache, and of an unchanged recompose (goal: < 2 s, no package work).
 #
 #   bench/compose.sh [WORKDIR]     # default WORKDIR: /var/tmp/cairn-bench-compose
+#   CAIRN=./cairn TREEFILE=treefiles/k8s-node.yaml bench/compose.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 WORK=${1:-/var/tmp/cairn-bench-compose}
 TREEFILE=${TREEFILE:-treefiles/debian-12.yaml}
-cargo build --release -q
-CAIRN=${CARGO_TARGET_DIR:-target}/release/cairn
+# CAIRN=/path/to/cairn skips the build (a shared target dir may hold another branch's binary).
+if [ -z "${CAIRN:-}" ]; then
+  cargo build --release -q
+  CAIRN=${CARGO_TARGET_DIR:-target}/release/cairn
+fi
 rm -rf "$WORK"; mkdir -p "$WORK"
 
 phases() { # $1 = label, $2 = json file

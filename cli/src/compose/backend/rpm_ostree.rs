@@ -1,18 +1,19 @@
 //! rpm-ostree's own compose, where rpm-ostree is installed (Fedora/CentOS/RHEL build hosts).
 //!
 //! rpm-ostree does install, postprocess and commit itself; cairn renders the treefile for it
-//! (cairn section lowered to standard keys), runs it, then reads the commit back to add cairn's
-//! metadata (input hash, package manifest) through a follow-up commit on the same ref.
+//! (cairn section lowered to standard keys) and passes its input hash and backend name as
+//! `--add-metadata-string`. rpm-ostree records packages in its own `rpmostree.rpmdb.pkglist`;
+//! cairn does not add `cairn.packages` on this path (no rpm-ostree on Debian to verify it).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use super::{require_tool, run_tool, BackendError, Progress};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RpmOstreeSpec {
-    /// The treefile rendered for rpm-ostree (JSON), written beside the original so relative
-    /// paths (`.repo` files, add-files sources) resolve the same way.
+    /// The treefile rendered for rpm-ostree (`Treefile::for_rpm_ostree().write_to(dir)`), with
+    /// the original directory's `.repo` files copied beside it.
     pub rendered_treefile: PathBuf,
     pub repo: PathBuf,
     pub cachedir: PathBuf,
@@ -71,19 +72,6 @@ pub fn install(spec: &RpmOstreeSpec, progress: Progress) -> Result<Option<String
         .filter(|s| !s.is_empty()))
 }
 
-/// Writes the rendered treefile JSON beside `original` (as `.cairn-rpm-ostree-<name>.json`).
-pub fn write_rendered(original: &Path, json: &serde_json::Value) -> Result<PathBuf, BackendError> {
-    let dir = original.parent().unwrap_or(Path::new("."));
-    let stem = original
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let p = dir.join(format!(".cairn-rpm-ostree-{stem}.json"));
-    let text = serde_json::to_string_pretty(json).expect("JSON value serializes");
-    std::fs::write(&p, text).map_err(BackendError::io(format!("writing {}", p.display())))?;
-    Ok(p)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,19 +101,5 @@ mod tests {
                 "/src/.cairn-rpm-ostree-fcos.json"
             ]
         );
-    }
-
-    #[test]
-    fn rendered_treefile_sits_beside_the_original() {
-        let d = tempfile::tempdir().unwrap();
-        let p = write_rendered(
-            &d.path().join("fcos.yaml"),
-            &serde_json::json!({"ref": "x"}),
-        )
-        .unwrap();
-        assert_eq!(p, d.path().join(".cairn-rpm-ostree-fcos.json"));
-        let back: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
-        assert_eq!(back["ref"], "x");
     }
 }
