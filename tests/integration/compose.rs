@@ -303,6 +303,36 @@ fn mmdebstrap_minbase_then_postprocess() {
     }
     assert_eq!(std::fs::read_dir(root.join("dev")).unwrap().count(), 0);
     assert_eq!(root.join("tmp").metadata().unwrap().mode() & 0o7777, 0o1777);
+
+    // systemd-tmpfiles itself recreates /var from the generated file, as on a first boot
+    // (/etc is where a deployment has it; user and group names resolve through it).
+    if have_tool("systemd-tmpfiles", "package systemd") {
+        std::os::unix::fs::symlink("usr/etc", root.join("etc")).unwrap();
+        let out = std::process::Command::new("systemd-tmpfiles")
+            .arg(format!("--root={}", root.display()))
+            .arg("--create")
+            .arg(root.join("usr/lib/tmpfiles.d/cairn-var.conf"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "systemd-tmpfiles: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            std::fs::read(root.join("var/lib/dpkg/status")).unwrap(),
+            std::fs::read(root.join("usr/share/factory/var/lib/dpkg/status")).unwrap()
+        );
+        let m = root.join("var/roothome").metadata().unwrap();
+        assert_eq!((m.mode() & 0o7777, m.uid()), (0o700, 0));
+        let mail = root.join("var/mail").metadata().unwrap();
+        assert_eq!(mail.mode() & 0o7777, 0o2775);
+        assert_eq!(
+            std::fs::read_link(root.join("var/run")).unwrap(),
+            Path::new("/run")
+        );
+        assert!(root.join("var/roothome/.bashrc").is_file());
+    }
 }
 
 #[test]
