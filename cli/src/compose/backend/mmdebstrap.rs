@@ -90,6 +90,10 @@ pub fn install(
     }
     let mut cmd = Command::new("mmdebstrap");
     cmd.args(argv(spec, rootfs, cache.as_deref()));
+    // Debian's kernel hooks (/etc/kernel/postinst.d/{dracut,initramfs-tools}) skip building an
+    // initramfs when INITRD=No: postprocess builds the one OSTree needs (dracut --add ostree)
+    // anyway, so the install-time image would be built only to be thrown away.
+    cmd.env("INITRD", "No");
     let out = run_tool(cmd, progress)?;
     if out.success {
         return Ok(());

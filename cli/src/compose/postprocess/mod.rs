@@ -52,6 +52,8 @@ pub struct Report {
     pub device_nodes_dropped: usize,
     pub tmpfiles_entries: usize,
     pub enabled_units: Vec<String>,
+    /// SSH host keys taken out of the image (generated per machine on first boot instead).
+    pub ssh_host_keys_removed: usize,
     /// (script name, captured output) of each postprocess script.
     pub scripts: Vec<(String, String)>,
 }
@@ -118,6 +120,7 @@ pub fn run(
     progress("postprocess: OSTree layout (/usr/etc, /var as tmpfiles.d, top-level links)");
     report.device_nodes_dropped = layout::drop_special_files(rootfs)?;
     layout::empty_machine_id(rootfs)?;
+    report.ssh_host_keys_removed = layout::drop_ssh_host_keys(rootfs)?.len();
     layout::etc_to_usr_etc(rootfs)?;
     layout::toplevel_links(rootfs)?;
     report.tmpfiles_entries = layout::var_to_tmpfiles(rootfs)?;
