@@ -257,6 +257,12 @@ pub fn sysctl_file(name: &str) -> PathBuf {
     PathBuf::from(format!("sysctl.d/60-cairn-{name}.conf"))
 }
 
+/// File name for inline settings (a treefile's `cairn.sysctl`): numbered after every preset file,
+/// so systemd-sysctl applies them last and they override presets key by key.
+pub fn inline_file(name: &str) -> PathBuf {
+    PathBuf::from(format!("sysctl.d/61-cairn-{name}.conf"))
+}
+
 /// File name of a preset's modules-load.d file, relative to the configuration root.
 pub fn modules_file(name: &str) -> PathBuf {
     PathBuf::from(format!("modules-load.d/cairn-{name}.conf"))
@@ -275,7 +281,11 @@ pub fn render_owned(presets: &[OwnedPreset]) -> Vec<(PathBuf, String)> {
         for set in &p.settings {
             s.push_str(&format!("{} = {}\n", set.key, set.value));
         }
-        files.push((sysctl_file(&p.name), s));
+        let path = match p.source {
+            Source::Inline => inline_file(&p.name),
+            _ => sysctl_file(&p.name),
+        };
+        files.push((path, s));
         if !p.modules.is_empty() {
             let mut m = format!("# Kernel modules for cairn sysctl preset `{}`.\n", p.name);
             for module in &p.modules {

@@ -107,42 +107,23 @@ impl CairnSection {
     /// `60-cairn-<name>.conf`; inline settings `61-cairn-treefile.conf`, so they override presets
     /// (systemd-sysctl applies files in lexical order, the later value winning).
     pub fn sysctl_files(&self) -> Vec<GeneratedFile> {
-        let mut out = Vec::new();
-        for name in &self.sysctl_presets {
-            let Some(p) = crate::sysctl::find(name) else {
-                continue;
-            };
-            let mut content = format!("# cairn sysctl preset `{}`: {}\n", p.name, p.reason);
-            for (k, v) in p.settings {
-                content.push_str(&format!("{k} = {v}\n"));
-            }
-            out.push(GeneratedFile {
-                dest: format!("/usr/lib/sysctl.d/60-cairn-{}.conf", p.name),
-                content,
-            });
-            if !p.modules.is_empty() {
-                let mut m = format!("# kernel modules for cairn sysctl preset `{}`\n", p.name);
-                for module in p.modules {
-                    m.push_str(module);
-                    m.push('\n');
-                }
-                out.push(GeneratedFile {
-                    dest: format!("/usr/lib/modules-load.d/cairn-{}.conf", p.name),
-                    content: m,
-                });
-            }
-        }
+        use crate::sysctl::{self, OwnedPreset};
+        let mut presets: Vec<OwnedPreset> = self
+            .sysctl_presets
+            .iter()
+            .filter_map(|name| sysctl::find(name))
+            .map(OwnedPreset::from)
+            .collect();
         if !self.sysctl.is_empty() {
-            let mut content = String::from("# cairn: `cairn.sysctl` settings from the treefile\n");
-            for (k, v) in &self.sysctl {
-                content.push_str(&format!("{k} = {v}\n"));
-            }
-            out.push(GeneratedFile {
-                dest: "/usr/lib/sysctl.d/61-cairn-treefile.conf".into(),
-                content,
-            });
+            presets.push(OwnedPreset::inline("treefile", &self.sysctl));
         }
-        out
+        sysctl::render_owned(&presets)
+            .into_iter()
+            .map(|(rel, content)| GeneratedFile {
+                dest: format!("/usr/lib/{}", rel.display()),
+                content,
+            })
+            .collect()
     }
 }
 
