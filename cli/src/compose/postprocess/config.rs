@@ -292,9 +292,10 @@ pub fn check_group_members(rootfs: &Path, groups: &[String]) -> Result<(), Postp
     Ok(())
 }
 
-/// Writes `usr/lib/sysctl.d/60-cairn-<preset>.conf` per preset and `61-cairn-treefile.conf` for
-/// inline settings (later name wins, so inline settings override presets), plus
-/// `usr/lib/modules-load.d/cairn-<preset>.conf` for the modules a preset's keys need.
+/// Writes the image layer of the sysctl presets and inline settings under `usr/lib`, rendered
+/// by the shared `crate::sysctl` renderer (`sysctl.d/60-cairn-<preset>.conf`,
+/// `sysctl.d/61-cairn-treefile.conf` for inline settings so they win, and
+/// `modules-load.d/cairn-<preset>.conf` for the modules a preset's keys need).
 pub fn write_sysctl(
     rootfs: &Path,
     presets: &[String],
@@ -303,8 +304,7 @@ pub fn write_sysctl(
     if presets.is_empty() && inline.is_empty() {
         return Ok(());
     }
-    let dir = rootfs.join("usr/lib/sysctl.d");
-    std::fs::create_dir_all(&dir).map_err(io("creating usr/lib/sysctl.d"))?;
+    let mut owned = Vec::new();
     for name in presets {
         let p = crate::sysctl::find(name).ok_or_else(|| {
             let known: Vec<&str> = crate::sysctl::builtin().iter().map(|p| p.name).collect();
@@ -313,31 +313,16 @@ pub fn write_sysctl(
                 known.join(", ")
             ))
         })?;
-        let mut text = format!("# cairn sysctl preset `{}`: {}\n", p.name, p.reason);
-        for (k, v) in p.settings {
-            text.push_str(&format!("{k} = {v}\n"));
-        }
-        std::fs::write(dir.join(format!("60-cairn-{}.conf", p.name)), text)
-            .map_err(io("writing sysctl preset"))?;
-        if !p.modules.is_empty() {
-            let mdir = rootfs.join("usr/lib/modules-load.d");
-            std::fs::create_dir_all(&mdir).map_err(io("creating usr/lib/modules-load.d"))?;
-            let text = format!(
-                "# needed by cairn sysctl preset `{}`\n{}\n",
-                p.name,
-                p.modules.join("\n")
-            );
-            std::fs::write(mdir.join(format!("cairn-{}.conf", p.name)), text)
-                .map_err(io("writing modules-load.d"))?;
-        }
+        owned.push(crate::sysctl::OwnedPreset::from(p));
     }
     if !inline.is_empty() {
-        let mut text = String::from("# cairn: sysctl settings from the treefile\n");
-        for (k, v) in inline {
-            text.push_str(&format!("{k} = {v}\n"));
-        }
-        std::fs::write(dir.join("61-cairn-treefile.conf"), text)
-            .map_err(io("writing sysctl settings"))?;
+        owned.push(crate::sysctl::OwnedPreset::inline("treefile", inline));
+    }
+    for (rel, content) in crate::sysctl::render_owned(&owned) {
+        let dest = rootfs.join("usr/lib").join(rel);
+        std::fs::create_dir_all(dest.parent().expect("has parent"))
+            .map_err(io("creating usr/lib/sysctl.d"))?;
+        std::fs::write(&dest, content).map_err(io(format!("writing {}", dest.display())))?;
     }
     Ok(())
 }
