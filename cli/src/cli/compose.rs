@@ -13,9 +13,13 @@ pub enum BackendArg {
     /// The treefile's `cairn.backend`; else rpm-ostree if installed and the treefile has
     /// `repos`, else dnf if `repos`, else mmdebstrap if `cairn.mmdebstrap`, else rootfs.
     Auto,
+    /// `rpm-ostree compose tree --unified-core` on the treefile rendered for rpm-ostree.
     RpmOstree,
+    /// `dnf --installroot` with the `.repo` files beside the treefile.
     Dnf,
+    /// Debian/Ubuntu from `cairn.mmdebstrap` (suite, mirror, components, variant).
     Mmdebstrap,
+    /// An existing directory or tarball from `cairn.rootfs.path`.
     Rootfs,
 }
 
@@ -31,7 +35,8 @@ Examples:
   cairn compose treefiles/debian-12.yaml --repo build/repo
   cairn compose fedora.yaml --repo build/repo --backend dnf --arch aarch64 --var releasever=40
   cairn compose host.yaml --repo repo --dry-run          # print the plan, write nothing
-  cairn compose host.yaml --repo repo --unchanged-exit-77 || [ $? = 77 ] && echo unchanged
+  rc=0; cairn compose host.yaml --repo repo --unchanged-exit-77 || rc=$?
+  [ $rc = 77 ] && echo "inputs unchanged: nothing to ship"
 
 Exit status: 0 on a new commit or no changes; 77 on no changes with --unchanged-exit-77; 1 on
 error (nothing is committed; the repository is left as it was).")]
