@@ -36,7 +36,7 @@ Examples:
   cairn compose fedora.yaml --repo build/repo --backend dnf --arch aarch64 --var releasever=40
   cairn compose host.yaml --repo repo --dry-run          # print the plan, write nothing
   rc=0; cairn compose host.yaml --repo repo --unchanged-exit-77 || rc=$?
-  [ $rc = 77 ] && echo "inputs unchanged: nothing to ship"
+  [ $rc = 77 ] && echo 'inputs unchanged: nothing to ship'
 
 Exit status: 0 on a new commit or no changes; 77 on no changes with --unchanged-exit-77; 1 on
 error (nothing is committed; the repository is left as it was).")]
