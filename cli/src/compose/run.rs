@@ -221,10 +221,12 @@ pub fn compose(
         },
         None => None,
     };
+    // Absolute: mmdebstrap hooks and dnf run with other working directories.
     let cachedir = opts
         .cachedir
         .clone()
         .unwrap_or_else(|| default_cachedir(&opts.repo));
+    let cachedir = std::path::absolute(&cachedir).unwrap_or(cachedir);
     let argv = display_argv(&plan, Path::new("<rootfs>"), &cachedir, &opts.repo);
     timings.load = secs(t_total);
 
