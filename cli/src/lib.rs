@@ -4,6 +4,7 @@
 //! calls into the domains and prints.
 
 pub mod cli;
+pub mod compose;
 pub mod deploy;
 pub mod kickstart;
 pub mod repo;
