@@ -6,9 +6,11 @@
 pub mod cli;
 pub mod compose;
 pub mod deploy;
+pub mod failpoint;
 pub mod kickstart;
 pub mod repo;
 pub mod serve;
+pub mod suggest;
 pub mod sysctl;
 pub mod treefile;
 pub mod yaml;
