@@ -207,8 +207,16 @@ mod tests {
 
     #[test]
     fn canonical_parse_agrees_with_the_general_one() {
-        for s in ["aa:bb:cc:0d:ee:ff", "AA:BB:CC:0D:EE:FF", "52:54:00:01:13:87"] {
-            assert_eq!(Mac::parse_canonical(s), Some(s.parse::<Mac>().unwrap()), "{s}");
+        for s in [
+            "aa:bb:cc:0d:ee:ff",
+            "AA:BB:CC:0D:EE:FF",
+            "52:54:00:01:13:87",
+        ] {
+            assert_eq!(
+                Mac::parse_canonical(s),
+                Some(s.parse::<Mac>().unwrap()),
+                "{s}"
+            );
         }
         for s in [
             "aa-bb-cc-0d-ee-ff",

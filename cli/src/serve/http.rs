@@ -29,7 +29,10 @@ pub const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-
 
 /// Binds `n` listeners to one address, all with `SO_REUSEPORT` so the kernel spreads incoming
 /// connections over them. Returns them and the bound address (port 0 resolved).
-pub fn bind(addr: SocketAddr, n: usize) -> Result<(Vec<std::net::TcpListener>, SocketAddr), ServeError> {
+pub fn bind(
+    addr: SocketAddr,
+    n: usize,
+) -> Result<(Vec<std::net::TcpListener>, SocketAddr), ServeError> {
     let err = |e: std::io::Error| ServeError::Bind(addr, e);
     // SO_REUSEPORT would also let us join the port of another running server of the same user
     // and silently split its traffic. A plain bind first makes "address in use" an error, as
@@ -166,8 +169,8 @@ async fn connection(
         let (w, peer) = (w.clone(), peer.clone());
         async move { Ok::<_, Infallible>(w.handle(req, remote, &peer).await) }
     });
-    let conn = hyper::server::conn::http1::Builder::new()
-        .serve_connection(TokioIo::new(stream), svc);
+    let conn =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
     tokio::pin!(conn);
     tokio::select! {
         _ = conn.as_mut() => {}
@@ -180,7 +183,12 @@ async fn connection(
 }
 
 impl Worker {
-    async fn handle(&self, req: Request<Incoming>, remote: SocketAddr, peer: &str) -> Response<Body> {
+    async fn handle(
+        &self,
+        req: Request<Incoming>,
+        remote: SocketAddr,
+        peer: &str,
+    ) -> Response<Body> {
         let start = Instant::now();
         let (resp, method, uri) = match self.fast(&req) {
             Some(resp) => (resp, req.method().clone(), req.uri().clone()),

@@ -2,10 +2,10 @@
 //! logging never bounds throughput) and the build-event log (append-only JSON lines, fsynced per
 //! event, because "host X was built" must survive a crash of the server).
 
+use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
-use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 
 use super::ServeError;
@@ -110,7 +110,9 @@ impl LocalLog {
 
 /// A JSON string literal; paths rarely need escaping, so the common case is one copy.
 fn json_str(out: &mut Vec<u8>, s: &str) {
-    if s.bytes().all(|c| c >= 0x20 && c != b'"' && c != b'\\' && c < 0x7f) {
+    if s.bytes()
+        .all(|c| c >= 0x20 && c != b'"' && c != b'\\' && c < 0x7f)
+    {
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
         out.push(b'"');
