@@ -407,26 +407,7 @@ fn unknown_key(d: &mut Diags, loc: &Loc, key: &str, allowed: &[&str], context: &
 
 /// The closest candidate within a small edit distance, for "did you mean" hints.
 pub(crate) fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    candidates
-        .iter()
-        .map(|c| (edit_distance(word, c), *c))
-        .filter(|(dist, c)| *dist <= (c.len().max(word.len()) / 3).max(1))
-        .min_by_key(|(dist, _)| *dist)
-        .map(|(_, c)| c)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
+    crate::suggest::closest(word, candidates.iter().copied())
 }
 
 #[cfg(test)]
