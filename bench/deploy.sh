@@ -18,7 +18,7 @@
 set -euo pipefail
 ROUNDS=${1:-9}
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 OS=benchos
 REF=benchos/x86_64/stable
 

@@ -20,7 +20,7 @@ HOSTS=${1:-5000}
 DURATION=${2:-10s}
 CONNS=${3:-64}
 THREADS=${THREADS:-2}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 for t in wrk nginx curl /usr/bin/time; do
   command -v "$t" >/dev/null || { echo "bench: $t missing (scripts/setup.sh installs it)" >&2; exit 1; }
 done
