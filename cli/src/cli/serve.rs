@@ -59,8 +59,8 @@ pub struct Args {
     /// JSON-lines access log file (default: stderr).
     #[arg(long)]
     access_log: Option<PathBuf>,
-    /// Worker threads; each has its own listening socket (SO_REUSEPORT) and event loop, like
-    /// nginx's worker processes. 0 means one per CPU.
+    /// Worker threads; each runs its own event loop and accepts from the shared listening socket,
+    /// like nginx's worker processes. 0 means one per CPU.
     #[arg(long, default_value_t = 0, value_name = "N")]
     workers: usize,
 }

@@ -1,5 +1,5 @@
 //! The HTTP front: nginx's worker model on tokio. One single-threaded runtime per worker thread,
-//! each accepting on its own `SO_REUSEPORT` listener, so a connection lives on one core from
+//! all accepting on one shared listening socket, so a connection lives on one core from
 //! accept to close and requests share nothing mutable across cores: the snapshot is a
 //! per-worker `Arc` (refreshed when a reload bumps the generation) and the access log a
 //! per-worker buffer. Connections are served by hyper's HTTP/1.1 directly; the hot request
@@ -27,44 +27,30 @@ use crate::kickstart::Mac;
 
 pub const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
 
-/// Binds `n` listeners to one address, all with `SO_REUSEPORT` so the kernel spreads incoming
-/// connections over them. Returns them and the bound address (port 0 resolved).
+/// Binds one listening socket and hands each of the `n` workers its own handle to it. Returns
+/// them and the bound address (port 0 resolved).
+///
+/// One shared socket rather than one `SO_REUSEPORT` socket per worker: with per-worker sockets
+/// the kernel assigns each connection by hash, so a worker that is preempted (2 cores shared
+/// with the clients) stalls its connections while the other idles; measured on bench/serve.sh,
+/// that cost about a third of the throughput. With a shared socket whichever worker is free
+/// accepts, the way nginx workers share theirs. Binding once also makes a second server on
+/// the same port fail with "address in use".
 pub fn bind(
     addr: SocketAddr,
     n: usize,
 ) -> Result<(Vec<std::net::TcpListener>, SocketAddr), ServeError> {
     let err = |e: std::io::Error| ServeError::Bind(addr, e);
-    // SO_REUSEPORT would also let us join the port of another running server of the same user
-    // and silently split its traffic. A plain bind first makes "address in use" an error, as
-    // it is without SO_REUSEPORT (and resolves port 0).
-    let at = std::net::TcpListener::bind(addr)
-        .and_then(|probe| probe.local_addr())
-        .map_err(err)?;
-    let listeners = (0..n.max(1))
-        .map(|_| bind_one(at))
+    let listener = std::net::TcpListener::bind(addr).map_err(err)?;
+    // tokio requires non-blocking sockets; the flag is on the shared file description.
+    listener.set_nonblocking(true).map_err(err)?;
+    let at = listener.local_addr().map_err(err)?;
+    let mut listeners = (1..n.max(1))
+        .map(|_| listener.try_clone())
         .collect::<std::io::Result<Vec<_>>>()
         .map_err(err)?;
+    listeners.push(listener);
     Ok((listeners, at))
-}
-
-fn bind_one(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    use rustix::net::{sockopt, AddressFamily, SocketFlags, SocketType};
-    let family = if addr.is_ipv4() {
-        AddressFamily::INET
-    } else {
-        AddressFamily::INET6
-    };
-    let fd = rustix::net::socket_with(
-        family,
-        SocketType::STREAM,
-        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
-        None,
-    )?;
-    sockopt::set_socket_reuseaddr(&fd, true)?;
-    sockopt::set_socket_reuseport(&fd, true)?;
-    rustix::net::bind(&fd, &addr)?;
-    rustix::net::listen(&fd, 1024)?;
-    Ok(std::net::TcpListener::from(fd))
 }
 
 /// Starts one worker thread per listener. Runtimes are built here so that failures surface
