@@ -4,6 +4,8 @@
 //! calls into the domains and prints.
 
 pub mod cli;
+pub mod image;
+pub mod packer;
 pub mod sysctl;
 pub mod treefile;
 pub mod yaml;

@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod image;
+mod packer;
 mod treefile;
 
 /// cairn: build, ship and run immutable OSTree-based hosts.
@@ -38,6 +40,12 @@ pub enum Command {
     /// Render, check and diff treefiles (rpm-ostree compatible).
     #[command(subcommand)]
     Treefile(treefile::Cmd),
+    /// Generate Packer (HCL2) templates for VM images: ISO + kickstart, cairn disk image, OpenStack.
+    #[command(subcommand)]
+    Packer(packer::Cmd),
+    /// Build bootable disk images (raw, qcow2, vhd) from an OSTree commit, without a VM.
+    #[command(subcommand)]
+    Image(image::Cmd),
 }
 
 /// Exit status a command asks for on success (e.g. 77 for "nothing changed" where documented).
@@ -57,6 +65,8 @@ pub fn main() -> ExitCode {
 pub fn run(cli: Cli) -> anyhow::Result<Status> {
     match cli.command {
         Command::Treefile(cmd) => treefile::run(cmd, &cli.global),
+        Command::Packer(cmd) => packer::run(cmd, &cli.global),
+        Command::Image(cmd) => image::run(cmd, &cli.global),
     }
 }
 
