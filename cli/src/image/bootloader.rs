@@ -11,7 +11,10 @@ use super::disk::{self, run};
 use super::ImageError;
 
 /// Where Debian's syslinux-common and extlinux packages put the pieces.
-const MBR_CANDIDATES: &[&str] = &["/usr/lib/syslinux/mbr/gptmbr.bin", "/usr/lib/EXTLINUX/gptmbr.bin"];
+const MBR_CANDIDATES: &[&str] = &[
+    "/usr/lib/syslinux/mbr/gptmbr.bin",
+    "/usr/lib/EXTLINUX/gptmbr.bin",
+];
 const MODULE_DIRS: &[&str] = &["/usr/lib/syslinux/modules/bios"];
 /// menu.c32 and the libraries it loads.
 const MODULES: &[&str] = &["menu.c32", "libutil.c32", "libcom32.c32"];
@@ -56,9 +59,14 @@ impl Drop for Mounted {
 pub fn install_extlinux(boot_fs: &Path, work: &Path) -> Result<(), ImageError> {
     let mnt = work.join("mnt-boot");
     std::fs::create_dir_all(&mnt).map_err(|e| ImageError::io(&mnt, e))?;
-    run(Command::new("mount").args(["-o", "loop"]).arg(boot_fs).arg(&mnt))?;
+    run(Command::new("mount")
+        .args(["-o", "loop"])
+        .arg(boot_fs)
+        .arg(&mnt))?;
     let guard = Mounted(mnt.clone());
-    run(Command::new("extlinux").arg("--install").arg(mnt.join("syslinux")))?;
+    run(Command::new("extlinux")
+        .arg("--install")
+        .arg(mnt.join("syslinux")))?;
     drop(guard);
     Ok(())
 }

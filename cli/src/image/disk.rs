@@ -136,13 +136,24 @@ pub fn mkfs_ext4(
 ) -> Result<(), ImageError> {
     sparse_file(image, size)?;
     let mut cmd = Command::new("mkfs.ext4");
-    cmd.args(["-q", "-F", "-U", uuid, "-L", label, "-E", "lazy_itable_init=1"]);
+    cmd.args([
+        "-q",
+        "-F",
+        "-U",
+        uuid,
+        "-L",
+        label,
+        "-E",
+        "lazy_itable_init=1",
+    ]);
     if !extra_features.is_empty() {
         cmd.arg("-O").arg(extra_features.join(","));
     }
     cmd.arg("-d").arg(tree).arg(image);
     run(&mut cmd).map_err(|e| match e {
-        ImageError::Tool { msg, .. } if msg.contains("Could not allocate") || msg.contains("No space") => {
+        ImageError::Tool { msg, .. }
+            if msg.contains("Could not allocate") || msg.contains("No space") =>
+        {
             ImageError::Size(format!(
                 "the {label} filesystem ({} MiB) cannot hold {}: give a larger --size",
                 size / MIB,

@@ -155,10 +155,7 @@ pub fn build(opts: &BuildOptions, progress: &dyn Fn(&str)) -> Result<BuildReport
             rev: &opts.rev,
             osname: &opts.osname,
             kargs: &kargs,
-            remote: opts
-                .remote
-                .as_ref()
-                .map(|(n, u)| (n.as_str(), u.as_str())),
+            remote: opts.remote.as_ref().map(|(n, u)| (n.as_str(), u.as_str())),
             fstab: &fstab,
         },
     )?;

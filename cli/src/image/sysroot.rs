@@ -61,7 +61,10 @@ pub fn deploy(root: &Path, opts: &DeployOptions) -> Result<Deployed, ImageError>
     std::fs::write(boot.join("loader.0/syslinux.cfg"), SYSLINUX_HEADER)
         .map_err(|e| ImageError::io(&boot, e))?;
     symlink("loader.0", &boot.join("loader"))?;
-    symlink("../loader/syslinux.cfg", &boot.join("syslinux/syslinux.cfg"))?;
+    symlink(
+        "../loader/syslinux.cfg",
+        &boot.join("syslinux/syslinux.cfg"),
+    )?;
 
     let sysroot = ostree::Sysroot::new(Some(&gio::File::for_path(root)));
     sysroot
@@ -70,7 +73,9 @@ pub fn deploy(root: &Path, opts: &DeployOptions) -> Result<Deployed, ImageError>
     sysroot
         .init_osname(opts.osname, cancellable)
         .map_err(glib_err("creating the stateroot"))?;
-    sysroot.load(cancellable).map_err(glib_err("loading the sysroot"))?;
+    sysroot
+        .load(cancellable)
+        .map_err(glib_err("loading the sysroot"))?;
     let repo = sysroot.repo();
     // The image is written once and synced when the disk is assembled; per-object fsync would
     // only slow the build.
@@ -123,7 +128,14 @@ pub fn deploy(root: &Path, opts: &DeployOptions) -> Result<Deployed, ImageError>
 
     let kargs: Vec<&str> = opts.kargs.iter().map(String::as_str).collect();
     let dep = sysroot
-        .deploy_tree(Some(opts.osname), &commit, Some(&origin), None, &kargs, cancellable)
+        .deploy_tree(
+            Some(opts.osname),
+            &commit,
+            Some(&origin),
+            None,
+            &kargs,
+            cancellable,
+        )
         .map_err(glib_err("deploying"))?;
     sysroot
         .simple_write_deployment(

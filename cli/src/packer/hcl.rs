@@ -294,11 +294,7 @@ fn write_body(out: &mut String, body: &Body, depth: usize) {
                     .unwrap_or(0);
                 for it in &items[start..i] {
                     if let Item::Attr(name, value) = it {
-                        let _ = writeln!(
-                            out,
-                            "{indent}{name:<width$} = {}",
-                            expr_to_string(value)
-                        );
+                        let _ = writeln!(out, "{indent}{name:<width$} = {}", expr_to_string(value));
                     }
                 }
             }
@@ -391,10 +387,7 @@ mod tests {
                 Expr::var("n"),
             ),
         );
-        assert_eq!(
-            expr_to_string(&e),
-            "(var.n > 0) && (floor(var.n) == var.n)"
-        );
+        assert_eq!(expr_to_string(&e), "(var.n > 0) && (floor(var.n) == var.n)");
     }
 
     #[test]

@@ -187,14 +187,14 @@ fn absolute(p: &Path) -> PathBuf {
 
 /// For template 2: when the base image exists now, its virtual size becomes `disk_size` (unless
 /// given explicitly) and must be a whole number of MiB, the unit Packer's `disk_size` takes.
-fn fit_disk_size(
-    vars: &mut [Var],
-    explicit: &[String],
-) -> Result<Option<u64>, PackerError> {
-    let base = vars.iter().find(|v| v.name == "base_image").and_then(|v| match &v.default {
-        Expr::Str(s) => Some(PathBuf::from(s)),
-        _ => None,
-    });
+fn fit_disk_size(vars: &mut [Var], explicit: &[String]) -> Result<Option<u64>, PackerError> {
+    let base = vars
+        .iter()
+        .find(|v| v.name == "base_image")
+        .and_then(|v| match &v.default {
+            Expr::Str(s) => Some(PathBuf::from(s)),
+            _ => None,
+        });
     let Some(base) = base else { return Ok(None) };
     if !base.is_file() {
         return Ok(None);

@@ -133,7 +133,11 @@ pub fn load(name_or_path: &str) -> Result<Profile, PackerError> {
     }
     Err(PackerError::UnknownProfile {
         name: name_or_path.to_owned(),
-        builtins: BUILTIN.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
+        builtins: BUILTIN
+            .iter()
+            .map(|(n, _)| *n)
+            .collect::<Vec<_>>()
+            .join(", "),
     })
 }
 
@@ -168,9 +172,12 @@ fn bad(loc: &Loc, msg: impl Into<String>) -> PackerError {
 }
 
 fn check_keys(node: &Node, allowed: &[&str]) -> Result<(), PackerError> {
-    let map = node
-        .as_map()
-        .ok_or_else(|| bad(&node.loc, format!("expected a mapping, found a {}", node.type_name())))?;
+    let map = node.as_map().ok_or_else(|| {
+        bad(
+            &node.loc,
+            format!("expected a mapping, found a {}", node.type_name()),
+        )
+    })?;
     for (k, _) in map {
         if !allowed.contains(&k.name.as_str()) {
             return Err(bad(
@@ -189,10 +196,12 @@ fn check_keys(node: &Node, allowed: &[&str]) -> Result<(), PackerError> {
 fn str_of(node: &Node, key: &str, default: &str) -> Result<String, PackerError> {
     match node.get(key) {
         None => Ok(default.to_owned()),
-        Some(n) => n
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| bad(&n.loc, format!("`{key}` must be a string, found a {}", n.type_name()))),
+        Some(n) => n.as_str().map(str::to_owned).ok_or_else(|| {
+            bad(
+                &n.loc,
+                format!("`{key}` must be a string, found a {}", n.type_name()),
+            )
+        }),
     }
 }
 
@@ -246,9 +255,12 @@ fn required(node: &Node, key: &str) -> Result<String, PackerError> {
 pub fn parse(src: &str, path: &Path, name: &str, origin: &str) -> Result<Profile, PackerError> {
     let root = yaml::parse(src, path)?;
     check_keys(&root, TOP_KEYS)?;
-    let kind_node = root
-        .get("kind")
-        .ok_or_else(|| bad(&root.loc, "missing required key `kind` (qemu-iso, qemu-disk or openstack)"))?;
+    let kind_node = root.get("kind").ok_or_else(|| {
+        bad(
+            &root.loc,
+            "missing required key `kind` (qemu-iso, qemu-disk or openstack)",
+        )
+    })?;
     let kind = kind_node.as_str().and_then(Kind::parse).ok_or_else(|| {
         bad(
             &kind_node.loc,
@@ -373,7 +385,10 @@ mod tests {
         let src = "kind: qemu-disk\nbase-image: a.qcow2\ndisk_size: 3\n";
         let e = parse(src, Path::new("p.yaml"), "p", "p.yaml").unwrap_err();
         let msg = e.to_string();
-        assert!(msg.starts_with("p.yaml:3:1: unknown key `disk_size`"), "{msg}");
+        assert!(
+            msg.starts_with("p.yaml:3:1: unknown key `disk_size`"),
+            "{msg}"
+        );
         assert!(msg.contains("disk-size-mib"), "{msg}");
     }
 

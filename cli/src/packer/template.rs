@@ -61,20 +61,14 @@ fn checksum_rule(name: &str) -> (Expr, String) {
             Expr::call("element", vec![parts.clone(), Expr::Int(0)]),
         ],
     );
-    let has_value = Expr::bin(
-        Expr::call("length", vec![parts]),
-        BinOp::Ge,
-        Expr::Int(2),
-    );
+    let has_value = Expr::bin(Expr::call("length", vec![parts]), BinOp::Ge, Expr::Int(2));
     (
         Expr::bin(
             Expr::bin(Expr::var(name), BinOp::Eq, Expr::str("none")),
             BinOp::Or,
             Expr::bin(has_value, BinOp::And, prefix_ok),
         ),
-        format!(
-            "The {name} variable must be none, file:URL or md5|sha1|sha256|sha512:HEX."
-        ),
+        format!("The {name} variable must be none, file:URL or md5|sha1|sha256|sha512:HEX."),
     )
 }
 
@@ -314,15 +308,9 @@ fn qemu_source(p: &Profile) -> Body {
         Kind::Openstack => unreachable!("openstack has no qemu source"),
     }
     s.attr("output_directory", Expr::var("output_directory"))
-        .attr(
-            "vm_name",
-            tmpl(vec![interp("var.vm_name"), lit(".qcow2")]),
-        )
+        .attr("vm_name", tmpl(vec![interp("var.vm_name"), lit(".qcow2")]))
         .attr("format", Expr::str("qcow2"))
-        .attr(
-            "disk_size",
-            tmpl(vec![interp("var.disk_size"), lit("M")]),
-        )
+        .attr("disk_size", tmpl(vec![interp("var.disk_size"), lit("M")]))
         .attr("disk_interface", Expr::str("virtio"))
         .attr("net_device", Expr::str("virtio-net"))
         .attr("accelerator", Expr::var("accelerator"))
@@ -383,14 +371,15 @@ fn post_processors(p: &Profile) -> Body {
             }
             Post::Checksum => {
                 let mut b = Body::new();
-                b.attr("checksum_types", Expr::list_of_str(["sha256"])).attr(
-                    "output",
-                    tmpl(vec![
-                        interp("var.output_directory"),
-                        // Packer's own (Go template) placeholders, filled per artifact.
-                        lit("/{{.BuildName}}.{{.ChecksumType}}"),
-                    ]),
-                );
+                b.attr("checksum_types", Expr::list_of_str(["sha256"]))
+                    .attr(
+                        "output",
+                        tmpl(vec![
+                            interp("var.output_directory"),
+                            // Packer's own (Go template) placeholders, filled per artifact.
+                            lit("/{{.BuildName}}.{{.ChecksumType}}"),
+                        ]),
+                    );
                 chain.block(Block::new("post-processor", &["checksum"], b));
             }
             Post::Manifest => {
@@ -403,7 +392,8 @@ fn post_processors(p: &Profile) -> Body {
                         lit("/packer-manifest.json"),
                     ])
                 };
-                b.attr("output", output).attr("strip_path", Expr::Bool(true));
+                b.attr("output", output)
+                    .attr("strip_path", Expr::Bool(true));
                 chain.block(Block::new("post-processor", &["manifest"], b));
             }
         }

@@ -1,6 +1,8 @@
 //! Shared fixtures: the cairn binary, the ../shared corpus, temp dirs and external tools.
 #![allow(dead_code)]
 
+pub mod image;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
