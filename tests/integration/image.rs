@@ -101,6 +101,18 @@ fn qcow2_image_holds_a_deployed_sysroot_and_a_bios_bootloader() {
         deploys.contains(&format!("{}.0.origin", commit.checksum)),
         "{deploys}"
     );
+    // The deployment root keeps ostree's immutable bit (EXT4_IMMUTABLE_FL, 0x10).
+    let dstat = debugfs(
+        &raw,
+        root_off,
+        &format!("stat /ostree/deploy/cairn/deploy/{}.0", commit.checksum),
+    );
+    let flags = dstat
+        .lines()
+        .find_map(|l| l.split("Flags: 0x").nth(1))
+        .and_then(|v| u32::from_str_radix(v.split_whitespace().next()?, 16).ok())
+        .unwrap_or_else(|| panic!("{dstat}"));
+    assert_eq!(flags & 0x10, 0x10, "{dstat}");
     let origin = debugfs(
         &raw,
         root_off,

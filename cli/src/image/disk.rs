@@ -165,6 +165,33 @@ pub fn mkfs_ext4(
     Ok(())
 }
 
+/// Sets the immutable flag on `path` inside an unmounted ext4 image (debugfs), which
+/// `mkfs.ext4 -d` does not copy. ostree marks deployment roots immutable so nothing writes into them.
+pub fn set_immutable(fs_image: &Path, path: &str) -> Result<(), ImageError> {
+    const EXT4_IMMUTABLE_FL: u32 = 0x10;
+    let stat = run(Command::new("debugfs")
+        .arg("-R")
+        .arg(format!("stat {path}"))
+        .arg(fs_image))?;
+    let flags = stat
+        .lines()
+        .find_map(|l| l.split("Flags: 0x").nth(1))
+        .and_then(|v| u32::from_str_radix(v.split_whitespace().next()?, 16).ok())
+        .ok_or_else(|| ImageError::Tool {
+            cmd: format!("debugfs stat {path}"),
+            msg: "no Flags field in its output".to_owned(),
+        })?;
+    run(Command::new("debugfs")
+        .arg("-w")
+        .arg("-R")
+        .arg(format!(
+            "set_inode_field {path} flags 0x{:x}",
+            flags | EXT4_IMMUTABLE_FL
+        ))
+        .arg(fs_image))?;
+    Ok(())
+}
+
 /// Copies a filesystem image into the disk at `offset`, keeping holes (`conv=sparse`).
 pub fn dd_into(fs_image: &Path, disk: &Path, offset: u64) -> Result<(), ImageError> {
     debug_assert_eq!(offset % MIB, 0);

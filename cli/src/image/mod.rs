@@ -183,6 +183,7 @@ pub fn build(opts: &BuildOptions, progress: &dyn Fn(&str)) -> Result<BuildReport
     progress("making the root filesystem");
     let root_img = work.join("root.ext4");
     disk::mkfs_ext4(&root_img, layout.root.size, &root, &root_uuid, "root", &[])?;
+    disk::set_immutable(&root_img, &format!("/{}", deployed.deployment.display()))?;
 
     progress("assembling the disk");
     let raw = work.join("disk.raw");
