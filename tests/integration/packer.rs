@@ -145,7 +145,9 @@ fn every_builtin_profile_validates_and_is_formatted() {
     let efi =
         std::fs::read_to_string(dir.path().join("qemu-iso-efi/qemu-iso-efi.pkr.hcl")).unwrap();
     assert!(
-        efi.contains("qemuargs          = [[\"-bios\", var.ovmf_firmware]]"),
+        efi.contains(
+            "qemuargs          = [[\"-serial\", \"file:${var.output_directory}/console.log\"], [\"-bios\", var.ovmf_firmware]]"
+        ),
         "{efi}"
     );
 }

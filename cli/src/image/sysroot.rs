@@ -15,14 +15,15 @@ use super::ImageError;
 /// The syslinux header ostree keeps above its regenerated LABEL entries.
 ///
 /// `UI menu.c32` gives a menu whose first entry (ostree's default deployment) boots after the
-/// timeout and whose entries can be edited with Tab (the Packer qemu-disk profile uses that).
+/// timeout and whose entries can be edited with Tab (the Packer qemu-disk profile uses that: 5 s
+/// leaves room for Packer's VNC typing to arrive under TCG, where 3 s did not).
 /// `SERIAL 0 115200` mirrors it on ttyS0 for headless VMs.
 pub const SYSLINUX_HEADER: &str = "\
 # cairn: ostree regenerates the LABEL entries below on every deployment change and keeps these lines.
 SERIAL 0 115200
 UI menu.c32
 PROMPT 0
-TIMEOUT 30
+TIMEOUT 50
 MENU TITLE cairn
 ";
 

@@ -332,15 +332,22 @@ fn qemu_source(p: &Profile) -> Body {
         "boot_command",
         Expr::list_of_str(p.boot_command.iter().cloned()),
     );
+    // With communicator = "none" the serial console is the only record of what the guest did.
+    let mut qemuargs = vec![Expr::List(vec![
+        Expr::str("-serial"),
+        tmpl(vec![
+            lit("file:"),
+            interp("var.output_directory"),
+            lit("/console.log"),
+        ]),
+    ])];
     if p.efi {
-        s.attr(
-            "qemuargs",
-            Expr::List(vec![Expr::List(vec![
-                Expr::str("-bios"),
-                Expr::var("ovmf_firmware"),
-            ])]),
-        );
+        qemuargs.push(Expr::List(vec![
+            Expr::str("-bios"),
+            Expr::var("ovmf_firmware"),
+        ]));
     }
+    s.attr("qemuargs", Expr::List(qemuargs));
     s
 }
 
