@@ -4,8 +4,12 @@
 //! calls into the domains and prints.
 
 pub mod cli;
+pub mod deploy;
 pub mod image;
+pub mod kickstart;
 pub mod packer;
+pub mod repo;
+pub mod serve;
 pub mod sysctl;
 pub mod treefile;
 pub mod yaml;

@@ -3,5 +3,11 @@
 
 mod cli;
 mod common;
+mod deploy;
 mod image;
+mod kickstart;
 mod packer;
+mod repo;
+mod serve;
+mod sysctl;
+mod treefile;

@@ -4,8 +4,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod deploy;
+mod health;
 mod image;
+mod kickstart;
 mod packer;
+mod repo;
+mod serve;
+mod sysctl;
 mod treefile;
 
 /// cairn: build, ship and run immutable OSTree-based hosts.
@@ -40,6 +46,22 @@ pub enum Command {
     /// Render, check and diff treefiles (rpm-ostree compatible).
     #[command(subcommand)]
     Treefile(treefile::Cmd),
+    #[command(flatten)]
+    Repo(repo::Cmd),
+    /// Bare metal: check an inventory and render kickstarts and PXE/GRUB/iPXE configs.
+    #[command(subcommand)]
+    Kickstart(kickstart::Cmd),
+    /// Serve kickstarts, boot configs and the OSTree repo to PXE clients over HTTP.
+    Serve(serve::Args),
+    /// Host commands: deploy, upgrade, rollback, status, kargs, pin, unpin, cleanup.
+    #[command(flatten)]
+    Host(deploy::HostCmd),
+    /// Sysctl presets: list, show, apply to a deployment.
+    #[command(subcommand)]
+    Sysctl(sysctl::Cmd),
+    /// Health checks with automatic rollback after repeated failed boots.
+    #[command(subcommand)]
+    Health(health::Cmd),
     /// Generate Packer (HCL2) templates for VM images: ISO + kickstart, cairn disk image, OpenStack.
     #[command(subcommand)]
     Packer(packer::Cmd),
@@ -65,6 +87,12 @@ pub fn main() -> ExitCode {
 pub fn run(cli: Cli) -> anyhow::Result<Status> {
     match cli.command {
         Command::Treefile(cmd) => treefile::run(cmd, &cli.global),
+        Command::Repo(cmd) => repo::run(cmd, &cli.global),
+        Command::Kickstart(cmd) => kickstart::run(cmd, &cli.global),
+        Command::Serve(args) => serve::run(args, &cli.global),
+        Command::Host(cmd) => deploy::run(cmd, &cli.global),
+        Command::Sysctl(cmd) => sysctl::run(cmd, &cli.global),
+        Command::Health(cmd) => health::run(cmd, &cli.global),
         Command::Packer(cmd) => packer::run(cmd, &cli.global),
         Command::Image(cmd) => image::run(cmd, &cli.global),
     }

@@ -2,9 +2,13 @@
 #![allow(dead_code)]
 
 pub mod image;
+pub mod metal;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+pub mod repo;
+pub mod sysroot;
 
 /// The cairn binary cargo built for this test run.
 pub fn cairn() -> Command {
@@ -71,3 +75,4 @@ pub fn tempdir() -> tempfile::TempDir {
         .tempdir_in("/var/tmp")
         .expect("tempdir")
 }
+pub mod treefile;

@@ -1,22 +1,9 @@
-//! Sysctl presets: named sets of kernel tunables that workloads need, each with its reason.
-//!
-//! The same presets serve the image layer (`/usr/lib/sysctl.d`, written at compose time) and the
-//! host layer (`/etc/sysctl.d`, written into a deployment). systemd-sysctl reads both; a file in
-//! `/etc/sysctl.d` overrides a file of the same name in `/usr/lib/sysctl.d`, and across different
-//! names the lexically later file wins per key.
+//! The built-in preset table. Values are what upstream projects document as their minimum or
+//! recommendation; the reason line says whose advice it is so operators can check it.
 
-/// One built-in preset.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Preset {
-    pub name: &'static str,
-    /// One line: why a node operator wants this.
-    pub reason: &'static str,
-    pub settings: &'static [(&'static str, &'static str)],
-    /// Kernel modules the settings depend on (written to modules-load.d).
-    pub modules: &'static [&'static str],
-}
+use super::Preset;
 
-const BUILTIN: &[Preset] = &[
+pub(super) const BUILTIN: &[Preset] = &[
     Preset {
         name: "elasticsearch",
         reason: "Elasticsearch's bootstrap check refuses to start below vm.max_map_count=262144 \
@@ -69,14 +56,33 @@ const BUILTIN: &[Preset] = &[
         ],
         modules: &[],
     },
+    Preset {
+        name: "network-buffers",
+        reason:
+            "10G+ links and long-RTT replication stall on the default 208 KiB socket buffer cap",
+        settings: &[
+            ("net.core.rmem_max", "16777216"),
+            ("net.core.wmem_max", "16777216"),
+            ("net.ipv4.tcp_rmem", "4096 87380 16777216"),
+            ("net.ipv4.tcp_wmem", "4096 65536 16777216"),
+            ("net.core.netdev_max_backlog", "16384"),
+        ],
+        modules: &[],
+    },
+    Preset {
+        name: "file-handles",
+        reason: "object stores, proxies and log shippers hold hundreds of thousands of open files",
+        settings: &[("fs.file-max", "2097152"), ("fs.nr_open", "1048576")],
+        modules: &[],
+    },
+    Preset {
+        name: "container-host",
+        reason: "rootless Podman and many containers need user namespaces and more PIDs and keys",
+        settings: &[
+            ("user.max_user_namespaces", "28633"),
+            ("kernel.pid_max", "4194304"),
+            ("kernel.keys.maxkeys", "2000"),
+        ],
+        modules: &["overlay"],
+    },
 ];
-
-/// All built-in presets, in a stable order.
-pub fn builtin() -> &'static [Preset] {
-    BUILTIN
-}
-
-/// A built-in preset by name.
-pub fn find(name: &str) -> Option<&'static Preset> {
-    BUILTIN.iter().find(|p| p.name == name)
-}

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): `cairn commit` vs `ostree commit --canonical-permissions` on a real
+# Debian minbase tree (~180 MB), into fresh archive repos, plus re-committing the unchanged
+# tree into the same repo. Prints the median of each and the ratio cairn/ostree.
+#
+#   bench/commit.sh [ROUNDS]        (default 3; the tree is cached in /var/tmp/cairn-bench)
+#
+# Needs root (mmdebstrap), mmdebstrap, ostree. Builds cairn in release mode first.
+set -euo pipefail
+ROUNDS=${1:-3}
+CACHE=/var/tmp/cairn-bench
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+mkdir -p "$CACHE"
+
+if [ ! -d "$CACHE/rootfs" ]; then
+  echo "bench: building a minbase tree with mmdebstrap (once; cached in $CACHE/rootfs)" >&2
+  rm -rf "$CACHE/rootfs.tmp"
+  mmdebstrap --variant=minbase --quiet bookworm "$CACHE/rootfs.tmp" http://deb.debian.org/debian
+  mv "$CACHE/rootfs.tmp" "$CACHE/rootfs"
+fi
+# OSTree stores no device nodes (a booted host mounts devtmpfs on /dev); both tools refuse them.
+find "$CACHE/rootfs/dev" -mindepth 1 \( -type c -o -type b -o -type p -o -type s \) -delete
+
+echo "bench: building cairn (release)" >&2
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+(cd "$ROOT" && CARGO_TARGET_DIR="$TARGET" cargo build --release --quiet)
+# Copy the binary: a shared target dir may be rewritten by other builds during the run.
+BIN="$CACHE/cairn.bench"
+cp "$TARGET/release/cairn" "$BIN"
+"$BIN" commit --help >/dev/null 2>&1 || { echo "bench: $BIN has no commit command (another build raced?); rerun" >&2; exit 1; }
+
+WORK=$(mktemp -d "$CACHE/run.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+
+secs() { # run "$@", print elapsed seconds
+  local t0 t1
+  t0=$(date +%s.%N)
+  "$@" >/dev/null
+  t1=$(date +%s.%N)
+  echo "$t1 - $t0" | bc -l
+}
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.2f", m}'; }
+
+declare -a O_FRESH C_FRESH O_RE C_RE
+for i in $(seq "$ROUNDS"); do
+  rm -rf "$WORK"/o "$WORK"/c
+  ostree init --repo="$WORK/o" --mode=archive
+  "$BIN" -q repo init "$WORK/c" --mode archive
+  sync
+  # Alternate the order each round so page-cache warmth does not favour one tool.
+  if (( i % 2 )); then
+    O_FRESH+=("$(secs ostree commit --repo="$WORK/o" --canonical-permissions -b bench "$CACHE/rootfs")")
+    C_FRESH+=("$(secs "$BIN" -q commit "$CACHE/rootfs" --repo "$WORK/c" --ref bench)")
+  else
+    C_FRESH+=("$(secs "$BIN" -q commit "$CACHE/rootfs" --repo "$WORK/c" --ref bench)")
+    O_FRESH+=("$(secs ostree commit --repo="$WORK/o" --canonical-permissions -b bench "$CACHE/rootfs")")
+  fi
+  O_RE+=("$(secs ostree commit --repo="$WORK/o" --canonical-permissions -b bench "$CACHE/rootfs")")
+  C_RE+=("$(secs "$BIN" -q commit "$CACHE/rootfs" --repo "$WORK/c" --ref bench)")
+  echo "round $i: fresh ostree ${O_FRESH[-1]}s cairn ${C_FRESH[-1]}s; recommit ostree ${O_RE[-1]}s cairn ${C_RE[-1]}s" >&2
+done
+
+# Same content either way (the checksum of the root tree + metadata).
+oc=$(ostree show --repo="$WORK/o" bench | awk '/^ContentChecksum/ {print $2}')
+cc=$(ostree show --repo="$WORK/c" bench | awk '/^ContentChecksum/ {print $2}')
+[ "$oc" = "$cc" ] || { echo "bench: content differs: ostree $oc cairn $cc" >&2; exit 1; }
+
+of=$(median "${O_FRESH[@]}"); cf=$(median "${C_FRESH[@]}")
+orr=$(median "${O_RE[@]}"); cr=$(median "${C_RE[@]}")
+size=$(du -sh "$CACHE/rootfs" | cut -f1)
+echo "tree: $CACHE/rootfs ($size), $ROUNDS rounds, archive repos"
+printf 'fresh commit:    ostree %ss  cairn %ss  ratio cairn/ostree %.2fx\n' "$of" "$cf" "$(echo "$cf / $of" | bc -l)"
+printf 'recommit (same): ostree %ss  cairn %ss  ratio cairn/ostree %.2fx\n' "$orr" "$cr" "$(echo "$cr / $orr" | bc -l)"

@@ -1,0 +1,16 @@
+//! Bare metal: an inventory of machines rendered to kickstarts (installing an OSTree commit with
+//! `ostreesetup`) and per-MAC pxelinux, GRUB and iPXE configs.
+//!
+//! `inventory` loads and validates (every error with `file:line:col`), `render` turns hosts into
+//! documents, `network` holds the MAC and IPv4 arithmetic both need.
+
+mod check;
+pub mod error;
+pub mod inventory;
+pub mod network;
+pub mod render;
+
+pub use error::{Diagnostic, KickstartError};
+pub use inventory::{load, parse, Host, Inventory, LoadOptions};
+pub use network::Mac;
+pub use render::{render_to_dir, HostDocs, RenderReport, Templates};

@@ -1,0 +1,464 @@
+//! Rendering hosts to kickstarts and boot-loader configs with tera, in memory or to a directory.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use tera::Tera;
+
+use super::error::KickstartError;
+use super::inventory::{Host, Inventory};
+use super::network::Mac;
+
+/// The template names, and the built-in version of each (the top-level `kickstart/` directory).
+pub const TEMPLATES: &[(&str, &str)] = &[
+    (
+        "ks.cfg.tera",
+        include_str!("../../../kickstart/ks.cfg.tera"),
+    ),
+    (
+        "pxelinux.tera",
+        include_str!("../../../kickstart/pxelinux.tera"),
+    ),
+    (
+        "grub.cfg.tera",
+        include_str!("../../../kickstart/grub.cfg.tera"),
+    ),
+    ("ipxe.tera", include_str!("../../../kickstart/ipxe.tera")),
+    (
+        "boot.ipxe.tera",
+        include_str!("../../../kickstart/boot.ipxe.tera"),
+    ),
+];
+
+/// The compiled template set.
+pub struct Templates {
+    tera: Tera,
+    /// Which templates came from the user's directory (for reports).
+    pub overridden: Vec<String>,
+}
+
+/// Every document one host needs, as served or written.
+#[derive(Debug, Clone)]
+pub struct HostDocs {
+    pub kickstart: String,
+    pub pxelinux: String,
+    pub grub: String,
+    pub ipxe: String,
+}
+
+impl Templates {
+    /// The built-in templates, each replaced by `dir/<name>` when that file exists.
+    pub fn load(dir: Option<&Path>) -> Result<Templates, KickstartError> {
+        let mut tera = Tera::default();
+        let mut overridden = Vec::new();
+        for (name, builtin) in TEMPLATES {
+            let custom = dir.map(|d| d.join(name)).filter(|p| p.is_file());
+            let src = match &custom {
+                Some(p) => {
+                    overridden.push(name.to_string());
+                    std::fs::read_to_string(p).map_err(|source| KickstartError::Read {
+                        path: p.clone(),
+                        source,
+                    })?
+                }
+                None => builtin.to_string(),
+            };
+            tera.add_raw_template(name, &src)
+                .map_err(|e| template_error(name, custom.as_deref(), &e))?;
+        }
+        if let Some(d) = dir {
+            if !d.is_dir() {
+                return Err(KickstartError::Read {
+                    path: d.to_path_buf(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "template directory does not exist",
+                    ),
+                });
+            }
+        }
+        Ok(Templates { tera, overridden })
+    }
+
+    fn render(&self, name: &str, ctx: &tera::Context) -> Result<String, KickstartError> {
+        self.tera
+            .render(name, ctx)
+            .map_err(|e| template_error(name, None, &e))
+    }
+
+    /// Renders a host's documents. `token`, when given, is appended to the kickstart URL the boot
+    /// configs point at (one-time build tokens of `cairn serve`).
+    pub fn render_host(
+        &self,
+        inv: &Inventory,
+        host: &Host,
+        token: Option<&str>,
+    ) -> Result<HostDocs, KickstartError> {
+        let ctx = tera::Context::from_serialize(context(inv, host, token))
+            .map_err(|e| template_error("context", None, &e))?;
+        Ok(HostDocs {
+            kickstart: self.render("ks.cfg.tera", &ctx)?,
+            pxelinux: self.render("pxelinux.tera", &ctx)?,
+            grub: self.render("grub.cfg.tera", &ctx)?,
+            ipxe: self.render("ipxe.tera", &ctx)?,
+        })
+    }
+
+    /// The generic `boot.ipxe` that chains every machine to `/ipxe?mac=...`.
+    pub fn render_boot_ipxe(&self, server: &str) -> Result<String, KickstartError> {
+        let mut ctx = tera::Context::new();
+        ctx.insert("server", server);
+        self.render("boot.ipxe.tera", &ctx)
+    }
+}
+
+fn template_error(name: &str, path: Option<&Path>, e: &dyn std::error::Error) -> KickstartError {
+    // tera puts the useful part (line, unknown variable) in the source chain.
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    KickstartError::Template {
+        name: path.map_or(name.to_string(), |p| p.display().to_string()),
+        msg,
+    }
+}
+
+#[derive(Serialize)]
+struct Ctx<'a> {
+    inventory: String,
+    hostname: &'a str,
+    fqdn: &'a str,
+    mac: String,
+    mac_dashed: String,
+    macs: Vec<String>,
+    server: Option<&'a str>,
+    ks_url: String,
+    built_url: Option<String>,
+    failed_url: Option<String>,
+    token: Option<&'a str>,
+    network: NetCtx,
+    disk: DiskCtx<'a>,
+    ostree: OstreeCtx<'a>,
+    kernel_args: String,
+    presets: Vec<&'static crate::sysctl::Preset>,
+    ssh_keys: &'a [String],
+    root_password: Option<&'a str>,
+    timezone: &'a str,
+    roles: &'a [String],
+    pxe: PxeCtx,
+}
+
+#[derive(Serialize)]
+struct NetCtx {
+    device: String,
+    bootproto: String,
+    ip: Option<String>,
+    netmask: Option<String>,
+    prefix: Option<u8>,
+    gateway: Option<String>,
+    nameservers: String,
+    vlan: Option<u16>,
+    mtu: Option<u32>,
+    bond_slaves: String,
+    bond_opts: String,
+}
+
+/// Template-facing names are snake_case (tera identifiers); the inventory's are kebab-case.
+#[derive(Serialize)]
+struct DiskCtx<'a> {
+    device: &'a str,
+    fstype: &'a str,
+    vg: &'a str,
+    boot_size: u64,
+    root_size: Option<u64>,
+    var_size: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct OstreeCtx<'a> {
+    osname: &'a str,
+    remote: &'a str,
+    url: &'a str,
+    upgrade_url: &'a str,
+    #[serde(rename = "ref")]
+    refname: &'a str,
+    gpg: bool,
+}
+
+#[derive(Serialize)]
+struct PxeCtx {
+    kernel: String,
+    initrd: String,
+    kernel_url: String,
+    initrd_url: String,
+    append: String,
+}
+
+fn context<'a>(inv: &'a Inventory, h: &'a Host, token: Option<&'a str>) -> Ctx<'a> {
+    let server = inv.server.as_deref();
+    let mac = h.macs[0];
+    let base = server.unwrap_or("");
+    let q = token.map(|t| format!("?token={t}")).unwrap_or_default();
+    let n = &h.network;
+    let (bond_slaves, bond_opts) = match &n.bond {
+        Some(b) => (
+            b.slaves.join(","),
+            std::iter::once(format!("mode={}", b.mode))
+                .chain(b.options.clone())
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        None => (String::new(), String::new()),
+    };
+    let abs = |p: &str| {
+        if p.starts_with("http://") || p.starts_with("https://") {
+            p.to_string()
+        } else {
+            format!("{base}/files/{}", p.trim_start_matches('/'))
+        }
+    };
+    Ctx {
+        inventory: inv.path.display().to_string(),
+        hostname: &h.hostname,
+        fqdn: &h.fqdn,
+        mac: mac.to_string(),
+        mac_dashed: mac.dashed(),
+        macs: h.macs.iter().map(Mac::to_string).collect(),
+        server,
+        ks_url: format!("{base}/ks/{mac}{q}"),
+        built_url: server.map(|s| format!("{s}/built/{mac}")),
+        failed_url: server.map(|s| format!("{s}/failed/{mac}")),
+        token,
+        network: NetCtx {
+            device: n
+                .bond
+                .as_ref()
+                .map_or_else(|| mac.to_string(), |b| b.name.clone()),
+            bootproto: n.bootproto.clone(),
+            ip: n.ip.map(|i| i.to_string()),
+            netmask: n.netmask.map(|i| i.to_string()),
+            prefix: n.prefix,
+            gateway: n.gateway.map(|i| i.to_string()),
+            nameservers: n
+                .dns
+                .iter()
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+            vlan: n.vlan,
+            mtu: n.mtu,
+            bond_slaves,
+            bond_opts,
+        },
+        disk: DiskCtx {
+            device: &h.disk.device,
+            fstype: &h.disk.fstype,
+            vg: &h.disk.vg,
+            boot_size: h.disk.boot_size,
+            root_size: h.disk.root_size,
+            var_size: h.disk.var_size,
+        },
+        ostree: OstreeCtx {
+            osname: &h.ostree.osname,
+            remote: &h.ostree.remote,
+            url: &h.ostree.url,
+            upgrade_url: &h.ostree.upgrade_url,
+            refname: &h.ostree.refname,
+            gpg: h.ostree.gpg,
+        },
+        kernel_args: h.kernel_args.join(" "),
+        presets: h
+            .sysctl_presets
+            .iter()
+            .filter_map(|p| crate::sysctl::find(p))
+            .collect(),
+        ssh_keys: &h.ssh_keys,
+        root_password: h.root_password.as_deref(),
+        timezone: &h.timezone,
+        roles: &h.roles,
+        pxe: PxeCtx {
+            kernel: h.pxe.kernel.clone(),
+            initrd: h.pxe.initrd.clone(),
+            kernel_url: abs(&h.pxe.kernel),
+            initrd_url: abs(&h.pxe.initrd),
+            append: h.pxe.append.join(" "),
+        },
+    }
+}
+
+/// What `render_to_dir` wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct RenderReport {
+    #[serde(rename = "apiVersion")]
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub out: PathBuf,
+    pub hosts: usize,
+    pub files: usize,
+    pub overridden_templates: Vec<String>,
+}
+
+/// The marker that says a directory is a cairn render output, safe to replace wholesale.
+pub const MARKER: &str = ".cairn-render";
+
+/// Renders every host into `out`, atomically: everything is written to a temp dir beside `out`
+/// and swapped in with one rename, so a failure leaves the previous output untouched and readers
+/// never see a mix of old and new files.
+///
+/// Layout: `ks/<mac>`, `pxelinux.cfg/01-<mac-dashed>`, `grub/grub.cfg-01-<mac-dashed>`,
+/// `ipxe/<mac>` (one of each per MAC), `boot.ipxe`, `manifest.json`.
+pub fn render_to_dir(
+    inv: &Inventory,
+    templates: &Templates,
+    out: &Path,
+) -> Result<RenderReport, KickstartError> {
+    let server = inv
+        .server
+        .as_deref()
+        .ok_or_else(|| KickstartError::Template {
+            name: "render".into(),
+            msg:
+                "no server URL: the boot configs must point at the kickstart server; set `server:` \
+              in the inventory or pass --server-url"
+                    .into(),
+        })?;
+    let werr = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| KickstartError::Write { path, source }
+    };
+    if out.exists() && !out.join(MARKER).exists() {
+        let empty = std::fs::read_dir(out).map_err(werr(out))?.next().is_none();
+        if !empty {
+            return Err(KickstartError::OutNotOurs {
+                path: out.to_path_buf(),
+            });
+        }
+    }
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix(".cairn-render-")
+        .tempdir_in(&parent)
+        .map_err(werr(&parent))?;
+    let root = tmp.path();
+    for sub in ["ks", "pxelinux.cfg", "grub", "ipxe"] {
+        std::fs::create_dir(root.join(sub)).map_err(werr(&root.join(sub)))?;
+    }
+    let files = render_hosts_parallel(inv, templates, root)?;
+    std::fs::write(root.join("boot.ipxe"), templates.render_boot_ipxe(server)?)
+        .map_err(werr(&root.join("boot.ipxe")))?;
+    let manifest: Vec<_> = inv
+        .hosts
+        .iter()
+        .map(|h| {
+            serde_json::json!({
+                "hostname": h.fqdn,
+                "macs": h.macs,
+                "roles": h.roles,
+                "kickstart": format!("ks/{}", h.macs[0]),
+            })
+        })
+        .collect();
+    let manifest = serde_json::json!({"apiVersion": "cairn/v1", "kind": "RenderManifest",
+        "inventory": inv.path, "hosts": manifest});
+    std::fs::write(
+        root.join("manifest.json"),
+        serde_json::to_string_pretty(&manifest).unwrap_or_default(),
+    )
+    .map_err(werr(&root.join("manifest.json")))?;
+    std::fs::write(root.join(MARKER), "rendered by cairn kickstart render\n")
+        .map_err(werr(&root.join(MARKER)))?;
+    // No fsync: the guarantee is that readers see the old output or the new one, never a mix,
+    // which the rename gives. (A syncfs here cost seconds on a busy shared disk.)
+    let perm: std::fs::Permissions = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+    std::fs::set_permissions(root, perm).map_err(werr(root))?;
+    if out.exists() {
+        rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            root,
+            rustix::fs::CWD,
+            out,
+            rustix::fs::RenameFlags::EXCHANGE,
+        )
+        .map_err(|e| KickstartError::Write {
+            path: out.to_path_buf(),
+            source: e.into(),
+        })?;
+        // `tmp` now holds the previous output; dropping it removes it.
+    } else {
+        std::fs::rename(root, out).map_err(werr(out))?;
+        let _ = tmp.keep();
+    }
+    Ok(RenderReport {
+        api_version: "cairn/v1",
+        kind: "RenderReport",
+        out: out.to_path_buf(),
+        hosts: inv.hosts.len(),
+        files: files + 3,
+        overridden_templates: templates.overridden.clone(),
+    })
+}
+
+fn render_hosts_parallel(
+    inv: &Inventory,
+    templates: &Templates,
+    root: &Path,
+) -> Result<usize, KickstartError> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(8);
+    let chunk = inv.hosts.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = inv
+            .hosts
+            .chunks(chunk)
+            .map(|hosts| s.spawn(move || write_hosts(inv, templates, root, hosts)))
+            .collect();
+        let mut total = 0;
+        for w in workers {
+            total += w.join().expect("render worker panicked")?;
+        }
+        Ok(total)
+    })
+}
+
+fn write_hosts(
+    inv: &Inventory,
+    templates: &Templates,
+    root: &Path,
+    hosts: &[Host],
+) -> Result<usize, KickstartError> {
+    let mut n = 0;
+    for h in hosts {
+        let docs = templates.render_host(inv, h, None)?;
+        for mac in &h.macs {
+            let d = mac.dashed();
+            for (path, body) in [
+                (root.join("ks").join(mac.to_string()), &docs.kickstart),
+                (
+                    root.join("pxelinux.cfg").join(format!("01-{d}")),
+                    &docs.pxelinux,
+                ),
+                (
+                    root.join("grub").join(format!("grub.cfg-01-{d}")),
+                    &docs.grub,
+                ),
+                (root.join("ipxe").join(mac.to_string()), &docs.ipxe),
+            ] {
+                std::fs::write(&path, body).map_err(|source| KickstartError::Write {
+                    path: path.clone(),
+                    source,
+                })?;
+                n += 1;
+            }
+        }
+    }
+    Ok(n)
+}

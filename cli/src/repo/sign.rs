@@ -1,0 +1,167 @@
+//! Signing and signature checks through libostree (GPG via gpgme; other signers if built in).
+
+use std::path::Path;
+
+use ostree::gio;
+use ostree::glib;
+use ostree::prelude::*;
+
+use super::{Ctx, Repo, RepoError, Signature, NO_CANCEL};
+
+/// A signature scheme a user can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignType {
+    Gpg,
+    Ed25519,
+}
+
+impl std::str::FromStr for SignType {
+    type Err = RepoError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "gpg" => Ok(SignType::Gpg),
+            "ed25519" => Ok(SignType::Ed25519),
+            other => Err(RepoError::BadInput(format!(
+                "unknown signature type `{other}`: use gpg (or ed25519 where libostree has it)"
+            ))),
+        }
+    }
+}
+
+impl SignType {
+    /// Errors, plainly, when this libostree build cannot produce this kind of signature.
+    pub fn ensure_available(self) -> Result<(), RepoError> {
+        match self {
+            SignType::Gpg => Ok(()),
+            SignType::Ed25519 if ed25519_works() => Err(RepoError::Unsupported(
+                "ed25519 signing is available in this libostree, but cairn signs with GPG only \
+                 for now: use --gpg-sign KEYID"
+                    .into(),
+            )),
+            SignType::Ed25519 => Err(RepoError::Unsupported(
+                "ed25519 signatures are unavailable: this libostree was built without \
+                 libsodium, so it has no ed25519 signer (Debian's build has only GPG). Sign with \
+                 GPG instead: --gpg-sign KEYID [--gpg-homedir DIR]"
+                    .into(),
+            )),
+        }
+    }
+}
+
+/// True when libostree's ed25519 signer actually accepts a key (it exists as a stub without
+/// libsodium, failing every operation).
+fn ed25519_works() -> bool {
+    let Ok(signer) = ostree::Sign::by_name("ed25519") else {
+        return false;
+    };
+    let key = glib::Variant::array_from_fixed_array(&[0u8; 64]);
+    signer.set_sk(&key).is_ok()
+}
+
+/// Signature types this libostree can produce.
+pub fn sign_types() -> Vec<&'static str> {
+    let mut out = vec!["gpg"];
+    if ed25519_works() {
+        out.push("ed25519");
+    }
+    out
+}
+
+pub(crate) fn check_gpg_available(key: &str) -> Result<(), RepoError> {
+    if key.trim().is_empty() {
+        return Err(RepoError::BadInput("--gpg-sign needs a key id".into()));
+    }
+    Ok(())
+}
+
+pub(crate) fn gpg_sign(
+    repo: &Repo,
+    checksum: &str,
+    key: &str,
+    homedir: Option<&Path>,
+) -> Result<(), RepoError> {
+    let homedir = homedir.map(|h| h.to_string_lossy().into_owned());
+    repo.inner
+        .sign_commit(checksum, key, homedir.as_deref(), NO_CANCEL)
+        .ctx(|| {
+            format!(
+                "signing commit {checksum} with GPG key {key}{}",
+                homedir
+                    .as_deref()
+                    .map(|h| format!(" (homedir {h})"))
+                    .unwrap_or_default()
+            )
+        })
+}
+
+impl Repo {
+    /// Signs an existing commit with a GPG key (adds to any signatures it has).
+    pub fn gpg_sign_commit(
+        &self,
+        rev: &str,
+        key: &str,
+        homedir: Option<&Path>,
+    ) -> Result<(), RepoError> {
+        let checksum = self.require(rev)?;
+        gpg_sign(self, &checksum, key, homedir)
+    }
+
+    /// The GPG signatures on a commit, checked against `keyring` (a `.gpg` keyring file or a
+    /// directory of them) or, when `None`, the system keyrings. Empty when unsigned.
+    pub fn signatures(
+        &self,
+        checksum: &str,
+        keyring: Option<&Path>,
+    ) -> Result<Vec<Signature>, RepoError> {
+        let detached = self
+            .inner
+            .read_commit_detached_metadata(checksum, NO_CANCEL)
+            .ctx(|| format!("reading signatures of {checksum}"))?;
+        let has_gpg = detached
+            .map(|d| glib::VariantDict::new(Some(&d)).contains("ostree.gpgsigs"))
+            .unwrap_or(false);
+        if !has_gpg {
+            return Ok(Vec::new());
+        }
+        let (dir, file) = match keyring {
+            Some(k) if k.is_dir() => (Some(gio::File::for_path(k)), None),
+            Some(k) => {
+                if !k.exists() {
+                    return Err(RepoError::BadInput(format!(
+                        "{}: keyring does not exist",
+                        k.display()
+                    )));
+                }
+                (None, Some(gio::File::for_path(k)))
+            }
+            None => (None, None),
+        };
+        let result = self
+            .inner
+            .verify_commit_ext(checksum, dir.as_ref(), file.as_ref(), NO_CANCEL)
+            .ctx(|| format!("checking signatures of {checksum}"))?;
+        let mut out = Vec::new();
+        for i in 0..result.count_all() {
+            let v = result.all(i);
+            let b = |n: usize| v.child_value(n).get::<bool>().unwrap_or(false);
+            let s = |n: usize| v.child_value(n).str().unwrap_or_default().to_string();
+            let user = s(10);
+            out.push(Signature {
+                kind: "gpg".into(),
+                valid: b(0),
+                expired: b(1),
+                key_expired: b(2),
+                key_revoked: b(3),
+                key_missing: b(4),
+                fingerprint: s(5),
+                timestamp: v.child_value(6).get::<i64>().unwrap_or(0),
+                user: if user.is_empty() {
+                    None
+                } else {
+                    Some(format!("{user} <{}>", s(11)))
+                },
+            });
+        }
+        Ok(out)
+    }
+}

@@ -1,1 +1,0 @@
-//! Treefiles: rpm-ostree compatible YAML/JSON with includes, conditionals and variables.
