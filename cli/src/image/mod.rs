@@ -33,6 +33,8 @@ pub enum ImageError {
     RootKarg(String),
     #[error("--os {0:?}: a stateroot name is letters, digits, `-`, `_` and `.`")]
     BadOsName(String),
+    #[error("--karg: {0}")]
+    BadKarg(#[from] crate::deploy::DeployError),
 }
 
 impl ImageError {
@@ -114,6 +116,11 @@ impl Drop for Staging {
 
 /// Builds the image; `progress` receives one line per step.
 pub fn build(opts: &BuildOptions, progress: &dyn Fn(&str)) -> Result<BuildReport, ImageError> {
+    // The same rules as `cairn kargs` (no control characters, balanced quotes); kept as given
+    // otherwise, so repeated keys such as `console=tty0 console=ttyS0` stay repeated.
+    for k in &opts.kargs {
+        crate::deploy::kargs::validate(k)?;
+    }
     if let Some(k) = opts.kargs.iter().find(|k| k.starts_with("root=")) {
         return Err(ImageError::RootKarg(k.clone()));
     }

@@ -53,6 +53,8 @@ pub struct KickstartSpec {
     pub url: String,
     pub ostree_ref: String,
     pub remote: String,
+    /// Where the installed machine pulls upgrades from (default: `url`).
+    pub upgrade_url: Option<String>,
     pub kargs: Vec<String>,
 }
 
@@ -271,12 +273,19 @@ pub fn parse(src: &str, path: &Path, name: &str, origin: &str) -> Result<Profile
     let kickstart = match root.get("kickstart") {
         None => None,
         Some(ks) => {
-            check_keys(ks, &["osname", "url", "ref", "remote", "kargs"])?;
+            check_keys(
+                ks,
+                &["osname", "url", "upgrade-url", "ref", "remote", "kargs"],
+            )?;
             Some(KickstartSpec {
                 osname: required(ks, "osname")?,
                 url: required(ks, "url")?,
                 ostree_ref: required(ks, "ref")?,
                 remote: str_of(ks, "remote", "cairn")?,
+                upgrade_url: ks
+                    .get("upgrade-url")
+                    .map(|_| str_of(ks, "upgrade-url", ""))
+                    .transpose()?,
                 kargs: strs_of(ks, "kargs")?,
             })
         }
