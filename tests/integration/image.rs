@@ -307,3 +307,366 @@ fn bad_inputs_fail_with_what_to_do() {
     assert_eq!(o.status.code(), Some(2), "clap rejects the size");
     assert!(!dir.path().join("x.qcow2").exists());
 }
+
+/// The one flag for the slow proof (TCG, no KVM): `CAIRN_BOOT_TEST=1`.
+fn boot_test_enabled(what: &str) -> bool {
+    if std::env::var("CAIRN_BOOT_TEST").as_deref() == Ok("1") {
+        return true;
+    }
+    eprintln!(
+        "\n*** SKIP: {what} needs CAIRN_BOOT_TEST=1 (composes Debian 12 and boots it under TCG \
+         several times; about 10 minutes on 2 cores; see README) ***\n"
+    );
+    false
+}
+
+/// `cairn serve` on an ephemeral port, killed on drop.
+struct Serve {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Serve {
+    fn start(repo: &Path) -> Serve {
+        use std::io::BufRead;
+        let inventory = crate::common::project_root().join("kickstart/inventory.yaml");
+        let mut child = crate::common::cairn()
+            .args(["serve", "--listen", "127.0.0.1:0", "--inventory"])
+            .arg(&inventory)
+            .arg("--repo")
+            .arg(repo)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn cairn serve");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("cairn serve printed {line:?}"));
+        Serve { child, port }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Boots `img` under TCG until the guest powers off (or `limit` passes); returns the serial log.
+fn boot_until_poweroff(img: &Path, log: &Path, limit: std::time::Duration) -> String {
+    let mut child = Command::new("qemu-system-x86_64")
+        .args([
+            "-accel",
+            "tcg",
+            "-m",
+            "2048",
+            "-smp",
+            "2",
+            "-nographic",
+            "-monitor",
+            "none",
+        ])
+        .arg("-serial")
+        .arg(format!("file:{}", log.display()))
+        .arg("-drive")
+        .arg(format!("file={},if=virtio,format=qcow2", img.display()))
+        .args([
+            "-netdev",
+            "user,id=n0",
+            "-device",
+            "virtio-net-pci,netdev=n0",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn qemu-system-x86_64");
+    let start = std::time::Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            let text =
+                String::from_utf8_lossy(&std::fs::read(log).unwrap_or_default()).into_owned();
+            let tail: String = text
+                .chars()
+                .rev()
+                .take(4000)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            panic!("the VM did not power off within {limit:?}; serial tail:\n{tail}");
+        }
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    }
+    String::from_utf8_lossy(&std::fs::read(log).unwrap()).into_owned()
+}
+
+fn rev_parse(repo: &Path, rev: &str) -> String {
+    ok(Command::new("ostree")
+        .arg(format!("--repo={}", repo.display()))
+        .args(["rev-parse", rev]))
+    .trim()
+    .to_owned()
+}
+
+/// The proof, end to end: the shipped Debian treefile (plus the cairn binary and a boot-test
+/// unit) composed, built into a native image, booted under TCG: it reaches multi-user with the
+/// ostree deployment booted; inside, `cairn upgrade` from the host's `cairn serve` (QEMU user
+/// networking, host = 10.0.2.2) -> reboot -> v2; `cairn rollback` -> reboot -> v1. Then a real
+/// `packer build` of the qemu-disk template turns the same image into qcow2 and vhd.
+#[test]
+fn boot_upgrade_rollback_and_packer_build_under_tcg() {
+    if !boot_test_enabled("the TCG boot test") {
+        return;
+    }
+    for (tool, pkg) in [
+        ("qemu-system-x86_64", "qemu-system-x86"),
+        ("packer", "packer"),
+        ("mmdebstrap", "mmdebstrap"),
+    ] {
+        assert!(
+            crate::common::have_tool(tool, pkg),
+            "{tool} is required with CAIRN_BOOT_TEST=1"
+        );
+    }
+    let t_all = std::time::Instant::now();
+    let dir = tempdir();
+    let d = dir.path();
+    let root = crate::common::project_root();
+    let boot = root.join("tests/integration/boot");
+
+    // 1. Compose: the shipped default + what the test needs inside the VM.
+    std::fs::copy(env!("CARGO_BIN_EXE_cairn"), d.join("cairn")).unwrap();
+    let treefile = d.join("boot-test.yaml");
+    std::fs::write(
+        &treefile,
+        format!(
+            "# The shipped default, plus the cairn binary and the boot-test driver.\n\
+             include: {}\n\
+             add-files:\n  - [cairn, /usr/bin/cairn]\n  - [{}, /usr/libexec/cairn-boot-test]\n  - [{}, /usr/lib/systemd/system/cairn-boot-test.service]\n\
+             units: [cairn-boot-test.service]\n",
+            root.join("treefiles/debian-12.yaml").display(),
+            boot.join("cairn-boot-test.sh").display(),
+            boot.join("cairn-boot-test.service").display(),
+        ),
+    )
+    .unwrap();
+    let repo = d.join("repo");
+    let t = std::time::Instant::now();
+    let o = run_cairn([
+        "compose".as_ref(),
+        treefile.as_os_str(),
+        "--repo".as_ref(),
+        repo.as_os_str(),
+        "--quiet".as_ref(),
+    ]);
+    assert!(o.status.success(), "compose: {}{}", stdout(&o), stderr(&o));
+    eprintln!("boot test: compose {:.0}s", t.elapsed().as_secs_f64());
+    let refs = ok(Command::new("ostree")
+        .arg(format!("--repo={}", repo.display()))
+        .arg("refs"));
+    let refname = refs
+        .lines()
+        .find(|l| l.starts_with("cairn/debian/12/"))
+        .expect("composed ref")
+        .to_owned();
+    let v1 = rev_parse(&repo, &refname);
+
+    // 2. The update server, then the image that upgrades from it.
+    let serve = Serve::start(&repo);
+    let img = d.join("debian.qcow2");
+    let t = std::time::Instant::now();
+    let o = run_cairn([
+        "image",
+        "build",
+        "--repo",
+        repo.to_str().unwrap(),
+        "--ref",
+        &refname,
+        "--format",
+        "qcow2",
+        "--size",
+        "4G",
+        "--out",
+        img.to_str().unwrap(),
+        "--os",
+        "debian",
+        "--quiet",
+        "--karg",
+        "console=ttyS0,115200n8",
+        "--karg",
+        "cairn.boottest=1",
+        "--remote",
+        &format!("cairn=http://10.0.2.2:{}/repo/", serve.port),
+    ]);
+    assert!(o.status.success(), "image build: {}", stderr(&o));
+    eprintln!("boot test: image build {:.0}s", t.elapsed().as_secs_f64());
+    let base = d.join("base.qcow2");
+    std::fs::copy(&img, &base).unwrap();
+
+    // v2: the same tree plus a marker file, committed on top of v1.
+    let overlay = d.join("v2/usr/share/cairn");
+    std::fs::create_dir_all(&overlay).unwrap();
+    std::fs::write(overlay.join("boot-test-v2"), "v2\n").unwrap();
+    ok(Command::new("ostree")
+        .arg(format!("--repo={}", repo.display()))
+        .args([
+            "commit",
+            "--branch",
+            &refname,
+            "--subject=boot test v2",
+            "--add-metadata-string=version=boot-test-v2",
+        ])
+        .arg(format!("--tree=ref={refname}"))
+        .arg(format!("--tree=dir={}", d.join("v2").display())));
+    ok(Command::new("ostree")
+        .arg(format!("--repo={}", repo.display()))
+        .args(["summary", "-u"]));
+    let v2 = rev_parse(&repo, &refname);
+    assert_ne!(v1, v2);
+
+    // 3. Boot, upgrade, reboot, rollback, reboot, poweroff: driven by the unit inside.
+    let t = std::time::Instant::now();
+    let serial = boot_until_poweroff(
+        &img,
+        &d.join("serial.log"),
+        std::time::Duration::from_secs(40 * 60),
+    );
+    let boots = t.elapsed();
+    drop(serve);
+    let reports: Vec<(String, String, String)> = serial
+        .lines()
+        .filter_map(|l| l.split("CAIRN-BOOT-TEST: step=").nth(1))
+        .map(|rest| {
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let get = |k: &str| {
+                f.iter()
+                    .find_map(|x| x.strip_prefix(k))
+                    .unwrap_or("")
+                    .to_owned()
+            };
+            (f[0].to_owned(), get("ostree-booted="), get("commit="))
+        })
+        .collect();
+    let expected = vec![
+        ("0".to_owned(), "yes".to_owned(), v1.clone()),
+        ("1".to_owned(), "yes".to_owned(), v2.clone()),
+        ("2".to_owned(), "yes".to_owned(), v1.clone()),
+    ];
+    assert_eq!(
+        reports,
+        expected,
+        "serial log:\n{}",
+        serial
+            .lines()
+            .filter(|l| l.contains("CAIRN-BOOT-TEST"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(
+        serial.contains("CAIRN-BOOT-TEST: upgrade rc=0"),
+        "upgrade failed"
+    );
+    assert!(
+        serial.contains("CAIRN-BOOT-TEST: rollback rc=0"),
+        "rollback failed"
+    );
+    assert!(serial.contains("CAIRN-BOOT-TEST: done"));
+    let cmdlines: Vec<&str> = serial
+        .lines()
+        .filter(|l| l.contains("Command line:"))
+        .collect();
+    assert_eq!(cmdlines.len(), 3, "three boots");
+    assert!(
+        cmdlines.iter().all(|l| l.contains(" ostree=/ostree/boot.")),
+        "{cmdlines:?}"
+    );
+    assert!(
+        serial.contains("Reached target") && serial.contains("Multi-User System"),
+        "multi-user not reached"
+    );
+    eprintln!(
+        "boot test: 3 boots + upgrade + rollback {:.0}s",
+        boots.as_secs_f64()
+    );
+
+    // 4. Packer template 2 from the pristine image, under TCG.
+    let t = std::time::Instant::now();
+    let tpl = d.join("packer");
+    let out = d.join("packer-out");
+    let o = run_cairn([
+        "packer",
+        "render",
+        "--profile",
+        "qemu-disk",
+        "--out",
+        tpl.to_str().unwrap(),
+        "--quiet",
+        "--var",
+        &format!("base_image={}", base.display()),
+        "--var",
+        "accelerator=tcg",
+        "--var",
+        &format!("output_directory={}", out.display()),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let scratch = d.join("packer-run");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let pb = Command::new("packer")
+        .args(["build", "-color=false"])
+        .arg(&tpl)
+        .current_dir(&scratch)
+        .env("CHECKPOINT_DISABLE", "1")
+        .output()
+        .unwrap();
+    assert!(
+        pb.status.success(),
+        "packer build: {}{}",
+        stdout(&pb),
+        stderr(&pb)
+    );
+    let q = qemu_img_info(&out.join("cairn-disk.qcow2"));
+    assert_eq!(q["format"], "qcow2");
+    assert_eq!(
+        q["virtual-size"],
+        4096 * MIB,
+        "Packer must not resize the image"
+    );
+    let v = vhd_info(&out.join("cairn-disk.vhd"));
+    assert_eq!(v["format"], "vpc");
+    assert_eq!(v["virtual-size"], 4096 * MIB);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("packer-manifest.json")).unwrap())
+            .unwrap();
+    assert!(manifest["builds"][0]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["name"] == "cairn-disk.qcow2"));
+    assert!(std::fs::read_to_string(out.join("cairn-disk.sha256"))
+        .unwrap()
+        .contains("cairn-disk.qcow2"));
+    let console =
+        String::from_utf8_lossy(&std::fs::read(out.join("console.log")).unwrap()).into_owned();
+    assert!(
+        console.contains("systemd.unit=poweroff.target"),
+        "the boot command reached the menu"
+    );
+    eprintln!(
+        "boot test: packer build (qemu-disk, TCG) {:.0}s",
+        t.elapsed().as_secs_f64()
+    );
+    eprintln!("boot test: total {:.0}s", t_all.elapsed().as_secs_f64());
+}
