@@ -1,5 +1,6 @@
 //! `cairn image ...`
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::Subcommand;
@@ -87,13 +88,22 @@ pub fn run(cmd: Cmd, global: &Global) -> anyhow::Result<Status> {
                 osname,
                 remote,
             };
-            let quiet = global.quiet;
             let started = std::time::Instant::now();
-            let report = image::build(&opts, &|step| {
-                if !quiet {
-                    eprintln!("image: {step}");
-                }
-            })?;
+            let bar = (!global.quiet && std::io::stderr().is_terminal()).then(|| {
+                let b = indicatif::ProgressBar::new_spinner();
+                b.enable_steady_tick(std::time::Duration::from_millis(120));
+                b
+            });
+            let quiet = global.quiet;
+            let result = image::build(&opts, &|step| match &bar {
+                Some(b) => b.set_message(format!("image: {step}")),
+                None if !quiet => eprintln!("image: {step}"),
+                None => {}
+            });
+            if let Some(b) = &bar {
+                b.finish_and_clear();
+            }
+            let report = result?;
             if json {
                 super::print_json(&report)?;
             } else {

@@ -33,6 +33,8 @@ pub enum ImageError {
     RootKarg(String),
     #[error("--os {0:?}: a stateroot name is letters, digits, `-`, `_` and `.`")]
     BadOsName(String),
+    #[error("cairn image build needs root: extlinux is installed through a loop mount, and the image's files must keep their owners")]
+    NotRoot,
     #[error("--karg: {0}")]
     BadKarg(#[from] crate::deploy::DeployError),
 }
@@ -116,6 +118,9 @@ impl Drop for Staging {
 
 /// Builds the image; `progress` receives one line per step.
 pub fn build(opts: &BuildOptions, progress: &dyn Fn(&str)) -> Result<BuildReport, ImageError> {
+    if !rustix::process::geteuid().is_root() {
+        return Err(ImageError::NotRoot);
+    }
     // The same rules as `cairn kargs` (no control characters, balanced quotes); kept as given
     // otherwise, so repeated keys such as `console=tty0 console=ttyS0` stay repeated.
     for k in &opts.kargs {
