@@ -4,12 +4,15 @@
 //! calls into the domains and prints.
 
 pub mod cli;
+pub mod compose;
 pub mod deploy;
+pub mod failpoint;
 pub mod image;
 pub mod kickstart;
 pub mod packer;
 pub mod repo;
 pub mod serve;
+pub mod suggest;
 pub mod sysctl;
 pub mod treefile;
 pub mod yaml;

@@ -201,7 +201,7 @@ fn sigkill_mid_deploy_leaves_the_old_default_bootable() {
             err.read_line(&mut line).unwrap() > 0,
             "cairn exited before the failpoint"
         );
-        if line.contains("failpoint deploy-before-write reached") {
+        if line.contains("failpoint deploy-before-write: pausing") {
             break;
         }
     }

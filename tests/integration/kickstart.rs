@@ -585,3 +585,44 @@ fn merge_disk_lines(hosts: &str) -> String {
     }
     out.join("\n") + "\n"
 }
+
+#[test]
+fn rerender_links_unchanged_files_and_rewrites_changed_ones() {
+    use std::os::unix::fs::MetadataExt;
+    let d = tempdir();
+    let inv = write(d.path(), "inv.yaml", &varied());
+    let out = d.path().join("out");
+    let json = |o: std::process::Output| -> serde_json::Value {
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let first = json(render(&inv, &out, &["--json"]));
+    assert_eq!(first["reused"], 0);
+    // static1 has two MACs: its second MAC's files are links to the first's, in the same tree.
+    let ino = |p: &str| std::fs::metadata(out.join(p)).unwrap().ino();
+    assert_eq!(ino("ks/aa:bb:cc:00:00:02"), ino("ks/aa:bb:cc:00:00:03"));
+    let old_dhcp = ino("ks/52:54:00:00:01:01");
+    let old_bond = ino("ks/52:54:00:00:01:04");
+
+    // Nothing changed: every host's four documents come from the previous output.
+    let again = json(render(&inv, &out, &["--json"]));
+    assert_eq!(again["reused"], 3 * 4, "{again}");
+    assert_eq!(again["files"], first["files"]);
+    assert_eq!(ino("ks/52:54:00:00:01:01"), old_dhcp);
+
+    // One host changed: its files are new inodes with the new text, the others still linked,
+    // and the files the previous output held are not modified in place.
+    let old_text = std::fs::read_to_string(out.join("ks/52:54:00:00:01:04")).unwrap();
+    let kept = d.path().join("kept");
+    std::fs::hard_link(out.join("ks/52:54:00:00:01:04"), &kept).unwrap();
+    let changed = varied().replace("var-size: 50GiB", "var-size: 60GiB");
+    std::fs::write(&inv, changed).unwrap();
+    let third = json(render(&inv, &out, &["--json"]));
+    assert_eq!(third["reused"], 3 * 4 - 1, "{third}");
+    assert_ne!(ino("ks/52:54:00:00:01:04"), old_bond);
+    assert!(std::fs::read_to_string(out.join("ks/52:54:00:00:01:04"))
+        .unwrap()
+        .contains("--size=61440"));
+    assert_eq!(std::fs::read_to_string(&kept).unwrap(), old_text);
+    assert_eq!(ino("ks/52:54:00:00:01:01"), old_dhcp);
+}

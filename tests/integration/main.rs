@@ -3,6 +3,7 @@
 
 mod cli;
 mod common;
+mod compose;
 mod deploy;
 mod image;
 mod kickstart;

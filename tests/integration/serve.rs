@@ -397,3 +397,82 @@ fn reload_during_requests_loses_none_and_bad_reload_keeps_old() {
     assert!(total > 10, "only {total} requests during reloads");
     eprintln!("reload test: {total} requests, all 200");
 }
+
+#[test]
+fn every_request_is_logged_by_every_worker() {
+    let d = tempdir();
+    let inv = write(d.path(), "inv.yaml", &hosts(""));
+    let log = d.path().join("access.jsonl");
+    let mut s = Server::start(
+        d.path(),
+        &[
+            "-i",
+            inv.to_str().unwrap(),
+            "--workers",
+            "3",
+            "--access-log",
+            log.to_str().unwrap(),
+        ],
+    );
+    // Separate connections (spread over the workers' listeners by the kernel), hitting the
+    // direct /ks path, the router, and errors.
+    let mut want = Vec::new();
+    for i in 0..30 {
+        let (path, code) = match i % 3 {
+            0 => ("/ks/52:54:00:aa:00:01", 200),
+            1 => ("/ks/52:54:00:aa:00:99", 404),
+            _ => ("/pxelinux/52-54-00-AA-00-02", 200),
+        };
+        let (got, body) = http(s.addr, "GET", path);
+        assert_eq!(got, code, "{path}: {body}");
+        want.push((path, code, body.len()));
+    }
+    // And several requests on one keep-alive connection.
+    let u = &s.url;
+    let o = std::process::Command::new("curl")
+        .args([
+            "-fsS",
+            "-o",
+            "/dev/null",
+            "-o",
+            "/dev/null",
+            "-o",
+            "/dev/null",
+        ])
+        .args([2, 3, 2].map(|n| format!("{u}/ks/52:54:00:aa:00:0{n}")))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    s.signal(Signal::TERM);
+    assert!(wait_exit(&mut s.child).success());
+
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert_eq!(lines.len(), want.len() + 3, "{lines:#?}");
+    for (path, code, len) in &want {
+        let n = lines
+            .iter()
+            .filter(|j| j["path"] == *path && j["status"] == *code)
+            .count();
+        assert_eq!(n, 10, "{path}");
+        let j = lines.iter().find(|j| j["path"] == *path).unwrap();
+        assert_eq!(j["bytes"], *len as u64, "{j}");
+        assert_eq!(j["method"], "GET");
+        assert!(
+            j["remote"].as_str().unwrap().starts_with("127.0.0.1:"),
+            "{j}"
+        );
+        assert!(j["ts"].as_str().unwrap().ends_with('Z'), "{j}");
+    }
+    for (n, times) in [(2, 2), (3, 1)] {
+        let path = format!("/ks/52:54:00:aa:00:0{n}");
+        assert_eq!(
+            lines.iter().filter(|j| j["path"] == path).count(),
+            times,
+            "{path}"
+        );
+    }
+}

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod compose;
 pub mod deploy;
 mod health;
 mod image;
@@ -48,6 +49,8 @@ pub enum Command {
     Treefile(treefile::Cmd),
     #[command(flatten)]
     Repo(repo::Cmd),
+    /// Compose a treefile into an OSTree commit (real packages: mmdebstrap, dnf, rpm-ostree).
+    Compose(Box<compose::ComposeArgs>),
     /// Bare metal: check an inventory and render kickstarts and PXE/GRUB/iPXE configs.
     #[command(subcommand)]
     Kickstart(kickstart::Cmd),
@@ -88,6 +91,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
     match cli.command {
         Command::Treefile(cmd) => treefile::run(cmd, &cli.global),
         Command::Repo(cmd) => repo::run(cmd, &cli.global),
+        Command::Compose(args) => compose::run(*args, &cli.global),
         Command::Kickstart(cmd) => kickstart::run(cmd, &cli.global),
         Command::Serve(args) => serve::run(args, &cli.global),
         Command::Host(cmd) => deploy::run(cmd, &cli.global),

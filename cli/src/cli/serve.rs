@@ -59,6 +59,10 @@ pub struct Args {
     /// JSON-lines access log file (default: stderr).
     #[arg(long)]
     access_log: Option<PathBuf>,
+    /// Worker threads; each has its own listening socket (SO_REUSEPORT) and event loop, like
+    /// nginx's worker processes. 0 means one per CPU.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    workers: usize,
 }
 
 pub fn run(a: Args, _global: &Global) -> anyhow::Result<Status> {
@@ -72,6 +76,7 @@ pub fn run(a: Args, _global: &Global) -> anyhow::Result<Status> {
         token_ttl: a.tokens.then(|| Duration::from_secs(a.token_ttl)),
         event_log: a.log,
         access_log: a.access_log,
+        workers: a.workers,
     })?;
     Ok(0)
 }

@@ -46,8 +46,8 @@ pub enum DeployError {
     PinStaged(usize),
     #[error("--keep must be at least 1 (the default deployment is always kept)")]
     KeepZero,
-    #[error("failpoint `{0}` triggered (CAIRN_FAILPOINT)")]
-    Failpoint(String),
+    #[error(transparent)]
+    Failpoint(#[from] crate::failpoint::Triggered),
     #[error(transparent)]
     Sysctl(#[from] crate::sysctl::SysctlError),
     #[error("{what}: {source}")]

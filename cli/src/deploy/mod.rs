@@ -128,29 +128,6 @@ pub fn os_name(guard: &SysrootGuard, os: Option<&str>) -> Result<String, DeployE
         .ok_or(DeployError::NeedOsName)
 }
 
-/// `CAIRN_FAILPOINT=name=pause|error[,name=...]`: stop at a named point so tests can kill the
-/// process mid-operation deterministically. `pause` prints a marker on stderr and sleeps.
-pub fn failpoint(name: &str) -> Result<(), DeployError> {
-    let Ok(spec) = std::env::var("CAIRN_FAILPOINT") else {
-        return Ok(());
-    };
-    for item in spec.split(',') {
-        match item.split_once('=') {
-            Some((n, "pause")) if n == name => {
-                eprintln!("cairn: failpoint {name} reached, pausing");
-                loop {
-                    std::thread::sleep(std::time::Duration::from_secs(3600));
-                }
-            }
-            Some((n, "error")) if n == name => {
-                return Err(DeployError::Failpoint(name.to_string()))
-            }
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
 fn resolve(repo: &ostree::Repo, rev: &str) -> Result<String, DeployError> {
     match repo
         .resolve_rev(rev, true)
@@ -334,7 +311,7 @@ fn write_new_deployment(
         )
         .ctx(what)?;
     let result = (|| {
-        failpoint("deploy-before-write")?;
+        crate::failpoint::hit("deploy-before-write")?;
         let files = write_presets(&guard.deployment_dir(&new), presets)?;
         guard
             .simple_write_deployment(

@@ -8,9 +8,11 @@ mod check;
 pub mod error;
 pub mod inventory;
 pub mod network;
+pub mod output;
 pub mod render;
 
 pub use error::{Diagnostic, KickstartError};
 pub use inventory::{load, parse, Host, Inventory, LoadOptions};
 pub use network::Mac;
-pub use render::{render_to_dir, HostDocs, RenderReport, Templates};
+pub use output::{render_to_dir, RenderReport};
+pub use render::{HostDocs, Templates};

@@ -14,6 +14,25 @@ impl Mac {
     pub fn dashed(&self) -> String {
         self.to_string().replace(':', "-")
     }
+
+    /// Only the `aa:bb:cc:dd:ee:ff` form (any case), without allocating: the server's hot path.
+    /// `None` means "not in this form", not "not a MAC": fall back to `parse` for the others.
+    pub fn parse_canonical(s: &str) -> Option<Mac> {
+        let b = s.as_bytes();
+        if b.len() != 17 {
+            return None;
+        }
+        let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+        let mut out = [0u8; 6];
+        for (i, byte) in out.iter_mut().enumerate() {
+            let at = i * 3;
+            if i > 0 && b[at - 1] != b':' {
+                return None;
+            }
+            *byte = hex(b[at])? << 4 | hex(b[at + 1])?;
+        }
+        Some(Mac(out))
+    }
 }
 
 impl fmt::Display for Mac {
@@ -184,6 +203,32 @@ mod tests {
             "aa:bb:cc:0d:ee:ff".parse::<Mac>().unwrap().dashed(),
             "aa-bb-cc-0d-ee-ff"
         );
+    }
+
+    #[test]
+    fn canonical_parse_agrees_with_the_general_one() {
+        for s in [
+            "aa:bb:cc:0d:ee:ff",
+            "AA:BB:CC:0D:EE:FF",
+            "52:54:00:01:13:87",
+        ] {
+            assert_eq!(
+                Mac::parse_canonical(s),
+                Some(s.parse::<Mac>().unwrap()),
+                "{s}"
+            );
+        }
+        for s in [
+            "aa-bb-cc-0d-ee-ff",
+            "aabb.cc0d.eeff",
+            "aa:bb:cc:0d:ee:fg",
+            "aa:bb:cc:0d:ee:f",
+            "aa:bb:cc:0d:ee:ff:",
+            "aa:bb:cc:0d:ee+ff",
+            "+a:bb:cc:0d:ee:ff",
+        ] {
+            assert_eq!(Mac::parse_canonical(s), None, "{s}");
+        }
     }
 
     #[test]

@@ -192,7 +192,7 @@ impl Repo {
             None => false,
         };
         repo.transaction_set_ref(None, &opts.refname, Some(&checksum));
-        failpoint::hit(failpoint::COMMIT_BEFORE_REF)?;
+        crate::failpoint::hit(failpoint::COMMIT_BEFORE_REF)?;
         txn.commit(NO_CANCEL)
             .ctx(|| format!("{}: committing the transaction", self.path.display()))?;
         self.update_summary()?;

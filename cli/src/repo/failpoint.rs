@@ -1,39 +1,5 @@
-//! Named failpoints for crash-safety tests, in the spirit of rpm-ostree's `failpoints.rs`.
-//!
-//! `CAIRN_FAILPOINT=NAME=ACTION[,NAME=ACTION...]` where ACTION is:
-//! - `pause`: print `cairn: failpoint NAME: pausing (pid P)` to stderr and sleep forever, so a
-//!   test can SIGKILL the process at exactly this point;
-//! - `error`: fail the operation with "failpoint NAME triggered" (exercises the abort path).
-//!
-//! Unset (the normal case) costs one environment lookup per point.
+//! The repo domain's failpoints (mechanism: [`crate::failpoint`]); listed so docs and tests share
+//! the names.
 
-use super::RepoError;
-
-/// Points defined in the repo domain; listed so docs and tests share the names.
+/// Inside the commit transaction, after all objects are written and before the ref is set.
 pub const COMMIT_BEFORE_REF: &str = "repo-commit-before-ref";
-
-/// Runs the action configured for `name`, if any.
-pub fn hit(name: &str) -> Result<(), RepoError> {
-    let Ok(spec) = std::env::var("CAIRN_FAILPOINT") else {
-        return Ok(());
-    };
-    for item in spec.split(',') {
-        let (point, action) = item.split_once('=').unwrap_or((item, "error"));
-        if point.trim() != name {
-            continue;
-        }
-        match action.trim() {
-            "pause" => {
-                eprintln!(
-                    "cairn: failpoint {name}: pausing (pid {})",
-                    std::process::id()
-                );
-                loop {
-                    std::thread::sleep(std::time::Duration::from_secs(3600));
-                }
-            }
-            _ => return Err(RepoError::Failpoint(name.to_string())),
-        }
-    }
-    Ok(())
-}

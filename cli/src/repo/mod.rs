@@ -117,8 +117,8 @@ pub enum RepoError {
     },
     #[error("commit {checksum}: bad `cairn.packages` metadata: {reason}")]
     BadPackages { checksum: String, reason: String },
-    #[error("failpoint {0} triggered")]
-    Failpoint(String),
+    #[error(transparent)]
+    Failpoint(#[from] crate::failpoint::Triggered),
 }
 
 /// Adds "what we were doing" to libostree errors.

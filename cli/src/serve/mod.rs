@@ -5,6 +5,7 @@
 //! SIGTERM/SIGINT stop accepting and let in-flight requests finish.
 
 mod files;
+mod http;
 mod log;
 mod state;
 
@@ -12,12 +13,11 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path as UrlPath, Query, RawQuery, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::middleware::Next;
+use axum::extract::{ConnectInfo, Path as UrlPath, Query, RawQuery, State};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -56,13 +56,15 @@ pub struct Options {
     pub event_log: Option<PathBuf>,
     /// Access log (JSON lines); stderr when absent.
     pub access_log: Option<PathBuf>,
+    /// Worker threads, each with its own listener and runtime; 0 = one per CPU.
+    pub workers: usize,
 }
 
 struct App {
     live: Live,
     repo: Option<Arc<files::Root>>,
     files: Option<Arc<files::Root>>,
-    access: log::AccessLog,
+    access: Arc<log::AccessLog>,
     events: log::EventLog,
 }
 
@@ -71,38 +73,77 @@ type Shared = Arc<App>;
 /// Binds, prints `listening on http://ADDR` on stdout (tests and scripts read it; port 0 works),
 /// and serves until SIGTERM or SIGINT.
 pub fn run(opts: Options) -> Result<(), ServeError> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    let workers = match opts.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let (listeners, addr) = http::bind(opts.listen, workers)?;
+    let app = Arc::new(build_app(&opts, addr)?);
+    let snap = app.live.current();
+    eprintln!(
+        "{}",
+        serde_json::json!({"ts": log::now(), "event": "loaded", "hosts": snap.hosts,
+            "macs": snap.by_mac.len(), "generation": snap.generation, "workers": workers})
+    );
+    drop(snap);
+    // This thread only handles signals and reloads; the workers serve.
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| ServeError::Io("tokio runtime".into(), e))?;
-    rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(opts.listen)
-            .await
-            .map_err(|e| ServeError::Bind(opts.listen, e))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| ServeError::Bind(opts.listen, e))?;
-        let app = Arc::new(build_app(&opts, addr)?);
-        let snap = app.live.current();
-        eprintln!(
-            "{}",
-            serde_json::json!({"ts": log::now(), "event": "loaded", "hosts": snap.hosts,
-                "macs": snap.by_mac.len(), "generation": snap.generation})
-        );
+    let threads = rt.block_on(async {
         // Handlers go in before the address is announced: a SIGHUP that arrives first must
         // reload, not kill the server (the default action).
         use tokio::signal::unix::{signal, SignalKind};
         let sig = |k| signal(k).map_err(|e| ServeError::Io("signal handler".into(), e));
-        let signals = Signals {
-            hup: sig(SignalKind::hangup())?,
-            term: sig(SignalKind::terminate())?,
-            int: sig(SignalKind::interrupt())?,
-        };
+        let (mut hup, mut term, mut int) = (
+            sig(SignalKind::hangup())?,
+            sig(SignalKind::terminate())?,
+            sig(SignalKind::interrupt())?,
+        );
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let threads = http::start(app.clone(), router(app.clone()), listeners, stop_rx)?;
         println!("listening on http://{addr}");
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        serve(app, listener, signals).await
-    })
+        loop {
+            tokio::select! {
+                _ = hup.recv() => reload(&app).await,
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+            }
+        }
+        let _ = stop_tx.send(true);
+        Ok::<_, ServeError>(threads)
+    })?;
+    // Workers finish their in-flight requests and flush their access logs before they end.
+    for t in threads {
+        let _ = t.join();
+    }
+    eprintln!(
+        "{}",
+        serde_json::json!({"ts": log::now(), "event": "shutdown"})
+    );
+    Ok(())
+}
+
+async fn reload(app: &Shared) {
+    let app2 = app.clone();
+    let res = tokio::task::spawn_blocking(move || app2.live.reload()).await;
+    let line = match res {
+        Ok(Ok(s)) => {
+            serde_json::json!({"ts": log::now(), "event": "reload", "ok": true,
+            "hosts": s.hosts, "generation": s.generation})
+        }
+        Ok(Err(e)) => {
+            serde_json::json!({"ts": log::now(), "event": "reload", "ok": false,
+            "kept_generation": app.live.current().generation,
+            "error": e.to_string()})
+        }
+        Err(e) => serde_json::json!({"ts": log::now(), "event": "reload", "ok": false,
+            "error": e.to_string()}),
+    };
+    eprintln!("{line}");
 }
 
 fn build_app(opts: &Options, addr: SocketAddr) -> Result<App, ServeError> {
@@ -143,28 +184,13 @@ fn build_app(opts: &Options, addr: SocketAddr) -> Result<App, ServeError> {
         live: Live::new(loader)?,
         repo,
         files,
-        access: log::AccessLog::open(opts.access_log.as_deref())?,
+        access: Arc::new(log::AccessLog::open(opts.access_log.as_deref())?),
         events: log::EventLog::open(opts.event_log.as_deref())?,
     })
 }
 
-struct Signals {
-    hup: tokio::signal::unix::Signal,
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-}
-
-async fn serve(
-    app: Shared,
-    listener: tokio::net::TcpListener,
-    signals: Signals,
-) -> Result<(), ServeError> {
-    let Signals {
-        mut hup,
-        mut term,
-        mut int,
-    } = signals;
-    let router = Router::new()
+fn router(app: Shared) -> Router {
+    Router::new()
         .route("/ks/{mac}", get(ks_path))
         .route("/ks", get(ks_query))
         .route("/ipxe", get(ipxe))
@@ -176,115 +202,11 @@ async fn serve(
         .route("/repo/{*path}", get(repo))
         .route("/files/{*path}", get(boot_files))
         .route("/healthz", get(healthz))
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            access_log,
-        ))
-        .with_state(app.clone());
-
-    // The access log is buffered; flush it a few times a second and at exit.
-    let flusher = {
-        let app = app.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(200));
-            loop {
-                tick.tick().await;
-                app.access.flush();
-            }
-        })
-    };
-    let reloader = {
-        let app = app.clone();
-        tokio::spawn(async move {
-            while hup.recv().await.is_some() {
-                let app2 = app.clone();
-                let res = tokio::task::spawn_blocking(move || app2.live.reload()).await;
-                let line = match res {
-                    Ok(Ok(s)) => {
-                        serde_json::json!({"ts": log::now(), "event": "reload", "ok": true,
-                        "hosts": s.hosts, "generation": s.generation})
-                    }
-                    Ok(Err(e)) => {
-                        serde_json::json!({"ts": log::now(), "event": "reload", "ok": false,
-                        "kept_generation": app.live.current().generation,
-                        "error": e.to_string()})
-                    }
-                    Err(e) => serde_json::json!({"ts": log::now(), "event": "reload", "ok": false,
-                        "error": e.to_string()}),
-                };
-                eprintln!("{line}");
-            }
-        })
-    };
-    let result = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        tokio::select! {
-            _ = term.recv() => {},
-            _ = int.recv() => {},
-        }
-    })
-    .await;
-    reloader.abort();
-    flusher.abort();
-    app.access.flush();
-    eprintln!(
-        "{}",
-        serde_json::json!({"ts": log::now(), "event": "shutdown"})
-    );
-    result.map_err(|e| ServeError::Io("serve".into(), e))
-}
-
-async fn access_log(State(app): State<Shared>, req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let remote = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.to_string())
-        .unwrap_or_default();
-    let resp = next.run(req).await;
-    let bytes = {
-        use axum::body::HttpBody;
-        match resp.body().size_hint().exact() {
-            Some(n) => n.to_string(),
-            None => resp
-                .headers()
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("null")
-                .to_string(),
-        }
-    };
-    // Hand-formatted: this runs per request; only the path needs JSON escaping. Query strings are
-    // left out on purpose: they carry build tokens.
-    let line = format!(
-        r#"{{"ts":"{}","remote":"{}","method":"{}","path":{},"status":{},"bytes":{},"us":{}}}"#,
-        log::now(),
-        remote,
-        method,
-        serde_json::Value::String(path),
-        resp.status().as_u16(),
-        bytes,
-        start.elapsed().as_micros()
-    );
-    app.access.line(&line);
-    resp
+        .with_state(app)
 }
 
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Response {
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        )],
-        body.into(),
-    )
-        .into_response()
+    (status, [(header::CONTENT_TYPE, http::TEXT)], body.into()).into_response()
 }
 
 #[derive(Clone, Copy)]

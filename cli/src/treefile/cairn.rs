@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::error::{Diagnostic, TreefileError};
-use super::schema::{self, Field, Layer};
+use super::schema::{Field, Layer};
 use crate::yaml::{Loc, Node, Value};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -200,7 +200,7 @@ pub(crate) fn from_layer(
                         let d = if n.starts_with(name.as_str()) {
                             0
                         } else {
-                            schema::edit_distance(name, n)
+                            crate::suggest::edit_distance(name, n)
                         };
                         (d, *n)
                     })

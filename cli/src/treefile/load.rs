@@ -506,10 +506,8 @@ impl Loader {
                     other => self.error(TreefileError::UnknownKey {
                         loc: k.loc.clone(),
                         key: format!("conditional-include.{other}"),
-                        suggestion: ["if", "include"]
-                            .iter()
-                            .find(|c| schema::edit_distance(other, c) <= 2)
-                            .map(|s| s.to_string()),
+                        suggestion: crate::suggest::closest(other, ["if", "include"])
+                            .map(str::to_string),
                     }),
                 }
             }

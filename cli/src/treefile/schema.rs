@@ -255,42 +255,13 @@ pub(crate) fn lookup(table: &'static [KeySpec], key: &str) -> Lookup {
     Lookup::Unknown
 }
 
-/// The nearest known key by edit distance, if it is near enough to be a plausible typo.
+/// The nearest known key, if it is near enough to be a plausible typo.
 pub(crate) fn suggest(table: &'static [KeySpec], key: &str) -> Option<String> {
     let mut candidates: Vec<String> = table.iter().map(|s| s.name.to_string()).collect();
     if std::ptr::eq(table, KEYS) {
         candidates.extend(super::KNOWN_ARCHES.iter().map(|a| format!("packages-{a}")));
     }
-    let limit = (key.chars().count() / 3).clamp(1, 4);
-    candidates
-        .into_iter()
-        .map(|c| (edit_distance(key, &c), c))
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
-/// Levenshtein distance over chars; `_` and `-` count as the same letter (legacy spellings).
-pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
-    let norm = |c: char| {
-        if c == '_' {
-            '-'
-        } else {
-            c.to_ascii_lowercase()
-        }
-    };
-    let a: Vec<char> = a.chars().map(norm).collect();
-    let b: Vec<char> = b.chars().map(norm).collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != cb);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
+    crate::suggest::closest(key, candidates.iter().map(String::as_str)).map(str::to_string)
 }
 
 // ---- merge rules: `dest` is the including file, `src` the included one ----

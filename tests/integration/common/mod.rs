@@ -75,4 +75,5 @@ pub fn tempdir() -> tempfile::TempDir {
         .tempdir_in("/var/tmp")
         .expect("tempdir")
 }
+pub mod compose;
 pub mod treefile;

@@ -1,0 +1,507 @@
+//! Resolvers of the nested fields: network (addresses, VLAN, bond), disk sizes, OSTree, and the
+//! checks on secrets (password hashes, SSH keys).
+
+use super::merge::{want_ipv4, want_url, Merged};
+use super::*;
+pub(super) fn resolve_network(m: &Merged, item: &Node, d: &mut Diags) -> (Network, Option<Loc>) {
+    let mut net = Network {
+        bootproto: "dhcp".into(),
+        ip: None,
+        prefix: None,
+        netmask: None,
+        gateway: None,
+        dns: vec![],
+        vlan: None,
+        mtu: None,
+        bond: None,
+    };
+    let ip_node = m.get("network.ip");
+    let explicit = m.str("network.bootproto", d);
+    net.bootproto = match (explicit, ip_node) {
+        (Some(("static", _)), _) | (None, Some(_)) => "static".into(),
+        (Some(("dhcp", _)), None) | (None, None) => "dhcp".into(),
+        (Some(("dhcp", loc)), Some(_)) => {
+            d.push(
+                loc,
+                "bootproto",
+                "bootproto is `dhcp` but `network.ip` is set; drop one",
+            );
+            "dhcp".into()
+        }
+        (Some((other, loc)), _) => {
+            d.push(
+                loc,
+                "bootproto",
+                format!("bootproto `{other}` is not `dhcp` or `static`"),
+            );
+            "dhcp".into()
+        }
+    };
+    let mut ip_loc = None;
+    if net.bootproto == "static" {
+        match ip_node {
+            None => d.push(
+                &item.loc,
+                "missing",
+                "static network needs `network.ip` (e.g. 192.0.2.10/24)",
+            ),
+            Some(n) => {
+                ip_loc = Some(n.loc.clone());
+                let mask = m.get("network.netmask");
+                let parsed = match (n.as_str(), mask) {
+                    (Some(s), None) if s.contains('/') => parse_cidr(s).map_err(|e| (n, e)),
+                    (Some(s), Some(mn)) if !s.contains('/') => {
+                        match (s.parse::<Ipv4Addr>(), want_ipv4(mn, "netmask", d)) {
+                            (Ok(a), Some(mask)) => match netmask_to_prefix(mask) {
+                                Some(p) => Ok(Ipv4Net { addr: a, prefix: p }),
+                                None => {
+                                    Err((mn, format!("netmask {mask} has non-contiguous bits")))
+                                }
+                            },
+                            (Err(_), _) => Err((n, format!("`{s}` is not an IPv4 address"))),
+                            (_, None) => Err((mn, String::new())),
+                        }
+                    }
+                    (Some(_), Some(mn)) => {
+                        Err((mn, "give either ip/prefix or ip + netmask, not both".into()))
+                    }
+                    (Some(s), None) => Err((
+                        n,
+                        format!("`{s}` needs a prefix (e.g. {s}/24) or a `netmask`"),
+                    )),
+                    (None, _) => {
+                        Err((n, "`network.ip` must be a string like 192.0.2.10/24".into()))
+                    }
+                };
+                match parsed {
+                    Ok(net4) => {
+                        if net4.is_reserved_addr() {
+                            d.push(
+                                &n.loc,
+                                "ip-reserved",
+                                format!(
+                                    "{} is the network or broadcast address of {}/{}",
+                                    net4.addr,
+                                    net4.network(),
+                                    net4.prefix
+                                ),
+                            );
+                        }
+                        net.ip = Some(net4.addr);
+                        net.prefix = Some(net4.prefix);
+                        net.netmask = Some(net4.netmask());
+                        if let Some(gn) = m.get("network.gateway") {
+                            if let Some(gw) = want_ipv4(gn, "gateway", d) {
+                                if !net4.contains(gw) {
+                                    d.push(&gn.loc, "gateway-outside-subnet", format!(
+                                        "gateway {gw} is outside the host's subnet {}/{} (from ip {net4})",
+                                        net4.network(), net4.prefix
+                                    ));
+                                } else if gw == net4.addr {
+                                    d.push(
+                                        &gn.loc,
+                                        "gateway-is-host",
+                                        format!("gateway {gw} is the host's own address"),
+                                    );
+                                }
+                                net.gateway = Some(gw);
+                            }
+                        }
+                        if let Some(sn) = m.get("network.subnet") {
+                            match sn.as_str().map(parse_cidr) {
+                                Some(Ok(sub)) => {
+                                    if !sub.contains(net4.addr) || sub.prefix > net4.prefix {
+                                        d.push(&n.loc, "ip-outside-subnet", format!(
+                                            "{net4} is outside the declared subnet {}/{} (declared at {})",
+                                            sub.network(), sub.prefix, sn.loc
+                                        ));
+                                    }
+                                }
+                                Some(Err(e)) => d.push(&sn.loc, "bad-subnet", e),
+                                None => d.push(
+                                    &sn.loc,
+                                    "bad-subnet",
+                                    "`subnet` must be a string like 192.0.2.0/24",
+                                ),
+                            }
+                        }
+                    }
+                    Err((at, msg)) => {
+                        if !msg.is_empty() {
+                            d.push(&at.loc, "bad-ip", msg);
+                        }
+                    }
+                }
+            }
+        }
+    } else {
+        for k in ["network.gateway", "network.netmask"] {
+            if let Some(n) = m.get(k) {
+                d.push(
+                    &n.loc,
+                    "dhcp-static-field",
+                    format!("`{k}` is set but the host uses DHCP; add `network.ip` or drop it"),
+                );
+            }
+        }
+    }
+    if let Some(n) = m.get("network.dns") {
+        let items: Vec<&Node> = match &n.value {
+            Value::Seq(s) => s.iter().collect(),
+            _ => vec![n],
+        };
+        for i in items {
+            match i.as_str().map(str::parse::<IpAddr>) {
+                Some(Ok(ip)) => net.dns.push(ip),
+                _ => d.push(&i.loc, "bad-ip", "DNS servers must be IP addresses"),
+            }
+        }
+    }
+    if let Some(n) = m.get("network.vlan") {
+        match n.value {
+            Value::Int(v) if (1..=4094).contains(&v) => net.vlan = Some(v as u16),
+            _ => d.push(
+                &n.loc,
+                "vlan",
+                "vlan must be an 802.1Q id between 1 and 4094",
+            ),
+        }
+    }
+    if let Some(n) = m.get("network.mtu") {
+        match n.value {
+            Value::Int(v) if (576..=65535).contains(&v) => net.mtu = Some(v as u32),
+            _ => d.push(
+                &n.loc,
+                "mtu",
+                "mtu must be an integer between 576 and 65535",
+            ),
+        }
+    }
+    if let Some(n) = m.get("network.bond") {
+        net.bond = resolve_bond(n, d);
+    }
+    (net, ip_loc)
+}
+
+pub(super) const BOND_MODES: &[&str] = &[
+    "balance-rr",
+    "active-backup",
+    "balance-xor",
+    "broadcast",
+    "802.3ad",
+    "balance-tlb",
+    "balance-alb",
+];
+
+pub(super) fn resolve_bond(n: &Node, d: &mut Diags) -> Option<Bond> {
+    let Some(map) = n.as_map() else {
+        d.push(
+            &n.loc,
+            "type",
+            "`network.bond` must be a mapping with name, mode and slaves",
+        );
+        return None;
+    };
+    let keys = ["name", "mode", "slaves", "options"];
+    for (k, _) in map {
+        if !keys.contains(&k.name.as_str()) {
+            unknown_key(d, &k.loc, &k.name, &keys, " in `network.bond`");
+        }
+    }
+    let ifname = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 15
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+    };
+    let name = match n.get("name").and_then(Node::as_str) {
+        Some(s) if ifname(s) => s.to_string(),
+        _ => {
+            d.push(
+                &n.loc,
+                "bond",
+                "bond needs a `name` (an interface name like bond0)",
+            );
+            return None;
+        }
+    };
+    let mode = n
+        .get("mode")
+        .and_then(Node::as_str)
+        .unwrap_or("active-backup");
+    if !BOND_MODES.contains(&mode) {
+        d.push(
+            n.get("mode").map_or(&n.loc, |m| &m.loc),
+            "bond",
+            format!("bond mode `{mode}` is not one of {}", BOND_MODES.join(", ")),
+        );
+    }
+    let mut slaves = Vec::new();
+    match n.get("slaves").and_then(Node::as_seq) {
+        Some(items) if !items.is_empty() => {
+            for i in items {
+                match i.as_str() {
+                    Some(s) if ifname(s) => slaves.push(s.to_string()),
+                    _ => d.push(&i.loc, "bond", "bond slaves are interface names (e.g. ens1f0); anaconda does not take MACs here"),
+                }
+            }
+        }
+        _ => d.push(
+            &n.loc,
+            "bond",
+            "bond needs a non-empty `slaves` list of interface names",
+        ),
+    }
+    let options = n.get("options").and_then(Node::as_str).map(String::from);
+    if let Some(o) = &options {
+        if o.contains(char::is_whitespace) || o.contains('"') {
+            d.push(
+                &n.get("options").unwrap().loc,
+                "bond",
+                "bond options are comma-separated key=value, without spaces",
+            );
+        }
+    }
+    Some(Bond {
+        name,
+        mode: mode.to_string(),
+        slaves,
+        options,
+    })
+}
+
+/// Sizes in MiB: a bare integer is MiB; suffixes M/MiB, G/GiB, T/TiB; `grow` when allowed.
+pub(super) fn size(
+    m: &Merged,
+    k: &str,
+    default: Option<u64>,
+    grow_ok: bool,
+    d: &mut Diags,
+) -> Option<u64> {
+    let Some(n) = m.get(k) else { return default };
+    let bad = |d: &mut Diags| {
+        d.push(
+            &n.loc,
+            "size",
+            format!(
+                "`{k}` must be a size like 1024 (MiB), 512MiB, 20GiB{}",
+                if grow_ok { " or `grow`" } else { "" }
+            ),
+        );
+        default
+    };
+    match &n.value {
+        Value::Int(i) if *i > 0 => Some(*i as u64),
+        Value::String(s) if s == "grow" && grow_ok => None,
+        Value::String(s) => {
+            let s = s.trim();
+            let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+            let (num, unit) = s.split_at(split);
+            let mult = match unit.trim() {
+                "" | "M" | "MiB" | "MB" => 1,
+                "G" | "GiB" | "GB" => 1024,
+                "T" | "TiB" | "TB" => 1024 * 1024,
+                _ => return bad(d),
+            };
+            match num.parse::<u64>() {
+                Ok(v) if v > 0 => Some(v * mult),
+                _ => bad(d),
+            }
+        }
+        _ => bad(d),
+    }
+}
+
+pub(super) fn resolve_disk(m: &Merged, item: &Node, d: &mut Diags) -> Disk {
+    let device = match m.str("disk.device", d) {
+        Some((s, loc)) => {
+            if s.contains(|c: char| c.is_whitespace() || c == '"' || c == ',') {
+                d.push(
+                    loc,
+                    "disk",
+                    format!("disk device `{s}` has spaces, quotes or commas"),
+                );
+            }
+            s.to_string()
+        }
+        None => {
+            if m.get("disk.device").is_none() {
+                d.push(
+                    &item.loc,
+                    "missing",
+                    "no `disk.device` for this host (set it in defaults, a role or the host)",
+                );
+            }
+            String::new()
+        }
+    };
+    let name_ok = |s: &str| {
+        s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.+".contains(c))
+    };
+    let fstype = m
+        .str("disk.fstype", d)
+        .map_or("xfs", |(s, _)| s)
+        .to_string();
+    if !["xfs", "ext4", "ext3", "btrfs"].contains(&fstype.as_str()) {
+        let loc = m.get("disk.fstype").map_or(&item.loc, |n| &n.loc);
+        d.push(
+            loc,
+            "disk",
+            format!("fstype `{fstype}` is not one of xfs, ext4, ext3, btrfs"),
+        );
+    }
+    let vg = m.str("disk.vg", d).map_or("cairn", |(s, _)| s).to_string();
+    if !name_ok(&vg) {
+        d.push(
+            m.get("disk.vg").map_or(&item.loc, |n| &n.loc),
+            "disk",
+            format!("volume group name `{vg}` has characters LVM refuses"),
+        );
+    }
+    let boot_size = size(m, "disk.boot-size", Some(1024), false, d).unwrap_or(1024);
+    let root_size = size(m, "disk.root-size", Some(10240), true, d);
+    let var_size = size(m, "disk.var-size", None, true, d);
+    Disk {
+        device,
+        fstype,
+        vg,
+        boot_size,
+        root_size,
+        var_size,
+    }
+}
+
+pub(super) fn resolve_ostree(
+    m: &Merged,
+    item: &Node,
+    server: Option<&str>,
+    d: &mut Diags,
+) -> Ostree {
+    let req = |k: &str, what: &str, d: &mut Diags| match m.str(k, d) {
+        Some((s, loc)) => {
+            if s.contains(|c: char| c.is_whitespace() || c == '"') {
+                d.push(
+                    loc,
+                    "ostree",
+                    format!("`{k}` must not contain spaces or quotes"),
+                );
+            }
+            Some(s.to_string())
+        }
+        None => {
+            if m.get(k).is_none() {
+                d.push(
+                    &item.loc,
+                    "missing",
+                    format!("no `{k}` ({what}) for this host"),
+                );
+            }
+            None
+        }
+    };
+    let osname = req("ostree.osname", "the stateroot name, e.g. fedora-iot", d).unwrap_or_default();
+    let refname = req(
+        "ostree.ref",
+        "the branch to install, e.g. cairn/x86_64/base",
+        d,
+    )
+    .unwrap_or_default();
+    let remote = m
+        .str("ostree.remote", d)
+        .map_or(osname.clone(), |(s, _)| s.to_string());
+    let url = match (m.get("ostree.url"), server) {
+        (Some(n), _) => want_url(n, d).unwrap_or_default(),
+        (None, Some(s)) => format!("{s}/repo/"),
+        (None, None) => {
+            d.push(
+                &item.loc,
+                "missing",
+                "no `ostree.url` for this host, and no `server:` to default it to <server>/repo/",
+            );
+            String::new()
+        }
+    };
+    let upgrade_url = m
+        .get("ostree.upgrade-url")
+        .and_then(|n| want_url(n, d))
+        .unwrap_or_else(|| url.clone());
+    let gpg = match m.get("ostree.gpg") {
+        None => true,
+        Some(n) => match n.value {
+            Value::Bool(b) => b,
+            _ => {
+                d.push(&n.loc, "type", "`ostree.gpg` must be true or false");
+                true
+            }
+        },
+    };
+    Ostree {
+        osname,
+        remote,
+        url,
+        upgrade_url,
+        refname,
+        gpg,
+    }
+}
+
+/// Accepts only crypt(3) hashes of schemes worth using; anything else is taken as plaintext.
+pub fn check_crypt_hash(p: &str) -> Result<(), String> {
+    const SCHEMES: &[&str] = &["5", "6", "y", "gy", "7", "2a", "2b", "2y"];
+    let plain = "root-password looks like plaintext; put a crypt hash here, e.g. from \
+                 `openssl passwd -6` or `mkpasswd -m yescrypt` (it goes to `rootpw --iscrypted`)";
+    let Some(rest) = p.strip_prefix('$') else {
+        return Err(plain.into());
+    };
+    let (id, body) = rest.split_once('$').ok_or(plain)?;
+    if id == "1" {
+        return Err("root-password is an MD5-crypt ($1$) hash, which is broken; use `openssl passwd -6` or yescrypt".into());
+    }
+    if !SCHEMES.contains(&id) {
+        return Err(format!(
+            "root-password has unknown crypt scheme `${id}$`; use $6$ (SHA-512) or $y$ (yescrypt)"
+        ));
+    }
+    let alphabet = |c: char| c.is_ascii_alphanumeric() || "./=,$".contains(c);
+    let hash = body.rsplit('$').next().unwrap_or("");
+    if !body.contains('$') && !id.starts_with('2') || hash.len() < 22 || !body.chars().all(alphabet)
+    {
+        return Err(format!(
+            "root-password is not a complete `${id}$` crypt hash (salt and hash separated by `$`)"
+        ));
+    }
+    Ok(())
+}
+
+pub(super) fn check_ssh_key(k: &str) -> Result<(), String> {
+    const TYPES: &[&str] = &[
+        "ssh-ed25519",
+        "ssh-rsa",
+        "ecdsa-sha2-nistp256",
+        "ecdsa-sha2-nistp384",
+        "ecdsa-sha2-nistp521",
+        "sk-ssh-ed25519@openssh.com",
+        "sk-ecdsa-sha2-nistp256@openssh.com",
+    ];
+    let mut parts = k.split_whitespace();
+    let ty = parts.next().unwrap_or("");
+    let body = parts.next().unwrap_or("");
+    if k.contains(['"', '\n']) {
+        return Err("SSH key must be a single line without double quotes".into());
+    }
+    if !TYPES.contains(&ty) {
+        return Err(format!(
+            "SSH key type `{ty}` is not one of {}",
+            TYPES.join(", ")
+        ));
+    }
+    if body.len() < 16
+        || !body
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+/=".contains(c))
+    {
+        return Err("SSH key has no base64 key after its type".into());
+    }
+    Ok(())
+}

@@ -1,0 +1,289 @@
+//! Writing a render to a directory: atomically (built beside OUT, swapped in with one rename) and
+//! cheaply when most documents did not change.
+//!
+//! A re-render compares each document with the file of the same name in the previous OUT and
+//! hard-links the old file into the new tree when the bytes are equal. Unchanged hosts then cost
+//! no new inode and no write, and removing the previous tree after the swap frees nothing but
+//! directory entries. (Allocating tens of thousands of inodes right after freeing as many is
+//! what makes a naive re-render slow: ext4 without a journal, for one, scans past every
+//! recently freed inode on each allocation.) The guarantee is unchanged: readers see the old
+//! tree or the new one, and a failed render leaves the old one as it was. Documents are not
+//! edited in place by cairn, so old and new trees sharing an inode is invisible to them.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, Mode, OFlags};
+use serde::Serialize;
+
+use super::error::KickstartError;
+use super::inventory::{Host, Inventory};
+use super::render::Templates;
+
+/// What `render_to_dir` wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct RenderReport {
+    #[serde(rename = "apiVersion")]
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub out: PathBuf,
+    pub hosts: usize,
+    pub files: usize,
+    /// Of `files`, how many were unchanged and linked from the previous output.
+    pub reused: usize,
+    pub overridden_templates: Vec<String>,
+}
+
+/// The marker that says a directory is a cairn render output, safe to replace wholesale.
+pub const MARKER: &str = ".cairn-render";
+
+/// The per-MAC subdirectories, in the order of [`names`].
+const SUBDIRS: [&str; 4] = ["ks", "pxelinux.cfg", "grub", "ipxe"];
+
+/// Renders every host into `out`, atomically: everything is written to a temp dir beside `out`
+/// and swapped in with one rename, so a failure leaves the previous output untouched and readers
+/// never see a mix of old and new files.
+///
+/// Layout: `ks/<mac>`, `pxelinux.cfg/01-<mac-dashed>`, `grub/grub.cfg-01-<mac-dashed>`,
+/// `ipxe/<mac>` (one of each per MAC), `boot.ipxe`, `manifest.json`.
+pub fn render_to_dir(
+    inv: &Inventory,
+    templates: &Templates,
+    out: &Path,
+) -> Result<RenderReport, KickstartError> {
+    let server = inv
+        .server
+        .as_deref()
+        .ok_or_else(|| KickstartError::Template {
+            name: "render".into(),
+            msg:
+                "no server URL: the boot configs must point at the kickstart server; set `server:` \
+              in the inventory or pass --server-url"
+                    .into(),
+        })?;
+    let werr = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| KickstartError::Write { path, source }
+    };
+    let previous = out.join(MARKER).exists();
+    if out.exists() && !previous {
+        let empty = std::fs::read_dir(out).map_err(werr(out))?.next().is_none();
+        if !empty {
+            return Err(KickstartError::OutNotOurs {
+                path: out.to_path_buf(),
+            });
+        }
+    }
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix(".cairn-render-")
+        .tempdir_in(&parent)
+        .map_err(werr(&parent))?;
+    let root = tmp.path();
+    let mut dirs = Vec::with_capacity(SUBDIRS.len());
+    let mut old = Vec::with_capacity(SUBDIRS.len());
+    for sub in SUBDIRS {
+        let new = root.join(sub);
+        std::fs::create_dir(&new).map_err(werr(&new))?;
+        dirs.push(open_dir(&new).map_err(werr(&new))?);
+        // A previous output we may link unchanged files from; without one, everything is new.
+        old.push(previous.then(|| open_dir(&out.join(sub)).ok()).flatten());
+    }
+    let target = Target {
+        root,
+        dirs: dirs.try_into().expect("one fd per subdir"),
+        old: old.try_into().expect("one fd per subdir"),
+    };
+    let (files, reused) = render_hosts_parallel(inv, templates, &target)?;
+    std::fs::write(root.join("boot.ipxe"), templates.render_boot_ipxe(server)?)
+        .map_err(werr(&root.join("boot.ipxe")))?;
+    let manifest: Vec<_> = inv
+        .hosts
+        .iter()
+        .map(|h| {
+            serde_json::json!({
+                "hostname": h.fqdn,
+                "macs": h.macs,
+                "roles": h.roles,
+                "kickstart": format!("ks/{}", h.macs[0]),
+            })
+        })
+        .collect();
+    let manifest = serde_json::json!({"apiVersion": "cairn/v1", "kind": "RenderManifest",
+        "inventory": inv.path, "hosts": manifest});
+    std::fs::write(
+        root.join("manifest.json"),
+        serde_json::to_string_pretty(&manifest).unwrap_or_default(),
+    )
+    .map_err(werr(&root.join("manifest.json")))?;
+    std::fs::write(root.join(MARKER), "rendered by cairn kickstart render\n")
+        .map_err(werr(&root.join(MARKER)))?;
+    // No fsync: the guarantee is that readers see the old output or the new one, never a mix,
+    // which the rename gives. (A syncfs here cost seconds on a busy shared disk.)
+    let perm: std::fs::Permissions = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+    std::fs::set_permissions(root, perm).map_err(werr(root))?;
+    drop(target);
+    if out.exists() {
+        rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            root,
+            rustix::fs::CWD,
+            out,
+            rustix::fs::RenameFlags::EXCHANGE,
+        )
+        .map_err(|e| KickstartError::Write {
+            path: out.to_path_buf(),
+            source: e.into(),
+        })?;
+        // `tmp` now holds the previous output; dropping it removes it.
+    } else {
+        std::fs::rename(root, out).map_err(werr(out))?;
+        let _ = tmp.keep();
+    }
+    Ok(RenderReport {
+        api_version: "cairn/v1",
+        kind: "RenderReport",
+        out: out.to_path_buf(),
+        hosts: inv.hosts.len(),
+        files: files + 3,
+        reused,
+        overridden_templates: templates.overridden.clone(),
+    })
+}
+
+/// Where the per-MAC documents go: the new tree's subdirectories and, index for index, the
+/// previous output's.
+struct Target<'a> {
+    root: &'a Path,
+    dirs: [OwnedFd; 4],
+    old: [Option<OwnedFd>; 4],
+}
+
+fn open_dir(p: &Path) -> std::io::Result<OwnedFd> {
+    Ok(rustix::fs::open(
+        p,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+/// Renders on every core: templating is CPU-bound and the file system takes creates in
+/// parallel directories well. Returns (files, reused).
+fn render_hosts_parallel(
+    inv: &Inventory,
+    templates: &Templates,
+    target: &Target<'_>,
+) -> Result<(usize, usize), KickstartError> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(8);
+    let chunk = inv.hosts.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = inv
+            .hosts
+            .chunks(chunk)
+            .map(|hosts| s.spawn(move || write_hosts(inv, templates, target, hosts)))
+            .collect();
+        let (mut files, mut reused) = (0, 0);
+        for w in workers {
+            let (f, r) = w.join().expect("render worker panicked")?;
+            files += f;
+            reused += r;
+        }
+        Ok((files, reused))
+    })
+}
+
+/// The file name of each document of one MAC, in [`SUBDIRS`] order.
+fn names(mac: &super::Mac) -> [String; 4] {
+    let d = mac.dashed();
+    [
+        mac.to_string(),
+        format!("01-{d}"),
+        format!("grub.cfg-01-{d}"),
+        mac.to_string(),
+    ]
+}
+
+fn write_hosts(
+    inv: &Inventory,
+    templates: &Templates,
+    t: &Target<'_>,
+    hosts: &[Host],
+) -> Result<(usize, usize), KickstartError> {
+    let (mut files, mut reused) = (0, 0);
+    let mut scratch = Vec::new();
+    for h in hosts {
+        let docs = templates.render_host(inv, h, None)?;
+        let bodies = [&docs.kickstart, &docs.pxelinux, &docs.grub, &docs.ipxe];
+        let first = names(&h.macs[0]);
+        for (i, mac) in h.macs.iter().enumerate() {
+            let these = names(mac);
+            for k in 0..SUBDIRS.len() {
+                let err = |source: std::io::Error| KickstartError::Write {
+                    path: t.root.join(SUBDIRS[k]).join(&these[k]),
+                    source,
+                };
+                let dir = &t.dirs[k];
+                let linked = if i == 0 {
+                    // The host's first MAC: reuse the previous output's file if it is unchanged.
+                    t.old[k].as_ref().is_some_and(|old| {
+                        same_content(old, &these[k], bodies[k].as_bytes(), &mut scratch)
+                            && link(old, &these[k], dir, &these[k])
+                    })
+                } else {
+                    // Further MACs of the host get the same documents: one inode for all.
+                    link(dir, &first[k], dir, &these[k])
+                };
+                if linked {
+                    reused += usize::from(i == 0);
+                } else {
+                    create(dir, &these[k], bodies[k].as_bytes()).map_err(err)?;
+                }
+                files += 1;
+            }
+        }
+    }
+    Ok((files, reused))
+}
+
+/// Whether `dir/name` exists and holds exactly `want`.
+fn same_content(dir: &OwnedFd, name: &str, want: &[u8], scratch: &mut Vec<u8>) -> bool {
+    let Ok(fd) = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+    ) else {
+        return false;
+    };
+    let f = File::from(fd);
+    match f.metadata() {
+        Ok(m) if m.is_file() && m.len() == want.len() as u64 => {}
+        _ => return false,
+    }
+    scratch.clear();
+    // One byte more than expected tells a file that grew since the stat.
+    f.take(want.len() as u64 + 1).read_to_end(scratch).is_ok() && scratch == want
+}
+
+/// A hard link; `false` when the file system refuses one (the caller writes a copy instead).
+fn link(from_dir: &OwnedFd, from: &str, to_dir: &OwnedFd, to: &str) -> bool {
+    rustix::fs::linkat(from_dir, from, to_dir, to, AtFlags::empty()).is_ok()
+}
+
+fn create(dir: &OwnedFd, name: &str, body: &[u8]) -> std::io::Result<()> {
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o666),
+    )?;
+    File::from(fd).write_all(body)
+}

@@ -1,0 +1,61 @@
+//! "Did you mean …?" for every domain that refuses unknown names (treefile keys, inventory keys,
+//! sysctl keys, preset names): one distance, one notion of "near enough".
+
+/// Levenshtein distance over chars, case-insensitive, with `_` and `-` counted as the same letter
+/// (rpm-ostree's legacy underscore spellings and sysctl's dash/underscore variants are not typos).
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let norm = |c: char| {
+        if c == '_' {
+            '-'
+        } else {
+            c.to_ascii_lowercase()
+        }
+    };
+    let a: Vec<char> = a.chars().map(norm).collect();
+    let b: Vec<char> = b.chars().map(norm).collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// The nearest candidate, if it is close enough to be a plausible typo of `word`: about one edit
+/// per three letters, at least one and at most four.
+pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).clamp(1, 4);
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(word, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distance_basics() {
+        assert_eq!(edit_distance("packages", "packages"), 0);
+        assert_eq!(edit_distance("packges", "packages"), 1);
+        assert_eq!(edit_distance("ostree_layers", "ostree-layers"), 0);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
+
+    #[test]
+    fn closest_respects_the_limit() {
+        assert_eq!(closest("hostnme", ["hostname", "macs"]), Some("hostname"));
+        assert_eq!(closest("zzz", ["hostname"]), None);
+        assert_eq!(
+            closest("vm.max_map_cont", ["vm.max_map_count", "vm.swappiness"]),
+            Some("vm.max_map_count")
+        );
+    }
+}
