@@ -320,6 +320,14 @@ fn boot_test_enabled(what: &str) -> bool {
     false
 }
 
+fn run_with<I, S>(bin: &Path, args: I) -> std::process::Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    Command::new(bin).args(args).output().expect("spawn cairn")
+}
+
 /// `cairn serve` on an ephemeral port, killed on drop.
 struct Serve {
     child: std::process::Child,
@@ -327,10 +335,10 @@ struct Serve {
 }
 
 impl Serve {
-    fn start(repo: &Path) -> Serve {
+    fn start(cairn: &Path, repo: &Path) -> Serve {
         use std::io::BufRead;
         let inventory = crate::common::project_root().join("kickstart/inventory.yaml");
-        let mut child = crate::common::cairn()
+        let mut child = Command::new(cairn)
             .args(["serve", "--listen", "127.0.0.1:0", "--inventory"])
             .arg(&inventory)
             .arg("--repo")
@@ -447,8 +455,10 @@ fn boot_upgrade_rollback_and_packer_build_under_tcg() {
     let root = crate::common::project_root();
     let boot = root.join("tests/integration/boot");
 
-    // 1. Compose: the shipped default + what the test needs inside the VM.
-    std::fs::copy(env!("CARGO_BIN_EXE_cairn"), d.join("cairn")).unwrap();
+    // 1. Compose: the shipped default + what the test needs inside the VM. A private copy of the
+    // binary runs everything here: this test outlives many rebuilds of the shared target dir.
+    let cairn = d.join("cairn");
+    std::fs::copy(env!("CARGO_BIN_EXE_cairn"), &cairn).unwrap();
     let treefile = d.join("boot-test.yaml");
     std::fs::write(
         &treefile,
@@ -465,13 +475,16 @@ fn boot_upgrade_rollback_and_packer_build_under_tcg() {
     .unwrap();
     let repo = d.join("repo");
     let t = std::time::Instant::now();
-    let o = run_cairn([
-        "compose".as_ref(),
-        treefile.as_os_str(),
-        "--repo".as_ref(),
-        repo.as_os_str(),
-        "--quiet".as_ref(),
-    ]);
+    let o = run_with(
+        &cairn,
+        [
+            "compose".as_ref(),
+            treefile.as_os_str(),
+            "--repo".as_ref(),
+            repo.as_os_str(),
+            "--quiet".as_ref(),
+        ],
+    );
     assert!(o.status.success(), "compose: {}{}", stdout(&o), stderr(&o));
     eprintln!("boot test: compose {:.0}s", t.elapsed().as_secs_f64());
     let refs = ok(Command::new("ostree")
@@ -485,32 +498,35 @@ fn boot_upgrade_rollback_and_packer_build_under_tcg() {
     let v1 = rev_parse(&repo, &refname);
 
     // 2. The update server, then the image that upgrades from it.
-    let serve = Serve::start(&repo);
+    let serve = Serve::start(&cairn, &repo);
     let img = d.join("debian.qcow2");
     let t = std::time::Instant::now();
-    let o = run_cairn([
-        "image",
-        "build",
-        "--repo",
-        repo.to_str().unwrap(),
-        "--ref",
-        &refname,
-        "--format",
-        "qcow2",
-        "--size",
-        "4G",
-        "--out",
-        img.to_str().unwrap(),
-        "--os",
-        "debian",
-        "--quiet",
-        "--karg",
-        "console=ttyS0,115200n8",
-        "--karg",
-        "cairn.boottest=1",
-        "--remote",
-        &format!("cairn=http://10.0.2.2:{}/repo/", serve.port),
-    ]);
+    let o = run_with(
+        &cairn,
+        [
+            "image",
+            "build",
+            "--repo",
+            repo.to_str().unwrap(),
+            "--ref",
+            &refname,
+            "--format",
+            "qcow2",
+            "--size",
+            "4G",
+            "--out",
+            img.to_str().unwrap(),
+            "--os",
+            "debian",
+            "--quiet",
+            "--karg",
+            "console=ttyS0,115200n8",
+            "--karg",
+            "cairn.boottest=1",
+            "--remote",
+            &format!("cairn=http://10.0.2.2:{}/repo/", serve.port),
+        ],
+    );
     assert!(o.status.success(), "image build: {}", stderr(&o));
     eprintln!("boot test: image build {:.0}s", t.elapsed().as_secs_f64());
     let base = d.join("base.qcow2");
@@ -606,21 +622,24 @@ fn boot_upgrade_rollback_and_packer_build_under_tcg() {
     let t = std::time::Instant::now();
     let tpl = d.join("packer");
     let out = d.join("packer-out");
-    let o = run_cairn([
-        "packer",
-        "render",
-        "--profile",
-        "qemu-disk",
-        "--out",
-        tpl.to_str().unwrap(),
-        "--quiet",
-        "--var",
-        &format!("base_image={}", base.display()),
-        "--var",
-        "accelerator=tcg",
-        "--var",
-        &format!("output_directory={}", out.display()),
-    ]);
+    let o = run_with(
+        &cairn,
+        [
+            "packer",
+            "render",
+            "--profile",
+            "qemu-disk",
+            "--out",
+            tpl.to_str().unwrap(),
+            "--quiet",
+            "--var",
+            &format!("base_image={}", base.display()),
+            "--var",
+            "accelerator=tcg",
+            "--var",
+            &format!("output_directory={}", out.display()),
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let scratch = d.join("packer-run");
     std::fs::create_dir_all(&scratch).unwrap();

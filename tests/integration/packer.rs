@@ -143,6 +143,7 @@ fn every_builtin_profile_validates_and_is_formatted() {
         "http_bind_address = \"127.0.0.1\"",
         "format            = \"qcow2\"",
         "post-processor \"checksum\"",
+        "output         = \"${var.output_directory}/${var.vm_name}.{{.ChecksumType}}\"",
         "post-processor \"manifest\"",
         "post-processor \"shell-local\"",
     ] {

@@ -383,8 +383,10 @@ fn post_processors(p: &Profile) -> Body {
                         "output",
                         tmpl(vec![
                             interp("var.output_directory"),
-                            // Packer's own (Go template) placeholders, filled per artifact.
-                            lit("/{{.BuildName}}.{{.ChecksumType}}"),
+                            lit("/"),
+                            interp("var.vm_name"),
+                            // Packer's own (Go template) placeholder, filled by the post-processor.
+                            lit(".{{.ChecksumType}}"),
                         ]),
                     );
                 chain.block(Block::new("post-processor", &["checksum"], b));
