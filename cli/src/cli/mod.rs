@@ -7,7 +7,9 @@ use clap::{Parser, Subcommand};
 mod compose;
 pub mod deploy;
 mod health;
+mod image;
 mod kickstart;
+mod packer;
 mod repo;
 mod serve;
 mod sysctl;
@@ -63,6 +65,12 @@ pub enum Command {
     /// Health checks with automatic rollback after repeated failed boots.
     #[command(subcommand)]
     Health(health::Cmd),
+    /// Generate Packer (HCL2) templates for VM images: ISO + kickstart, cairn disk image, OpenStack.
+    #[command(subcommand)]
+    Packer(packer::Cmd),
+    /// Build bootable disk images (raw, qcow2, vhd) from an OSTree commit, without a VM.
+    #[command(subcommand)]
+    Image(image::Cmd),
 }
 
 /// Exit status a command asks for on success (e.g. 77 for "nothing changed" where documented).
@@ -89,6 +97,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Host(cmd) => deploy::run(cmd, &cli.global),
         Command::Sysctl(cmd) => sysctl::run(cmd, &cli.global),
         Command::Health(cmd) => health::run(cmd, &cli.global),
+        Command::Packer(cmd) => packer::run(cmd, &cli.global),
+        Command::Image(cmd) => image::run(cmd, &cli.global),
     }
 }
 
