@@ -103,25 +103,25 @@ impl Progress {
                     bar.enable_steady_tick(std::time::Duration::from_millis(120));
                     self.bar = Some(bar);
                 } else {
-                    eprintln!("compose: {} ...", p.as_str());
+                    super::err!("compose: {} ...", p.as_str());
                 }
             }
             Event::Line(l) => match &self.bar {
                 Some(b) => b.set_message(l.to_string()),
-                None => eprintln!("  | {l}"),
+                None => super::err!("  | {l}"),
             },
             Event::Done(p, secs) => {
                 if let Some(b) = self.bar.take() {
                     b.finish_with_message(format!("done in {secs:.1}s"));
                 } else {
-                    eprintln!("compose: {} done in {secs:.1}s", p.as_str());
+                    super::err!("compose: {} done in {secs:.1}s", p.as_str());
                 }
             }
             Event::Warning(w) => {
                 if let Some(b) = &self.bar {
-                    b.suspend(|| eprintln!("warning: {w}"));
+                    b.suspend(|| super::err!("warning: {w}"));
                 } else {
-                    eprintln!("warning: {w}");
+                    super::err!("warning: {w}");
                 }
             }
         }
@@ -181,51 +181,54 @@ fn print_human(r: &compose::ComposeReport) {
     let none = || "-".to_string();
     match r.status {
         compose::Status::DryRun => {
-            println!("plan (dry run, nothing written)");
-            println!("  backend:  {}", r.backend);
-            println!("  command:  {}", r.argv.join(" "));
-            println!(
+            super::out!("plan (dry run, nothing written)");
+            super::out!("  backend:  {}", r.backend);
+            super::out!("  command:  {}", r.argv.join(" "));
+            super::out!(
                 "  packages: {} requested: {}",
                 r.requested_packages.len(),
                 r.requested_packages.join(" ")
             );
-            println!("  ref:      {}", r.refname);
-            println!("  version:  {}", r.version.clone().unwrap_or_else(none));
-            println!("  parent:   {}", r.parent.clone().unwrap_or_else(none));
-            println!("  input:    {}", r.input_hash);
+            super::out!("  ref:      {}", r.refname);
+            super::out!("  version:  {}", r.version.clone().unwrap_or_else(none));
+            super::out!("  parent:   {}", r.parent.clone().unwrap_or_else(none));
+            super::out!("  input:    {}", r.input_hash);
         }
         compose::Status::Unchanged => {
-            println!(
+            super::out!(
                 "no changes: inputs match {} (input hash {})",
                 r.refname,
                 &r.input_hash[..12]
             );
-            println!("ref:      {}", r.refname);
-            println!("commit:   {}", r.commit.clone().unwrap_or_else(none));
-            println!("version:  {}", r.version.clone().unwrap_or_else(none));
-            println!(
+            super::out!("ref:      {}", r.refname);
+            super::out!("commit:   {}", r.commit.clone().unwrap_or_else(none));
+            super::out!("version:  {}", r.version.clone().unwrap_or_else(none));
+            super::out!(
                 "packages: {}",
                 r.package_count.map(|n| n.to_string()).unwrap_or_else(none)
             );
         }
         compose::Status::Committed => {
-            println!("ref:      {}", r.refname);
-            println!("commit:   {}", r.commit.clone().unwrap_or_else(none));
-            println!("version:  {}", r.version.clone().unwrap_or_else(none));
-            println!(
+            super::out!("ref:      {}", r.refname);
+            super::out!("commit:   {}", r.commit.clone().unwrap_or_else(none));
+            super::out!("version:  {}", r.version.clone().unwrap_or_else(none));
+            super::out!(
                 "packages: {}",
                 r.package_count.map(|n| n.to_string()).unwrap_or_else(none)
             );
             if let Some(k) = &r.kernel {
-                println!("kernel:   {k}");
+                super::out!("kernel:   {k}");
             }
             if let Some(s) = &r.sbom {
-                println!("sbom:     {}", s.display());
+                super::out!("sbom:     {}", s.display());
             }
             let t = &r.timings;
-            println!(
+            super::out!(
                 "time:     {:.1}s (packages {:.1}s, postprocess {:.1}s, commit {:.1}s)",
-                t.total, t.packages, t.postprocess, t.commit
+                t.total,
+                t.packages,
+                t.postprocess,
+                t.commit
             );
         }
     }

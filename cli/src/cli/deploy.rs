@@ -158,7 +158,7 @@ pub enum HostCmd {
 
 fn say(global: &Global, msg: impl std::fmt::Display) {
     if !global.quiet {
-        eprintln!("{msg}");
+        super::err!("{msg}");
     }
 }
 
@@ -197,25 +197,25 @@ pub fn run(cmd: HostCmd, global: &Global) -> anyhow::Result<Status> {
             if json {
                 print_json(&out)?;
             } else if out.dry_run {
-                println!(
+                super::out!(
                     "dry run: would deploy {} ({}) for {}",
                     out.origin,
                     out.checksum.as_deref().unwrap_or("resolved after pull"),
                     out.osname
                 );
                 if let Some(m) = &out.merge {
-                    println!("  merging /etc and kernel arguments from {m}");
+                    super::out!("  merging /etc and kernel arguments from {m}");
                 } else if out.initialized {
-                    println!("  initializing a new sysroot");
+                    super::out!("  initializing a new sysroot");
                 }
                 if let Some(k) = &out.kargs {
-                    println!("  kernel arguments: {}", k.join(" "));
+                    super::out!("  kernel arguments: {}", k.join(" "));
                 }
                 for f in &out.files {
-                    println!("  would write {}", f.display());
+                    super::out!("  would write {}", f.display());
                 }
             } else {
-                println!(
+                super::out!(
                     "deployed {} {} for {} as the new default",
                     out.deployment.as_deref().unwrap_or("?"),
                     out.version
@@ -225,7 +225,7 @@ pub fn run(cmd: HostCmd, global: &Global) -> anyhow::Result<Status> {
                     out.osname
                 );
                 for f in &out.files {
-                    println!("  wrote {}", f.display());
+                    super::out!("  wrote {}", f.display());
                 }
             }
             Ok(0)
@@ -254,19 +254,19 @@ pub fn run(cmd: HostCmd, global: &Global) -> anyhow::Result<Status> {
             match &out {
                 UpgradeOutcome::NoUpdate { checksum } => {
                     if !json {
-                        println!("no update: the default deployment already runs {checksum}");
+                        super::out!("no update: the default deployment already runs {checksum}");
                     }
                     Ok(EXIT_NOTHING_NEW)
                 }
                 UpgradeOutcome::Available { from, to, version } => {
                     if !json {
-                        println!("update available: {from} -> {to}{}", v(version));
+                        super::out!("update available: {from} -> {to}{}", v(version));
                     }
                     Ok(0)
                 }
                 UpgradeOutcome::Downloaded { to, version, .. } => {
                     if !json {
-                        println!("downloaded {to}{}; `cairn upgrade` deploys it", v(version));
+                        super::out!("downloaded {to}{}; `cairn upgrade` deploys it", v(version));
                     }
                     Ok(0)
                 }
@@ -283,7 +283,7 @@ pub fn run(cmd: HostCmd, global: &Global) -> anyhow::Result<Status> {
                         } else {
                             "deployed"
                         };
-                        println!("{how} {to}{} as {deployment}; reboot to use it", v(version));
+                        super::out!("{how} {to}{} as {deployment}; reboot to use it", v(version));
                     }
                     Ok(0)
                 }
@@ -291,9 +291,10 @@ pub fn run(cmd: HostCmd, global: &Global) -> anyhow::Result<Status> {
         }
         HostCmd::Rollback { host } => {
             let out = deploy::rollback(&host.host())?;
-            println!(
+            super::out!(
                 "rollback: {} is the default again (was {}); reboot to use it",
-                out.to, out.from
+                out.to,
+                out.from
             );
             Ok(0)
         }
@@ -304,7 +305,7 @@ pub fn run(cmd: HostCmd, global: &Global) -> anyhow::Result<Status> {
                 return Ok(0);
             }
             if st.deployments.is_empty() {
-                println!("no deployments in {}", st.sysroot.display());
+                super::out!("no deployments in {}", st.sysroot.display());
             }
             for d in &st.deployments {
                 let mut flags = Vec::new();
@@ -319,7 +320,7 @@ pub fn run(cmd: HostCmd, global: &Global) -> anyhow::Result<Status> {
                         flags.push(name);
                     }
                 }
-                println!(
+                super::out!(
                     "{} {}: {} {} [{}]",
                     if d.booted { '*' } else { ' ' },
                     d.index,
@@ -328,14 +329,14 @@ pub fn run(cmd: HostCmd, global: &Global) -> anyhow::Result<Status> {
                     flags.join(", ")
                 );
                 if let Some(v) = &d.version {
-                    println!("     version: {v}");
+                    super::out!("     version: {v}");
                 }
                 if let Some(o) = &d.origin {
-                    println!("     origin:  {o}");
+                    super::out!("     origin:  {o}");
                 }
-                println!("     kargs:   {}", d.kargs.join(" "));
+                super::out!("     kargs:   {}", d.kargs.join(" "));
                 if d.failed_boots > 0 {
-                    println!("     health:  {} failed boot(s)", d.failed_boots);
+                    super::out!("     health:  {} failed boot(s)", d.failed_boots);
                 }
             }
             for e in st.health.events.iter().rev().take(5).rev() {
@@ -344,9 +345,12 @@ pub fn run(cmd: HostCmd, global: &Global) -> anyhow::Result<Status> {
                     .as_deref()
                     .map(|t| format!(" -> {t}"))
                     .unwrap_or_default();
-                println!(
+                super::out!(
                     "health {} {:?} {} (failed boots {}){to}",
-                    e.time, e.kind, e.deployment, e.failed_boots
+                    e.time,
+                    e.kind,
+                    e.deployment,
+                    e.failed_boots
                 );
             }
             Ok(0)
@@ -368,33 +372,33 @@ pub fn run(cmd: HostCmd, global: &Global) -> anyhow::Result<Status> {
                     .deployments
                     .first()
                     .ok_or_else(|| anyhow::anyhow!("no deployments"))?;
-                println!("{}", d.kargs.join(" "));
+                super::out!("{}", d.kargs.join(" "));
                 return Ok(0);
             }
             let out = deploy::edit_kargs(&host.host(), &edits)?;
             match &out.deployment {
-                Some(id) => println!(
+                Some(id) => super::out!(
                     "deployed {id} with kernel arguments: {}",
                     out.after.join(" ")
                 ),
-                None => println!("kernel arguments unchanged: {}", out.after.join(" ")),
+                None => super::out!("kernel arguments unchanged: {}", out.after.join(" ")),
             }
             Ok(0)
         }
         HostCmd::Pin { host, index } => {
             let id = deploy::set_pinned(&host.host(), index, true)?;
-            println!("pinned deployment {index} ({id})");
+            super::out!("pinned deployment {index} ({id})");
             Ok(0)
         }
         HostCmd::Unpin { host, index } => {
             let id = deploy::set_pinned(&host.host(), index, false)?;
-            println!("unpinned deployment {index} ({id})");
+            super::out!("unpinned deployment {index} ({id})");
             Ok(0)
         }
         HostCmd::Cleanup { host, keep } => {
             let out = deploy::cleanup(&host.host(), keep)?;
             for r in &out.removed {
-                println!("removed {r}");
+                super::out!("removed {r}");
             }
             say(
                 global,

@@ -61,19 +61,21 @@ pub fn run(cmd: Cmd, global: &Global) -> anyhow::Result<Status> {
                     if !global.quiet || !c.passed {
                         let kind = if c.required { "required" } else { "wanted" };
                         let verdict = if c.passed { "ok" } else { "FAILED" };
-                        eprintln!("{kind} {}: {verdict} ({})", c.name, c.detail);
+                        super::err!("{kind} {}: {verdict} ({})", c.name, c.detail);
                     }
                 }
                 if r.passed {
-                    println!("healthy: {} (boot counter reset)", r.deployment);
+                    super::out!("healthy: {} (boot counter reset)", r.deployment);
                 } else {
-                    println!(
+                    super::out!(
                         "unhealthy: {} failed boot {}/{}",
-                        r.deployment, r.failed_boots, r.max_attempts
+                        r.deployment,
+                        r.failed_boots,
+                        r.max_attempts
                     );
                 }
                 if let Some(to) = &r.rolled_back_to {
-                    println!("rolled back: {to} is the default again; reboot into it");
+                    super::out!("rolled back: {to} is the default again; reboot into it");
                 }
             }
             Ok(if r.passed { 0 } else { 1 })

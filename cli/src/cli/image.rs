@@ -97,7 +97,7 @@ pub fn run(cmd: Cmd, global: &Global) -> anyhow::Result<Status> {
             let quiet = global.quiet;
             let result = image::build(&opts, &|step| match &bar {
                 Some(b) => b.set_message(format!("image: {step}")),
-                None if !quiet => eprintln!("image: {step}"),
+                None if !quiet => super::err!("image: {step}"),
                 None => {}
             });
             if let Some(b) = &bar {
@@ -107,7 +107,7 @@ pub fn run(cmd: Cmd, global: &Global) -> anyhow::Result<Status> {
             if json {
                 super::print_json(&report)?;
             } else {
-                println!(
+                super::out!(
                     "{} ({:?}, {} MiB) deploys {} as {} in {:.1}s",
                     report.out.display(),
                     report.format,

@@ -96,13 +96,13 @@ pub fn run(cmd: Cmd, global: &Global) -> anyhow::Result<Status> {
                 })?;
             } else if ok {
                 if !global.quiet {
-                    println!("{}: ok, {hosts} hosts", inventory.display());
+                    super::out!("{}: ok, {hosts} hosts", inventory.display());
                 }
             } else {
                 for e in &errors {
-                    eprintln!("{e}");
+                    super::err!("{e}");
                 }
-                eprintln!(
+                super::err!(
                     "{}: {} problem{}",
                     inventory.display(),
                     errors.len(),
@@ -124,7 +124,7 @@ pub fn run(cmd: Cmd, global: &Global) -> anyhow::Result<Status> {
             if json {
                 super::print_json(&report)?;
             } else if !global.quiet {
-                println!(
+                super::out!(
                     "rendered {} hosts ({} files) into {}",
                     report.hosts,
                     report.files,

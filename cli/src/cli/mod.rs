@@ -79,9 +79,13 @@ pub type Status = u8;
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
+        Ok(code) if code == 0 && STDOUT_LOST.load(std::sync::atomic::Ordering::Relaxed) => {
+            err!("error: writing to stdout failed; output was lost (the command itself completed)");
+            ExitCode::from(1)
+        }
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            err!("error: {e:#}");
             ExitCode::from(1)
         }
     }
@@ -102,8 +106,45 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
     }
 }
 
+/// `println!` that survives a closed stdout. A deploy or rollback has already happened when its
+/// summary is printed; if the operator's terminal hung up, the command must still finish rather
+/// than panic halfway through its reporting (std's `println!` panics, exit 101).
+macro_rules! out {
+    () => {
+        $crate::cli::write_out(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::write_out(format_args!($($arg)*))
+    };
+}
+pub(crate) use out;
+
+/// `eprintln!` with the same tolerance, for progress and warnings.
+macro_rules! err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+pub(crate) use err;
+
+/// Set when stdout failed for a reason other than the reader leaving (full disk, hung-up tty):
+/// output was lost, so a command that otherwise succeeded must not exit 0 (`> file` in CI).
+/// Process-wide on purpose: stdout itself is.
+static STDOUT_LOST: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub(crate) fn write_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    if let Err(e) = writeln!(std::io::stdout().lock(), "{args}") {
+        // EPIPE: `cairn status | head` read what it wanted; like any Unix filter, stay quiet.
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            STDOUT_LOST.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
 /// Prints a value as pretty JSON on stdout, the one format `--json` flags emit.
 pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    out!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }

@@ -60,7 +60,7 @@ pub fn run(cmd: Cmd, global: &Global) -> anyhow::Result<Status> {
                 super::print_json(&r)?;
             } else if !global.quiet {
                 for f in &r.files {
-                    println!("{}", f.display());
+                    super::out!("{}", f.display());
                 }
             }
             Ok(0)
@@ -68,7 +68,7 @@ pub fn run(cmd: Cmd, global: &Global) -> anyhow::Result<Status> {
         Cmd::Profiles => {
             for (name, _) in packer::profile::BUILTIN {
                 let p = packer::profile::load(name)?;
-                println!("{name:<14} {}", p.description);
+                super::out!("{name:<14} {}", p.description);
             }
             Ok(0)
         }

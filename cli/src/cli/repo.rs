@@ -244,7 +244,7 @@ fn commit(a: CommitArgs, global: &Global) -> anyhow::Result<Status> {
         keep_permissions: a.keep_permissions,
     };
     if !global.quiet {
-        eprintln!(
+        super::err!(
             "Committing {} to {} as {}",
             a.rootfs.display(),
             a.repo.display(),
@@ -256,7 +256,7 @@ fn commit(a: CommitArgs, global: &Global) -> anyhow::Result<Status> {
         print_json(&versioned("CommitResult", &res))?;
     } else {
         if !global.quiet {
-            eprintln!(
+            super::err!(
                 "{} -> {}{}",
                 res.refname,
                 res.checksum,
@@ -267,7 +267,7 @@ fn commit(a: CommitArgs, global: &Global) -> anyhow::Result<Status> {
                 }
             );
         }
-        println!("{}", res.checksum);
+        super::out!("{}", res.checksum);
     }
     Ok(0)
 }
@@ -284,7 +284,7 @@ fn repo_cmd(c: RepoCmd, global: &Global) -> anyhow::Result<Status> {
             let mode: Mode = mode.parse()?;
             Repo::init(&path, mode)?;
             if !global.quiet {
-                eprintln!("Created {} repository {}", mode.as_str(), path.display());
+                super::err!("Created {} repository {}", mode.as_str(), path.display());
             }
             Ok(0)
         }
@@ -294,7 +294,7 @@ fn repo_cmd(c: RepoCmd, global: &Global) -> anyhow::Result<Status> {
                 print_json(&versioned("RefList", serde_json::json!({ "refs": refs })))?;
             } else {
                 for (name, csum) in refs {
-                    println!("{name} {csum}");
+                    super::out!("{name} {csum}");
                 }
             }
             Ok(0)
@@ -308,18 +308,18 @@ fn repo_cmd(c: RepoCmd, global: &Global) -> anyhow::Result<Status> {
                 ))?;
             } else {
                 for e in &entries {
-                    println!("commit {}", e.checksum);
-                    println!("Date:    {}", date(e.timestamp));
+                    super::out!("commit {}", e.checksum);
+                    super::out!("Date:    {}", date(e.timestamp));
                     if let Some(v) = &e.version {
-                        println!("Version: {v}");
+                        super::out!("Version: {v}");
                     }
                     if !e.subject.is_empty() {
-                        println!("\n    {}", e.subject);
+                        super::out!("\n    {}", e.subject);
                     }
-                    println!();
+                    super::out!();
                 }
                 if truncated {
-                    println!("<< History beyond this commit is not in the repository (pruned or not pulled) >>");
+                    super::out!("<< History beyond this commit is not in the repository (pruned or not pulled) >>");
                 }
             }
             Ok(0)
@@ -335,15 +335,15 @@ fn repo_cmd(c: RepoCmd, global: &Global) -> anyhow::Result<Status> {
                 print_json(&versioned("Commit", &info))?;
                 return Ok(0);
             }
-            println!("commit {}", info.checksum);
-            println!("Parent:  {}", info.parent.as_deref().unwrap_or("(none)"));
-            println!("Date:    {} ({})", date(info.timestamp), info.timestamp);
+            super::out!("commit {}", info.checksum);
+            super::out!("Parent:  {}", info.parent.as_deref().unwrap_or("(none)"));
+            super::out!("Date:    {} ({})", date(info.timestamp), info.timestamp);
             if let Some(v) = &info.version {
-                println!("Version: {v}");
+                super::out!("Version: {v}");
             }
-            println!("Subject: {}", info.subject);
+            super::out!("Subject: {}", info.subject);
             if !info.metadata.is_empty() {
-                println!("Metadata:");
+                super::out!("Metadata:");
                 for (k, v) in &info.metadata {
                     let v = match v {
                         serde_json::Value::String(s) => s.clone(),
@@ -358,13 +358,13 @@ fn repo_cmd(c: RepoCmd, global: &Global) -> anyhow::Result<Status> {
                     } else {
                         v
                     };
-                    println!("  {k}: {v}");
+                    super::out!("  {k}: {v}");
                 }
             }
             if info.signatures.is_empty() {
-                println!("Signatures: none");
+                super::out!("Signatures: none");
             } else {
-                println!("Signatures:");
+                super::out!("Signatures:");
                 for s in &info.signatures {
                     let state = if s.valid {
                         "good"
@@ -373,7 +373,7 @@ fn repo_cmd(c: RepoCmd, global: &Global) -> anyhow::Result<Status> {
                     } else {
                         "BAD"
                     };
-                    println!(
+                    super::out!(
                         "  {} {} {} made {}{}",
                         s.kind,
                         s.fingerprint,
@@ -400,26 +400,26 @@ fn repo_cmd(c: RepoCmd, global: &Global) -> anyhow::Result<Status> {
                 return Ok(0);
             }
             for p in &d.files.added {
-                println!("A {p}");
+                super::out!("A {p}");
             }
             for p in &d.files.removed {
-                println!("D {p}");
+                super::out!("D {p}");
             }
             for p in &d.files.modified {
-                println!("M {p}");
+                super::out!("M {p}");
             }
             if let Some(pk) = &d.packages {
                 if !pk.is_empty() {
-                    println!("Packages:");
+                    super::out!("Packages:");
                 }
                 for p in &pk.added {
-                    println!("  + {} {} {}", p.name, p.evr(), p.arch);
+                    super::out!("  + {} {} {}", p.name, p.evr(), p.arch);
                 }
                 for p in &pk.removed {
-                    println!("  - {} {} {}", p.name, p.evr(), p.arch);
+                    super::out!("  - {} {} {}", p.name, p.evr(), p.arch);
                 }
                 for c in &pk.changed {
-                    println!("  ~ {} {} -> {} {}", c.name, c.from, c.to, c.arch);
+                    super::out!("  ~ {} {} -> {} {}", c.name, c.from, c.to, c.arch);
                 }
             }
             Ok(0)
@@ -432,7 +432,7 @@ fn repo_cmd(c: RepoCmd, global: &Global) -> anyhow::Result<Status> {
         }) => {
             let d = open(&repo.repo)?.generate_delta(from.as_deref(), &to)?;
             if !global.quiet {
-                eprintln!(
+                super::err!(
                     "Generated static delta {} -> {}",
                     d.from.as_deref().unwrap_or("(empty)"),
                     d.to
@@ -449,7 +449,7 @@ fn repo_cmd(c: RepoCmd, global: &Global) -> anyhow::Result<Status> {
                 ))?;
             } else {
                 for d in deltas {
-                    println!("{} -> {}", d.from.as_deref().unwrap_or("(empty)"), d.to);
+                    super::out!("{} -> {}", d.from.as_deref().unwrap_or("(empty)"), d.to);
                 }
             }
             Ok(0)
@@ -459,9 +459,11 @@ fn repo_cmd(c: RepoCmd, global: &Global) -> anyhow::Result<Status> {
             if json {
                 print_json(&res)?;
             } else if !global.quiet {
-                println!(
+                super::out!(
                     "Pruned {} of {} objects, freed {} bytes",
-                    res.objects_pruned, res.objects_total, res.bytes_freed
+                    res.objects_pruned,
+                    res.objects_total,
+                    res.bytes_freed
                 );
             }
             Ok(0)
@@ -476,9 +478,9 @@ fn repo_cmd(c: RepoCmd, global: &Global) -> anyhow::Result<Status> {
                 print_json(&report)?;
             } else {
                 for e in &report.errors {
-                    println!("error: {e}");
+                    super::out!("error: {e}");
                 }
-                println!(
+                super::out!(
                     "{}: {} objects checked, {} refs, {} problem(s)",
                     if report.ok { "ok" } else { "FAILED" },
                     report.objects_checked,

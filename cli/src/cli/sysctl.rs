@@ -56,7 +56,7 @@ pub fn run(cmd: Cmd, _global: &Global) -> anyhow::Result<Status> {
             } else {
                 let w = all.iter().map(|p| p.name.len()).max().unwrap_or(0);
                 for p in &all {
-                    println!("{:w$}  {}", p.name, p.reason);
+                    super::out!("{:w$}  {}", p.name, p.reason);
                 }
             }
             Ok(0)
@@ -64,7 +64,7 @@ pub fn run(cmd: Cmd, _global: &Global) -> anyhow::Result<Status> {
         Cmd::Show { preset, preset_dir } => {
             let p = sysctl::resolve(&[preset], preset_dir.as_deref(), &sysctl::Validator::host())?;
             for (path, content) in sysctl::render_owned(&p) {
-                println!("# {{/usr/lib,/etc}}/{}", path.display());
+                super::out!("# {{/usr/lib,/etc}}/{}", path.display());
                 print!("{content}");
             }
             Ok(0)
@@ -78,13 +78,13 @@ pub fn run(cmd: Cmd, _global: &Global) -> anyhow::Result<Status> {
             let out = deploy::apply_presets(&host.host(), &p)?;
             for d in &out.deployments {
                 for f in &out.files {
-                    println!("wrote {} in {d}", f.display());
+                    super::out!("wrote {} in {d}", f.display());
                 }
             }
             if out.applied_now {
-                println!("applied with sysctl --system");
+                super::out!("applied with sysctl --system");
             } else {
-                println!("takes effect when the deployment boots");
+                super::out!("takes effect when the deployment boots");
             }
             Ok(0)
         }

@@ -93,7 +93,7 @@ impl LoadArgs {
 
 fn print_warnings(warnings: &[Diagnostic]) {
     for w in warnings {
-        eprintln!("{w}");
+        super::err!("{w}");
     }
 }
 
@@ -159,7 +159,7 @@ pub fn run(cmd: Cmd, global: &Global) -> anyhow::Result<Status> {
                     let low = tf.for_rpm_ostree()?;
                     if !global.quiet {
                         for n in &low.notes {
-                            eprintln!("note: {n}");
+                            super::err!("note: {n}");
                         }
                     }
                     match output_dir {
@@ -167,11 +167,11 @@ pub fn run(cmd: Cmd, global: &Global) -> anyhow::Result<Status> {
                             let path = low
                                 .write_to(&dir)
                                 .with_context(|| format!("writing {}", dir.display()))?;
-                            println!("{}", path.display());
+                            super::out!("{}", path.display());
                         }
                         None => {
                             if !low.generated.is_empty() && !global.quiet {
-                                eprintln!(
+                                super::err!(
                                     "note: add-files names {} generated file(s) under {}/; pass --output-dir DIR to write them",
                                     low.generated.len(),
                                     treefile::GENERATED_DIR
@@ -201,10 +201,10 @@ pub fn run(cmd: Cmd, global: &Global) -> anyhow::Result<Status> {
                 super::print_json(&out)?;
             } else {
                 for d in &all {
-                    eprintln!("{d}");
+                    super::err!("{d}");
                 }
                 if !global.quiet || errors > 0 {
-                    eprintln!(
+                    super::err!(
                         "checked {} treefile(s): {errors} error(s), {warnings} warning(s)",
                         files.len()
                     );
@@ -231,25 +231,25 @@ pub fn run(cmd: Cmd, global: &Global) -> anyhow::Result<Status> {
                 })?;
                 return Ok(0);
             }
-            println!("--- {}\n+++ {}", a.display(), b.display());
+            super::out!("--- {}\n+++ {}", a.display(), b.display());
             if d.is_empty() {
-                println!("no differences");
+                super::out!("no differences");
             }
             if !d.packages_added.is_empty() || !d.packages_removed.is_empty() {
-                println!(
+                super::out!(
                     "packages: +{} -{}",
                     d.packages_added.len(),
                     d.packages_removed.len()
                 );
                 for p in &d.packages_added {
-                    println!("  + {p}");
+                    super::out!("  + {p}");
                 }
                 for p in &d.packages_removed {
-                    println!("  - {p}");
+                    super::out!("  - {p}");
                 }
             }
             for c in &d.changed {
-                println!("{}:\n  - {}\n  + {}", c.key, show(&c.old), show(&c.new));
+                super::out!("{}:\n  - {}\n  + {}", c.key, show(&c.old), show(&c.new));
             }
             Ok(0)
         }
