@@ -661,7 +661,6 @@ fn compose_killed_during_commit_leaves_repo_as_it_was() {
     if !rpm_tools() {
         return;
     }
-    use std::io::{BufRead, BufReader};
     let t = tempdir();
     let src = rpm_repo(&t.path().join("src"), &standard_rpms("1.0"));
     let tf = dnf_treefile(&src, "cairn-hello, cairn-sh", "");
@@ -681,18 +680,7 @@ fn compose_killed_during_commit_leaves_repo_as_it_was() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let err = child.stderr.take().unwrap();
-    let mut paused = false;
-    for line in BufReader::new(err).lines() {
-        if line
-            .unwrap()
-            .contains("failpoint repo-commit-before-ref: pausing")
-        {
-            paused = true;
-            break;
-        }
-    }
-    assert!(paused, "compose never reached the commit failpoint");
+    crate::common::wait_for_failpoint(&mut child, "repo-commit-before-ref");
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     assert_eq!(rev(&repo, "test/dnf/x86_64").unwrap(), c1);

@@ -2,7 +2,6 @@
 //! temp dirs, through real libostree; the real `ostree admin` CLI and the BLS entries libostree
 //! writes are the oracles.
 
-use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
 use crate::common::sysroot::{serve_dir, Fixture, OS, REF};
@@ -193,18 +192,7 @@ fn sigkill_mid_deploy_leaves_the_old_default_bootable() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(
-            err.read_line(&mut line).unwrap() > 0,
-            "cairn exited before the failpoint"
-        );
-        if line.contains("failpoint deploy-before-write: pausing") {
-            break;
-        }
-    }
+    wait_for_failpoint(&mut child, "deploy-before-write");
     // The new deployment dir exists at this point; only the boot loader swap is missing.
     let dirs = std::fs::read_dir(fx.sysroot.join(format!("ostree/deploy/{OS}/deploy")))
         .unwrap()

@@ -2,7 +2,6 @@
 //! `gpg` and a real HTTP `ostree pull` as oracles.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -494,18 +493,7 @@ fn sigkill_at_failpoint_leaves_repo_clean_and_ref_unchanged() {
         std::fs::write(tree.join("usr/lib/new-file"), "new content\n").unwrap();
 
         let mut child = spawn_commit(&tree, &repo, Some("repo-commit-before-ref=pause"));
-        let mut err = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        loop {
-            line.clear();
-            assert!(
-                err.read_line(&mut line).unwrap() > 0,
-                "cairn exited before the failpoint"
-            );
-            if line.contains("failpoint repo-commit-before-ref: pausing") {
-                break;
-            }
-        }
+        wait_for_failpoint(&mut child, "repo-commit-before-ref");
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
 

@@ -128,6 +128,22 @@ pub fn os_name(guard: &SysrootGuard, os: Option<&str>) -> Result<String, DeployE
         .ok_or(DeployError::NeedOsName)
 }
 
+/// The default (first) deployment of `os`: what rollback, kargs and presets act on.
+fn default_deployment(
+    guard: &SysrootGuard,
+    os: &str,
+    host: &Host,
+) -> Result<ostree::Deployment, DeployError> {
+    guard
+        .deployments()
+        .into_iter()
+        .find(|d| d.osname() == os)
+        .ok_or_else(|| DeployError::NoDeployments {
+            os: os.to_string(),
+            sysroot: host.sysroot.clone(),
+        })
+}
+
 fn resolve(repo: &ostree::Repo, rev: &str) -> Result<String, DeployError> {
     match repo
         .resolve_rev(rev, true)
@@ -518,14 +534,7 @@ pub struct RollbackOutcome {
 pub fn rollback(host: &Host) -> Result<RollbackOutcome, DeployError> {
     let mut guard = SysrootGuard::open(&host.sysroot, Open::Lock)?;
     let os = os_name(&guard, host.os.as_deref())?;
-    let default = guard
-        .deployments()
-        .into_iter()
-        .find(|d| d.osname() == os)
-        .ok_or_else(|| DeployError::NoDeployments {
-            os: os.clone(),
-            sysroot: host.sysroot.clone(),
-        })?;
+    let default = default_deployment(&guard, &os, host)?;
     let target =
         rollback::target(&guard, &os).ok_or_else(|| DeployError::NoRollbackTarget(os.clone()))?;
     rollback::make_default(&guard, &target)?;
@@ -557,14 +566,7 @@ pub fn edit_kargs(host: &Host, edits: &KargEdits) -> Result<KargsOutcome, Deploy
     )?;
     let mut guard = SysrootGuard::open(&host.sysroot, Open::Lock)?;
     let os = os_name(&guard, host.os.as_deref())?;
-    let default = guard
-        .deployments()
-        .into_iter()
-        .find(|d| d.osname() == os)
-        .ok_or_else(|| DeployError::NoDeployments {
-            os: os.clone(),
-            sysroot: host.sysroot.clone(),
-        })?;
+    let default = default_deployment(&guard, &os, host)?;
     let before = merged_kargs(Some(&default), &[]);
     let after = edits.apply(&before)?;
     if after == before {
@@ -635,14 +637,7 @@ pub fn apply_presets(
 ) -> Result<ApplyOutcome, DeployError> {
     let guard = SysrootGuard::open(&host.sysroot, Open::Lock)?;
     let os = os_name(&guard, host.os.as_deref())?;
-    let default = guard
-        .deployments()
-        .into_iter()
-        .find(|d| d.osname() == os)
-        .ok_or_else(|| DeployError::NoDeployments {
-            os: os.clone(),
-            sysroot: host.sysroot.clone(),
-        })?;
+    let default = default_deployment(&guard, &os, host)?;
     let mut targets = vec![default.clone()];
     if let Some(b) = guard.booted_deployment().filter(|b| !b.equal(&default)) {
         targets.push(b);

@@ -77,3 +77,17 @@ pub fn tempdir() -> tempfile::TempDir {
 }
 pub mod compose;
 pub mod treefile;
+
+/// Blocks until `child` (started with `CAIRN_FAILPOINT=<point>=pause` and a piped stderr)
+/// announces it is paused at `point`; panics if it exits first. The caller then SIGKILLs it.
+pub fn wait_for_failpoint(child: &mut std::process::Child, point: &str) {
+    use std::io::BufRead;
+    let err = child.stderr.take().expect("stderr must be piped");
+    let marker = format!("failpoint {point}: pausing");
+    for line in std::io::BufReader::new(err).lines() {
+        if line.expect("read cairn's stderr").contains(&marker) {
+            return;
+        }
+    }
+    panic!("cairn exited before reaching failpoint {point}");
+}
