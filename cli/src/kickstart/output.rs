@@ -19,8 +19,8 @@ use rustix::fs::{AtFlags, Mode, OFlags};
 use serde::Serialize;
 
 use super::error::KickstartError;
-use super::inventory::{Host, Inventory};
-use super::render::Templates;
+use super::inventory::Inventory;
+use super::render::{HostDocs, Templates};
 
 /// What `render_to_dir` wrote.
 #[derive(Debug, Clone, Serialize)]
@@ -172,8 +172,10 @@ fn open_dir(p: &Path) -> std::io::Result<OwnedFd> {
     )?)
 }
 
-/// Renders on every core: templating is CPU-bound and the file system takes creates in
-/// parallel directories well. Returns (files, reused).
+/// Renders on every core, then writes on every core. Templating is CPU-bound and split by
+/// host; writing is split by output directory instead, because creating files in one directory
+/// takes that directory's lock: two threads creating in the same directory mostly wait on each
+/// other, two threads creating in different directories do not. Returns (files, reused).
 fn render_hosts_parallel(
     inv: &Inventory,
     templates: &Templates,
@@ -184,15 +186,44 @@ fn render_hosts_parallel(
         .unwrap_or(1)
         .min(8);
     let chunk = inv.hosts.len().div_ceil(threads).max(1);
-    std::thread::scope(|s| {
+    let docs: Vec<HostDocs> = std::thread::scope(|s| {
         let workers: Vec<_> = inv
             .hosts
             .chunks(chunk)
-            .map(|hosts| s.spawn(move || write_hosts(inv, templates, target, hosts)))
+            .map(|hosts| {
+                s.spawn(move || {
+                    hosts
+                        .iter()
+                        .map(|h| templates.render_host(inv, h, None))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+            })
+            .collect();
+        let mut all = Vec::with_capacity(inv.hosts.len());
+        for w in workers {
+            all.extend(w.join().expect("render worker panicked")?);
+        }
+        Ok::<_, KickstartError>(all)
+    })?;
+    let writers = threads.min(SUBDIRS.len());
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..writers)
+            .map(|w| {
+                let docs = &docs;
+                s.spawn(move || {
+                    let (mut files, mut reused) = (0, 0);
+                    for k in (w..SUBDIRS.len()).step_by(writers) {
+                        let (f, r) = write_subdir(inv, docs, target, k)?;
+                        files += f;
+                        reused += r;
+                    }
+                    Ok::<_, KickstartError>((files, reused))
+                })
+            })
             .collect();
         let (mut files, mut reused) = (0, 0);
         for w in workers {
-            let (f, r) = w.join().expect("render worker panicked")?;
+            let (f, r) = w.join().expect("render writer panicked")?;
             files += f;
             reused += r;
         }
@@ -211,43 +242,39 @@ fn names(mac: &super::Mac) -> [String; 4] {
     ]
 }
 
-fn write_hosts(
+/// Writes every host's document of kind `k` (an index into [`SUBDIRS`]).
+fn write_subdir(
     inv: &Inventory,
-    templates: &Templates,
+    docs: &[HostDocs],
     t: &Target<'_>,
-    hosts: &[Host],
+    k: usize,
 ) -> Result<(usize, usize), KickstartError> {
     let (mut files, mut reused) = (0, 0);
     let mut scratch = Vec::new();
-    for h in hosts {
-        let docs = templates.render_host(inv, h, None)?;
-        let bodies = [&docs.kickstart, &docs.pxelinux, &docs.grub, &docs.ipxe];
-        let first = names(&h.macs[0]);
+    let dir = &t.dirs[k];
+    for (h, d) in inv.hosts.iter().zip(docs) {
+        let body = [&d.kickstart, &d.pxelinux, &d.grub, &d.ipxe][k].as_bytes();
+        let first = &names(&h.macs[0])[k];
         for (i, mac) in h.macs.iter().enumerate() {
-            let these = names(mac);
-            for k in 0..SUBDIRS.len() {
-                let err = |source: std::io::Error| KickstartError::Write {
-                    path: t.root.join(SUBDIRS[k]).join(&these[k]),
+            let name = &names(mac)[k];
+            let linked = if i == 0 {
+                // The host's first MAC: reuse the previous output's file if it is unchanged.
+                t.old[k].as_ref().is_some_and(|old| {
+                    same_content(old, name, body, &mut scratch) && link(old, name, dir, name)
+                })
+            } else {
+                // Further MACs of the host get the same documents: one inode for all.
+                link(dir, first, dir, name)
+            };
+            if linked {
+                reused += usize::from(i == 0);
+            } else {
+                create(dir, name, body).map_err(|source| KickstartError::Write {
+                    path: t.root.join(SUBDIRS[k]).join(name),
                     source,
-                };
-                let dir = &t.dirs[k];
-                let linked = if i == 0 {
-                    // The host's first MAC: reuse the previous output's file if it is unchanged.
-                    t.old[k].as_ref().is_some_and(|old| {
-                        same_content(old, &these[k], bodies[k].as_bytes(), &mut scratch)
-                            && link(old, &these[k], dir, &these[k])
-                    })
-                } else {
-                    // Further MACs of the host get the same documents: one inode for all.
-                    link(dir, &first[k], dir, &these[k])
-                };
-                if linked {
-                    reused += usize::from(i == 0);
-                } else {
-                    create(dir, &these[k], bodies[k].as_bytes()).map_err(err)?;
-                }
-                files += 1;
+                })?;
             }
+            files += 1;
         }
     }
     Ok((files, reused))
