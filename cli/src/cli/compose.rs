@@ -177,6 +177,18 @@ pub fn run(args: ComposeArgs, global: &Global) -> anyhow::Result<Status> {
     })
 }
 
+/// The lines a pipeline greps for, the same whether a commit was made or the ref was current.
+fn print_summary(r: &compose::ComposeReport) {
+    let none = || "-".to_string();
+    super::out!("ref:      {}", r.refname);
+    super::out!("commit:   {}", r.commit.clone().unwrap_or_else(none));
+    super::out!("version:  {}", r.version.clone().unwrap_or_else(none));
+    super::out!(
+        "packages: {}",
+        r.package_count.map(|n| n.to_string()).unwrap_or_else(none)
+    );
+}
+
 fn print_human(r: &compose::ComposeReport) {
     let none = || "-".to_string();
     match r.status {
@@ -200,22 +212,10 @@ fn print_human(r: &compose::ComposeReport) {
                 r.refname,
                 &r.input_hash[..12]
             );
-            super::out!("ref:      {}", r.refname);
-            super::out!("commit:   {}", r.commit.clone().unwrap_or_else(none));
-            super::out!("version:  {}", r.version.clone().unwrap_or_else(none));
-            super::out!(
-                "packages: {}",
-                r.package_count.map(|n| n.to_string()).unwrap_or_else(none)
-            );
+            print_summary(r);
         }
         compose::Status::Committed => {
-            super::out!("ref:      {}", r.refname);
-            super::out!("commit:   {}", r.commit.clone().unwrap_or_else(none));
-            super::out!("version:  {}", r.version.clone().unwrap_or_else(none));
-            super::out!(
-                "packages: {}",
-                r.package_count.map(|n| n.to_string()).unwrap_or_else(none)
-            );
+            print_summary(r);
             if let Some(k) = &r.kernel {
                 super::out!("kernel:   {k}");
             }
