@@ -3,9 +3,9 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use cairn::compose::backend::{self, dnf, DnfSpec, MmdebstrapSpec, PackageDb, RootfsSpec};
-use cairn::compose::manifest;
-use cairn::compose::postprocess::{self, PostprocessSpec};
+use cairn_compose::backend::{self, dnf, DnfSpec, MmdebstrapSpec, PackageDb, RootfsSpec};
+use cairn_compose::manifest;
+use cairn_compose::postprocess::{self, PostprocessSpec};
 
 use crate::common::compose::{rpm_repo, standard_rpms};
 use crate::common::{have_tool, tempdir};

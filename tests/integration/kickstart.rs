@@ -525,7 +525,7 @@ fn corpus_kickstarts_essentials_round_trip() {
                 // cairn names the NIC by MAC on purpose (`--device=link` picks whichever NIC
                 // has a carrier, which is wrong on multi-NIC servers).
                 if cmd == "network" && k == "device" {
-                    assert!(got[k].parse::<cairn::kickstart::Mac>().is_ok());
+                    assert!(got[k].parse::<cairn_kickstart::Mac>().is_ok());
                     continue;
                 }
                 assert_eq!(

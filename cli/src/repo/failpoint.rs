@@ -1,5 +1,0 @@
-//! The repo domain's failpoints (mechanism: [`crate::failpoint`]); listed so docs and tests share
-//! the names.
-
-/// Inside the commit transaction, after all objects are written and before the ref is set.
-pub const COMMIT_BEFORE_REF: &str = "repo-commit-before-ref";

@@ -1,0 +1,10 @@
+//! What every cairn domain shares and none owns: did-you-mean suggestions for unknown names,
+//! named failpoints for crash tests, and the version every `--json` document carries.
+
+pub mod failpoint;
+pub mod kv;
+pub mod named;
+pub mod suggest;
+
+/// The `apiVersion` of every JSON document cairn prints (`--json`) or stores for machines.
+pub const API_VERSION: &str = "cairn/v1";

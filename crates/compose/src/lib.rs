@@ -1,0 +1,45 @@
+//! Compose: treefile -> root filesystem (a package backend) -> postprocess -> OSTree commit.
+//! `cairn compose`
+//!
+//! The pipeline lives in [`run`]; each stage is usable alone: [`backend`] installs packages into
+//! a directory, [`postprocess`] makes a directory OSTree-ready, [`manifest`] reads its package
+//! set, [`version`] and [`inputs`] decide the commit's version and whether anything changed.
+
+pub mod backend;
+pub mod inputs;
+pub mod manifest;
+pub mod plan;
+pub mod postprocess;
+mod run;
+pub mod version;
+
+pub use run::{
+    compose, default_cachedir, ComposeOptions, ComposeReport, Event, Phase, Status, Timings,
+    META_BACKEND, META_INPUT_HASH, META_PACKAGES, META_TREEFILE,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ComposeError {
+    #[error(transparent)]
+    Load(#[from] cairn_treefile::TreefileError),
+    #[error("treefile: {0}")]
+    Treefile(String),
+    #[error(transparent)]
+    Backend(#[from] backend::BackendError),
+    #[error("postprocess: {0}")]
+    Postprocess(#[from] postprocess::PostprocessError),
+    #[error("package manifest: {0}")]
+    Manifest(#[from] manifest::ManifestError),
+    #[error(transparent)]
+    Input(#[from] inputs::InputError),
+    #[error(transparent)]
+    Version(#[from] version::VersionError),
+    #[error(transparent)]
+    Repo(#[from] cairn_ostree::repo::RepoError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}

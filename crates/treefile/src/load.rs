@@ -1,0 +1,643 @@
+//! Include resolution: `include`, `arch-include`, `conditional-include`, `variables`, and
+//! `packages-$basearch`, following rpm-ostree's order of evaluation.
+//!
+//! Per file: its keys are validated; its variables fold into the shared variable map (a variable
+//! already defined by an including file, or by `--var`, wins); then its includes are gathered:
+//! `include`, then `arch-include[basearch]`, then each `conditional-include` whose conditions
+//! hold (an inline treefile is merged at once); then every included file is loaded and merged
+//! into this one, in order (see schema.rs for the merge rules).
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+
+use indexmap::IndexMap;
+
+use super::cond::{self, EvalError, VarValue};
+use super::error::{Diagnostic, TreefileError};
+use super::schema::{self, Field, KeySpec, Layer, Lookup, KEYS};
+use cairn_yaml::{Key, Loc, Node, Value};
+
+/// rpm-ostree's limit: a file at depth 50 may not include further.
+pub const MAX_INCLUDE_DEPTH: usize = 50;
+
+/// A variable and where it was defined (`None`: built in or from the command line).
+#[derive(Debug, Clone)]
+pub(crate) struct Var {
+    pub value: VarValue,
+}
+
+pub(crate) struct Loader {
+    pub arch: String,
+    pub vars: IndexMap<String, Var>,
+    /// (dev, ino) -> where the file was first included.
+    seen: HashMap<(u64, u64), Loc>,
+    /// Files being loaded right now, outermost first, for cycle messages.
+    stack: Vec<((u64, u64), String)>,
+    pub files: Vec<PathBuf>,
+    pub errors: Vec<TreefileError>,
+    pub warnings: Vec<Diagnostic>,
+    /// Include entries leading to the file being processed, outermost first.
+    trail: Vec<Loc>,
+}
+
+/// The directives of one file, kept apart from its mergeable keys.
+#[derive(Default)]
+struct Directives {
+    include: Vec<Node>,
+    arch_include: Option<Node>,
+    conditional_include: Option<Node>,
+    variables: Option<Node>,
+}
+
+impl Directives {
+    fn is_empty(&self) -> bool {
+        self.include.is_empty()
+            && self.arch_include.is_none()
+            && self.conditional_include.is_none()
+            && self.variables.is_none()
+    }
+}
+
+/// A path without `./` components, for messages.
+fn display_path(p: &Path) -> PathBuf {
+    p.components().filter(|c| *c != Component::CurDir).collect()
+}
+
+impl Loader {
+    pub fn new(arch: String, vars: IndexMap<String, Var>) -> Loader {
+        Loader {
+            arch,
+            vars,
+            seen: HashMap::new(),
+            stack: Vec::new(),
+            files: Vec::new(),
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            trail: Vec::new(),
+        }
+    }
+
+    fn error(&mut self, e: TreefileError) {
+        self.errors.push(e.within(&self.trail));
+    }
+
+    fn warn(&mut self, loc: Loc, msg: String) {
+        self.warnings
+            .push(Diagnostic::warning(loc, msg, &self.trail));
+    }
+
+    /// Loads `path` and everything it includes. `site` is the include entry naming it.
+    pub fn load_file(&mut self, path: &Path, site: Option<&Node>, depth: usize) -> Option<Layer> {
+        let shown = display_path(path);
+        let site_loc = site
+            .map(|n| n.loc.clone())
+            .unwrap_or_else(|| Loc::file(&shown));
+        let meta = match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) => {
+                let err = match (site, e.kind()) {
+                    (Some(n), std::io::ErrorKind::NotFound) => TreefileError::MissingInclude {
+                        loc: site_loc,
+                        name: n.as_str().unwrap_or_default().to_string(),
+                        path: shown,
+                    },
+                    _ => TreefileError::Read {
+                        loc: site_loc,
+                        path: shown,
+                        source: e,
+                    },
+                };
+                self.error(err);
+                return None;
+            }
+        };
+        let id = (meta.dev(), meta.ino());
+        if let Some(pos) = self.stack.iter().position(|(i, _)| *i == id) {
+            let mut chain: Vec<String> = self.stack[pos..].iter().map(|(_, n)| n.clone()).collect();
+            chain.push(shown.display().to_string());
+            self.error(TreefileError::Cycle {
+                loc: site_loc,
+                chain: chain.join(" -> "),
+            });
+            return None;
+        }
+        if let Some(first) = self.seen.get(&id) {
+            let first = first.clone();
+            self.error(TreefileError::DuplicateInclude {
+                loc: site_loc,
+                name: shown.display().to_string(),
+                first,
+            });
+            return None;
+        }
+        self.seen.insert(id, site_loc.clone());
+        let src = match std::fs::read_to_string(path) {
+            Ok(s) => s,
+            Err(e) => {
+                self.error(TreefileError::Read {
+                    loc: site_loc,
+                    path: shown,
+                    source: e,
+                });
+                return None;
+            }
+        };
+        self.files
+            .push(std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()));
+
+        // From here on, positions are inside the included file: errors carry the include site.
+        let pushed = site.is_some();
+        if pushed {
+            self.trail.push(site_loc);
+        }
+        let layer = self.parse_and_process(path, &shown, &src, id, depth);
+        if pushed {
+            self.trail.pop();
+        }
+        layer
+    }
+
+    fn parse_and_process(
+        &mut self,
+        path: &Path,
+        shown: &Path,
+        src: &str,
+        id: (u64, u64),
+        depth: usize,
+    ) -> Option<Layer> {
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if ext == "ks" {
+            self.error(TreefileError::Invalid {
+                loc: Loc::file(shown),
+                msg: "kickstart (.ks) treefiles are not supported; write YAML or JSON".into(),
+            });
+            return None;
+        }
+        // rpm-ostree decides by extension: .yaml/.yml are YAML (strict), anything else JSON.
+        let json = !matches!(ext, "yaml" | "yml");
+        let root = match cairn_yaml::parse(src, shown) {
+            Ok(n) => n,
+            Err(e) => {
+                self.error(e.into());
+                return None;
+            }
+        };
+        if root.as_map().is_none() {
+            self.error(TreefileError::Invalid {
+                loc: root.loc.clone(),
+                msg: format!(
+                    "a treefile must be a mapping of keys, found {}",
+                    root.type_name()
+                ),
+            });
+            return None;
+        }
+        self.stack.push((id, shown.display().to_string()));
+        let layer = self.process(&root, path, json, depth);
+        self.stack.pop();
+        Some(layer)
+    }
+
+    /// Validates `root`'s keys into a layer, collecting directives apart.
+    fn keys_to_layer(&mut self, root: &Node, json: bool) -> (Layer, Directives) {
+        let mut layer = Layer::new();
+        let mut dirs = Directives::default();
+        let mut first_spelling: HashMap<&'static str, String> = HashMap::new();
+        let mut errors = Vec::new();
+        let mut warnings = Vec::new();
+        let trail = self.trail.clone();
+        let mut unknown =
+            |table: &'static [KeySpec], key: &Key, errors: &mut Vec<TreefileError>| {
+                let suggestion = schema::suggest(table, &key.name);
+                if json {
+                    let hint = suggestion
+                        .as_ref()
+                        .map(|s| format!(" (did you mean `{s}`?)"))
+                        .unwrap_or_default();
+                    warnings.push(Diagnostic::warning(
+                        key.loc.clone(),
+                        format!("unknown key `{}` ignored{hint}", key.name),
+                        &trail,
+                    ));
+                } else {
+                    errors.push(TreefileError::UnknownKey {
+                        loc: key.loc.clone(),
+                        key: key.name.clone(),
+                        suggestion,
+                    });
+                }
+            };
+        let mut packages: std::collections::BTreeMap<String, Loc> = Default::default();
+        let mut have_packages = false;
+        let mut arch_warnings = Vec::new();
+        for (key, val) in root.as_map().unwrap_or_default() {
+            match schema::lookup(KEYS, &key.name) {
+                Lookup::Known(spec) => {
+                    if let Some(prev) = first_spelling.insert(spec.name, key.name.clone()) {
+                        errors.push(TreefileError::Invalid {
+                            loc: key.loc.clone(),
+                            msg: format!(
+                                "`{}` and `{prev}` are two spellings of the same key; keep one",
+                                key.name
+                            ),
+                        });
+                        continue;
+                    }
+                    match spec.name {
+                        "include" => match include_list("include", val) {
+                            Ok(v) => dirs.include = v,
+                            Err(e) => errors.push(e),
+                        },
+                        "arch-include" => dirs.arch_include = Some(val.clone()),
+                        "conditional-include" => dirs.conditional_include = Some(val.clone()),
+                        "variables" => dirs.variables = Some(val.clone()),
+                        "packages" | "bootstrap-packages" => {
+                            have_packages = true;
+                            match val.as_seq() {
+                                Some(items) => {
+                                    if let Ok(s) =
+                                        schema::set_field(&key.name, items, true, &mut errors)
+                                    {
+                                        for (k, l) in s {
+                                            packages.entry(k).or_insert(l);
+                                        }
+                                    }
+                                }
+                                None => errors.push(TreefileError::Type {
+                                    loc: val.loc.clone(),
+                                    key: key.name.clone(),
+                                    expected: "a list".into(),
+                                    found: val.type_name(),
+                                }),
+                            }
+                        }
+                        _ => {
+                            if spec.name == "basearch" {
+                                if let Some(b) = val.as_str() {
+                                    if b != self.arch {
+                                        errors.push(TreefileError::Invalid {
+                                            loc: val.loc.clone(),
+                                            msg: format!(
+                                                "basearch `{b}` differs from the target architecture `{}`; cross-composes are not supported",
+                                                self.arch
+                                            ),
+                                        });
+                                    }
+                                }
+                            }
+                            if let Some(f) =
+                                schema::to_field(spec, &key.name, val, &mut errors, &mut unknown)
+                            {
+                                layer.insert(spec.name, f);
+                            }
+                        }
+                    }
+                }
+                Lookup::ArchPackages(arch) => {
+                    let Some(items) = val.as_seq() else {
+                        errors.push(TreefileError::Type {
+                            loc: val.loc.clone(),
+                            key: key.name.clone(),
+                            expected: "a list of strings".into(),
+                            found: val.type_name(),
+                        });
+                        continue;
+                    };
+                    if !super::KNOWN_ARCHES.contains(&arch.as_str()) {
+                        let hint = schema::suggest(KEYS, &key.name)
+                            .map(|s| format!(" (did you mean `{s}`?)"))
+                            .unwrap_or_default();
+                        arch_warnings.push(Diagnostic::warning(
+                            key.loc.clone(),
+                            format!(
+                                "`{}` names no known architecture, so it never applies{hint}",
+                                key.name
+                            ),
+                            &self.trail,
+                        ));
+                    }
+                    if let Ok(s) = schema::set_field(&key.name, items, true, &mut errors) {
+                        if arch == self.arch {
+                            have_packages = true;
+                            for (k, l) in s {
+                                packages.entry(k).or_insert(l);
+                            }
+                        }
+                    }
+                }
+                Lookup::Unknown => unknown(KEYS, key, &mut errors),
+            }
+        }
+        if have_packages {
+            layer.insert("packages", Field::Set(packages));
+        }
+        schema::sort_layer(&mut layer);
+        for e in errors {
+            self.error(e);
+        }
+        self.warnings.extend(warnings);
+        self.warnings.extend(arch_warnings);
+        (layer, dirs)
+    }
+
+    fn process(&mut self, root: &Node, path: &Path, json: bool, depth: usize) -> Layer {
+        let (mut layer, dirs) = self.keys_to_layer(root, json);
+
+        if let Some(vars) = &dirs.variables {
+            self.fold_variables(vars);
+        }
+        if let Some(Field::Scalar(rv)) = layer.get("releasever") {
+            let value = match &rv.value {
+                Value::Int(i) => Some(VarValue::Number(*i)),
+                Value::String(s) => Some(VarValue::String(s.clone())),
+                _ => None,
+            };
+            if let Some(value) = value {
+                self.vars
+                    .entry("releasever".into())
+                    .or_insert(Var { value });
+            }
+        }
+
+        let mut includes = dirs.include;
+        if let Some(ai) = &dirs.arch_include {
+            includes.extend(self.arch_includes(ai));
+        }
+        if let Some(ci) = &dirs.conditional_include {
+            for inc in self.conditional_includes(ci, json) {
+                match inc {
+                    CondInclude::Files(f) => includes.extend(f),
+                    CondInclude::Inline(l) => schema::merge(&mut layer, l),
+                }
+            }
+        }
+
+        let dir = path.parent().unwrap_or(Path::new(""));
+        for inc in includes {
+            if depth >= MAX_INCLUDE_DEPTH {
+                self.error(TreefileError::Depth {
+                    loc: inc.loc.clone(),
+                    limit: MAX_INCLUDE_DEPTH,
+                });
+                break;
+            }
+            let name = inc.as_str().unwrap_or_default();
+            let child_path = dir.join(name);
+            if let Some(child) = self.load_file(&child_path, Some(&inc), depth + 1) {
+                schema::merge(&mut layer, child);
+            }
+        }
+        layer
+    }
+
+    fn fold_variables(&mut self, vars: &Node) {
+        let Some(entries) = vars.as_map() else {
+            self.error(TreefileError::Type {
+                loc: vars.loc.clone(),
+                key: "variables".into(),
+                expected: "a mapping of names to booleans, integers or strings".into(),
+                found: vars.type_name(),
+            });
+            return;
+        };
+        for (k, v) in entries {
+            if matches!(k.name.as_str(), "basearch" | "releasever") {
+                self.error(TreefileError::Invalid {
+                    loc: k.loc.clone(),
+                    msg: format!(
+                        "`{}` is a reserved variable ({})",
+                        k.name,
+                        if k.name == "basearch" {
+                            "set from --arch"
+                        } else {
+                            "set from the `releasever` key"
+                        }
+                    ),
+                });
+                continue;
+            }
+            if !valid_var_name(&k.name) {
+                self.error(TreefileError::Invalid {
+                    loc: k.loc.clone(),
+                    msg: format!(
+                        "variable name `{}` may only contain letters, digits and `_`",
+                        k.name
+                    ),
+                });
+                continue;
+            }
+            let value = match &v.value {
+                Value::Bool(b) => VarValue::Bool(*b),
+                Value::Int(i) => VarValue::Number(*i),
+                Value::String(s) => VarValue::String(s.clone()),
+                _ => {
+                    self.error(TreefileError::Type {
+                        loc: v.loc.clone(),
+                        key: format!("variables.{}", k.name),
+                        expected: "a boolean, an integer or a string".into(),
+                        found: v.type_name(),
+                    });
+                    continue;
+                }
+            };
+            // The including file (or --var) already defined it: that definition wins.
+            self.vars.entry(k.name.clone()).or_insert(Var { value });
+        }
+    }
+
+    fn arch_includes(&mut self, ai: &Node) -> Vec<Node> {
+        let Some(entries) = ai.as_map() else {
+            self.error(TreefileError::Type {
+                loc: ai.loc.clone(),
+                key: "arch-include".into(),
+                expected: "a mapping of architectures to includes".into(),
+                found: ai.type_name(),
+            });
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (k, v) in entries {
+            match include_list(&format!("arch-include.{}", k.name), v) {
+                Ok(list) if k.name == self.arch => out.extend(list),
+                Ok(_) => {}
+                Err(e) => self.error(e),
+            }
+            if !super::KNOWN_ARCHES.contains(&k.name.as_str()) {
+                self.warn(
+                    k.loc.clone(),
+                    format!(
+                        "arch-include: `{}` is not a known architecture, so it never applies",
+                        k.name
+                    ),
+                );
+            }
+        }
+        out
+    }
+
+    fn conditional_includes(&mut self, ci: &Node, json: bool) -> Vec<CondInclude> {
+        let Some(items) = ci.as_seq() else {
+            self.error(TreefileError::Type {
+                loc: ci.loc.clone(),
+                key: "conditional-include".into(),
+                expected: "a list of {if, include} mappings".into(),
+                found: ci.type_name(),
+            });
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for item in items {
+            let Some(map) = item.as_map() else {
+                self.error(TreefileError::Type {
+                    loc: item.loc.clone(),
+                    key: "conditional-include".into(),
+                    expected: "a list of {if, include} mappings".into(),
+                    found: item.type_name(),
+                });
+                continue;
+            };
+            let mut cond_node = None;
+            let mut inc_node = None;
+            for (k, v) in map {
+                match k.name.as_str() {
+                    "if" => cond_node = Some(v),
+                    "include" => inc_node = Some(v),
+                    other => self.error(TreefileError::UnknownKey {
+                        loc: k.loc.clone(),
+                        key: format!("conditional-include.{other}"),
+                        suggestion: cairn_common::suggest::closest(other, ["if", "include"])
+                            .map(str::to_string),
+                    }),
+                }
+            }
+            let (Some(cond_node), Some(inc_node)) = (cond_node, inc_node) else {
+                self.error(TreefileError::Invalid {
+                    loc: item.loc.clone(),
+                    msg: "a conditional-include entry needs both `if` and `include`".into(),
+                });
+                continue;
+            };
+            // Every condition is evaluated, even after one is false, so type errors always show.
+            let conds: Vec<&Node> = match &cond_node.value {
+                Value::Seq(v) => v.iter().collect(),
+                _ => vec![cond_node],
+            };
+            let mut all = true;
+            let mut failed = false;
+            for c in conds {
+                match self.eval_condition(c) {
+                    Some(b) => all &= b,
+                    None => failed = true,
+                }
+            }
+            if failed || !all {
+                continue;
+            }
+            if inc_node.as_map().is_some() {
+                let (inline, dirs) = self.keys_to_layer(inc_node, json);
+                if !dirs.is_empty() {
+                    self.error(TreefileError::Invalid {
+                        loc: inc_node.loc.clone(),
+                        msg: "an inline treefile in conditional-include cannot use include, arch-include, conditional-include or variables; put them in a file and include that".into(),
+                    });
+                }
+                out.push(CondInclude::Inline(inline));
+            } else {
+                match include_list("conditional-include.include", inc_node) {
+                    Ok(v) => out.push(CondInclude::Files(v)),
+                    Err(e) => self.error(e),
+                }
+            }
+        }
+        out
+    }
+
+    fn eval_condition(&mut self, node: &Node) -> Option<bool> {
+        let Some(text) = node.as_str() else {
+            self.error(TreefileError::Type {
+                loc: node.loc.clone(),
+                key: "conditional-include.if".into(),
+                expected: "a condition string such as `releasever >= 41`, or a list of them".into(),
+                found: node.type_name(),
+            });
+            return None;
+        };
+        let c = match cond::parse(text) {
+            Ok(c) => c,
+            Err(msg) => {
+                self.error(TreefileError::Condition {
+                    loc: node.loc.clone(),
+                    cond: text.to_string(),
+                    msg,
+                });
+                return None;
+            }
+        };
+        match cond::eval(&c, |name| self.vars.get(name).map(|v| v.value.clone())) {
+            Ok(b) => Some(b),
+            Err(EvalError::Undefined) => {
+                let known: Vec<String> = self.vars.keys().cloned().collect();
+                self.error(TreefileError::UndefinedVariable {
+                    loc: node.loc.clone(),
+                    name: c.var.clone(),
+                    key: "conditional-include.if".into(),
+                    known,
+                });
+                None
+            }
+            Err(EvalError::TypeMismatch {
+                var_type,
+                value_type,
+            }) => {
+                self.error(TreefileError::ConditionType {
+                    loc: node.loc.clone(),
+                    cond: text.to_string(),
+                    var: c.var.clone(),
+                    var_type,
+                    value_type,
+                });
+                None
+            }
+            Err(EvalError::NotNumbers(t)) => {
+                self.error(TreefileError::Condition {
+                    loc: node.loc.clone(),
+                    cond: text.to_string(),
+                    msg: format!("<, <=, > and >= compare numbers; `{}` is a {t}", c.var),
+                });
+                None
+            }
+        }
+    }
+}
+
+enum CondInclude {
+    Files(Vec<Node>),
+    Inline(Layer),
+}
+
+pub(crate) fn valid_var_name(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `include`-shaped values: one file name or a list of them.
+fn include_list(key: &str, node: &Node) -> Result<Vec<Node>, TreefileError> {
+    let bad = |n: &Node| TreefileError::Type {
+        loc: n.loc.clone(),
+        key: key.to_string(),
+        expected: "a file name or a list of file names".into(),
+        found: n.type_name(),
+    };
+    match &node.value {
+        Value::String(_) => Ok(vec![node.clone()]),
+        Value::Seq(items) => {
+            for it in items {
+                if it.as_str().is_none() {
+                    return Err(bad(it));
+                }
+            }
+            Ok(items.clone())
+        }
+        _ => Err(bad(node)),
+    }
+}
