@@ -1,35 +1,69 @@
 #!/usr/bin/env bash
-# Idempotent: installs the system packages cairn builds and tests with, then checks the Rust toolchain.
-# Safe to run any number of times; it only calls apt-get when something is missing.
+# Idempotent: installs the system packages cairn builds and tests with, checks that every command
+# they provide is really there afterwards, then checks the Rust toolchain. Safe to run any number
+# of times; it only calls apt-get when something is missing. Quiet unless it installs something.
 set -euo pipefail
 
-APT_PACKAGES=(
+# package:command pairs; a package with no command of its own to check is listed as package:-.
+REQUIRED=(
   # build
-  pkg-config libostree-dev libglib2.0-dev build-essential
+  pkg-config:pkg-config libostree-dev:- libglib2.0-dev:- build-essential:cc
   # OSTree tooling: the ostree CLI is the test oracle; ostree-boot carries dracut's 98ostree module
-  ostree ostree-boot gnupg
+  ostree:ostree ostree-boot:- gnupg:gpg
   # compose backends
-  mmdebstrap debian-archive-keyring dnf rpm createrepo-c
+  mmdebstrap:mmdebstrap debian-archive-keyring:- dnf:dnf rpm:rpmbuild createrepo-c:createrepo_c
   # images and VMs
-  packer qemu-utils qemu-system-x86 e2fsprogs dosfstools gdisk fdisk extlinux syslinux-common
+  packer:packer qemu-utils:qemu-img qemu-system-x86:qemu-system-x86_64 e2fsprogs:mkfs.ext4
+  dosfstools:mkfs.vfat gdisk:sgdisk fdisk:sfdisk extlinux:extlinux syslinux-common:-
   # serving and benchmarks
-  curl nginx wrk hyperfine
-  # misc tools the tests call
-  python3 python3-venv attr jq
+  curl:curl nginx:nginx wrk:wrk hyperfine:hyperfine
+  # misc tools the tests and scripts call
+  python3:python3 python3-venv:- attr:setfattr jq:jq
 )
 
+export DEBIAN_FRONTEND=noninteractive
+# apt's own output goes to a log (shown in full if it fails), so a first run stays readable.
+LOG=/var/log/cairn-setup.log
+apt_install() {
+  local names=()
+  for a in "$@"; do [[ $a == -* ]] || names+=("$a"); done
+  echo "setup: installing ${names[*]} (log: $LOG)" >&2
+  {
+    # Only refresh indexes when they are absent or a day old; keeps reruns fast.
+    if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null | head -1)" ]; then
+      apt-get update -q
+    fi
+    apt-get install -y -q --no-install-recommends "$@"
+  } >>"$LOG" 2>&1 || { cat "$LOG" >&2; echo "setup: apt-get failed (log: $LOG)" >&2; exit 1; }
+}
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+
 need=()
-for p in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
+for pc in "${REQUIRED[@]}"; do
+  installed "${pc%%:*}" || need+=("${pc%%:*}")
 done
-if [ ${#need[@]} -gt 0 ]; then
-  echo "setup: installing ${need[*]}" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  # Only refresh indexes when they are absent or a day old; keeps reruns fast.
-  if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null | head -1)" ]; then
-    apt-get update -q
-  fi
-  apt-get install -y -q --no-install-recommends "${need[@]}"
+[ ${#need[@]} -eq 0 ] || apt_install "${need[@]}"
+
+# Installing one package can remove another (a backported qemu-utils is removed when the stable
+# qemu-system-x86 comes in), so every command is checked after the fact and its package put back.
+missing_packages() {
+  for pc in "${REQUIRED[@]}"; do
+    local pkg=${pc%%:*} cmd=${pc#*:}
+    if [ "$cmd" = - ]; then installed "$pkg" || echo "$pkg"
+    else command -v "$cmd" >/dev/null 2>&1 || echo "$pkg"; fi
+  done
+}
+for _ in 1 2; do
+  mapfile -t again < <(missing_packages)
+  [ ${#again[@]} -eq 0 ] && break
+  # --reinstall: a package can be "installed" with its command gone (a diverted or deleted file).
+  apt_install --reinstall "${again[@]}"
+done
+mapfile -t still < <(missing_packages)
+if [ ${#still[@]} -gt 0 ]; then
+  echo "setup: still missing after installing: ${still[*]} (apt-get may have removed them; see above)" >&2
+  exit 1
 fi
 
 # pykickstart's ksvalidator: from PyPI into a private venv so the system Python stays untouched.
@@ -37,7 +71,7 @@ VENV=/opt/cairn-tools/venv
 if [ ! -x "$VENV/bin/ksvalidator" ]; then
   echo "setup: installing pykickstart into $VENV" >&2
   /usr/bin/python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q pykickstart
+  "$VENV/bin/pip" install -q pykickstart >>"$LOG" 2>&1 || { cat "$LOG" >&2; exit 1; }
 fi
 ln -sf "$VENV/bin/ksvalidator" /usr/local/bin/ksvalidator
 
@@ -49,4 +83,3 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
   fi
 fi
-echo "setup: ok ($(cargo --version))" >&2
