@@ -472,41 +472,11 @@ fn corpus_kickstarts_essentials_round_trip() {
     }
     let d = tempdir();
     // Express each original's essentials as one inventory host.
-    let mut hosts = String::new();
-    for (i, (_, ks)) in originals.iter().enumerate() {
-        let (_, o, _) = parse_line(lines_of(ks, "ostreesetup")[0]);
-        let (_, b, _) = parse_line(lines_of(ks, "bootloader")[0]);
-        hosts += &format!(
-            "  - hostname: corpus{i}\n    mac: \"52:54:00:00:0c:{i:02x}\"\n    ostree:\n      osname: {}\n      remote: {}\n      url: {}\n      ref: \"{}\"\n      gpg: {}\n",
-            o["osname"], o["remote"], o["url"], o["ref"], !o.contains_key("nogpg")
-        );
-        if let Some(a) = b.get("append") {
-            hosts += "    kernel-args:\n";
-            for w in a.split_whitespace() {
-                hosts += &format!("      - \"{w}\"\n");
-            }
-        }
-        if let Some(vg) = lines_of(ks, "volgroup").first() {
-            let (_, _, pos) = parse_line(vg);
-            let (_, root, _) = parse_line(
-                lines_of(ks, "logvol")
-                    .iter()
-                    .find(|l| l.contains("logvol / "))
-                    .unwrap(),
-            );
-            hosts += &format!(
-                "    disk: {{ device: vda, vg: {}, root-size: {} }}\n",
-                pos[0], root["size"]
-            );
-        }
-        if let Some(boot) = lines_of(ks, "part")
-            .iter()
-            .find(|l| l.contains("part /boot"))
-        {
-            let (_, p, _) = parse_line(boot);
-            hosts += &format!("    disk: {{ device: vda, boot-size: {} }}\n", p["size"]);
-        }
-    }
+    let hosts: String = originals
+        .iter()
+        .enumerate()
+        .map(|(i, (_, ks))| corpus_host(i, ks))
+        .collect();
     // The two disk: keys of one host would clash; merge them textually.
     let hosts = merge_disk_lines(&hosts);
     let inv = write(d.path(), "corpus.yaml", &inventory(&hosts));
@@ -515,56 +485,99 @@ fn corpus_kickstarts_essentials_round_trip() {
     assert!(o.status.success(), "{}\n{hosts}", stderr(&o));
     for (i, (path, orig)) in originals.iter().enumerate() {
         let ours = std::fs::read_to_string(out.join(format!("ks/52:54:00:00:0c:{i:02x}"))).unwrap();
-        for cmd in ["ostreesetup", "network", "bootloader", "volgroup"] {
-            let Some(line) = lines_of(orig, cmd).first().copied() else {
+        assert_same_essentials(path, orig, &ours);
+    }
+    eprintln!("corpus: compared {} kickstarts", originals.len());
+}
+
+/// One inventory host with the essentials of corpus kickstart `ks`: its ostreesetup, kernel
+/// arguments and disk sizes.
+fn corpus_host(i: usize, ks: &str) -> String {
+    let (_, o, _) = parse_line(lines_of(ks, "ostreesetup")[0]);
+    let (_, b, _) = parse_line(lines_of(ks, "bootloader")[0]);
+    let mut host = format!(
+        "  - hostname: corpus{i}\n    mac: \"52:54:00:00:0c:{i:02x}\"\n    ostree:\n      osname: {}\n      remote: {}\n      url: {}\n      ref: \"{}\"\n      gpg: {}\n",
+        o["osname"], o["remote"], o["url"], o["ref"], !o.contains_key("nogpg")
+    );
+    if let Some(a) = b.get("append") {
+        host += "    kernel-args:\n";
+        for w in a.split_whitespace() {
+            host += &format!("      - \"{w}\"\n");
+        }
+    }
+    if let Some(vg) = lines_of(ks, "volgroup").first() {
+        let (_, _, pos) = parse_line(vg);
+        let (_, root, _) = parse_line(
+            lines_of(ks, "logvol")
+                .iter()
+                .find(|l| l.contains("logvol / "))
+                .unwrap(),
+        );
+        host += &format!(
+            "    disk: {{ device: vda, vg: {}, root-size: {} }}\n",
+            pos[0], root["size"]
+        );
+    }
+    if let Some(boot) = lines_of(ks, "part")
+        .iter()
+        .find(|l| l.contains("part /boot"))
+    {
+        let (_, p, _) = parse_line(boot);
+        host += &format!("    disk: {{ device: vda, boot-size: {} }}\n", p["size"]);
+    }
+    host
+}
+
+/// Every option the original kickstart `orig` gives its essential commands, `ours` gives too.
+fn assert_same_essentials(path: &Path, orig: &str, ours: &str) {
+    for cmd in ["ostreesetup", "network", "bootloader", "volgroup"] {
+        let Some(line) = lines_of(orig, cmd).first().copied() else {
+            continue;
+        };
+        let (_, want, want_pos) = parse_line(line);
+        let (_, got, got_pos) = parse_line(lines_of(ours, cmd)[0]);
+        for (k, v) in &want {
+            // cairn names the NIC by MAC on purpose (`--device=link` picks whichever NIC
+            // has a carrier, which is wrong on multi-NIC servers).
+            if cmd == "network" && k == "device" {
+                assert!(got[k].parse::<cairn_kickstart::Mac>().is_ok());
                 continue;
-            };
-            let (_, want, want_pos) = parse_line(line);
-            let (_, got, got_pos) = parse_line(lines_of(&ours, cmd)[0]);
-            for (k, v) in &want {
-                // cairn names the NIC by MAC on purpose (`--device=link` picks whichever NIC
-                // has a carrier, which is wrong on multi-NIC servers).
-                if cmd == "network" && k == "device" {
-                    assert!(got[k].parse::<cairn_kickstart::Mac>().is_ok());
-                    continue;
-                }
+            }
+            assert_eq!(
+                got.get(k),
+                Some(v),
+                "{}: {cmd} --{k}\n  original: {line}\n  cairn:    {}",
+                path.display(),
+                lines_of(ours, cmd)[0]
+            );
+        }
+        assert_eq!(
+            got_pos.first(),
+            want_pos.first(),
+            "{}: {cmd}",
+            path.display()
+        );
+    }
+    for (cmd, mount) in [("part", "/boot"), ("logvol", "/")] {
+        let find = |ks: &str| {
+            ks.lines()
+                .find(|l| l.starts_with(&format!("{cmd} {mount} ")))
+                .map(str::to_string)
+        };
+        let Some(line) = find(orig) else { continue };
+        let (_, want, _) = parse_line(&line);
+        let (_, got, _) = parse_line(&find(ours).unwrap());
+        for k in ["size", "fstype", "name", "vgname"] {
+            if let Some(v) = want.get(k) {
                 assert_eq!(
                     got.get(k),
                     Some(v),
-                    "{}: {cmd} --{k}\n  original: {line}\n  cairn:    {}",
-                    path.display(),
-                    lines_of(&ours, cmd)[0]
+                    "{}: {cmd} {mount} --{k}",
+                    path.display()
                 );
-            }
-            assert_eq!(
-                got_pos.first(),
-                want_pos.first(),
-                "{}: {cmd}",
-                path.display()
-            );
-        }
-        for (cmd, mount) in [("part", "/boot"), ("logvol", "/")] {
-            let find = |ks: &str| {
-                ks.lines()
-                    .find(|l| l.starts_with(&format!("{cmd} {mount} ")))
-                    .map(str::to_string)
-            };
-            let Some(line) = find(orig) else { continue };
-            let (_, want, _) = parse_line(&line);
-            let (_, got, _) = parse_line(&find(&ours).unwrap());
-            for k in ["size", "fstype", "name", "vgname"] {
-                if let Some(v) = want.get(k) {
-                    assert_eq!(
-                        got.get(k),
-                        Some(v),
-                        "{}: {cmd} {mount} --{k}",
-                        path.display()
-                    );
-                }
             }
         }
     }
-    eprintln!("corpus: compared {} kickstarts", originals.len());
 }
 
 fn merge_disk_lines(hosts: &str) -> String {

@@ -37,6 +37,19 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .map(|(_, c)| c)
 }
 
+/// `` (did you mean `x`?)`` for a suggestion, nothing without one: the one wording every domain
+/// appends to a refused name.
+pub fn did_you_mean(suggestion: Option<&str>) -> String {
+    suggestion
+        .map(|s| format!(" (did you mean `{s}`?)"))
+        .unwrap_or_default()
+}
+
+/// [`closest`] worded by [`did_you_mean`].
+pub fn hint<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    did_you_mean(closest(word, candidates))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,5 +70,15 @@ mod tests {
             closest("vm.max_map_cont", ["vm.max_map_count", "vm.swappiness"]),
             Some("vm.max_map_count")
         );
+    }
+
+    #[test]
+    fn hint_is_a_suffix_or_nothing() {
+        assert_eq!(
+            hint("packges", ["packages", "units"]),
+            " (did you mean `packages`?)"
+        );
+        assert_eq!(hint("zzz", ["packages"]), "");
+        assert_eq!(did_you_mean(None), "");
     }
 }

@@ -2,7 +2,11 @@
 //! `ostreesetup`) and per-MAC pxelinux, GRUB and iPXE configs.
 //!
 //! `inventory` loads and validates (every error with `file:line:col`), `render` turns hosts into
-//! documents, `network` holds the MAC and IPv4 arithmetic both need.
+//! documents, `network` holds the MAC and IPv4 arithmetic both need, `output` writes a render
+//! directory atomically.
+//!
+//! Owns inventories and the documents made from them; serving them is cairn_serve's. It does not
+//! link libostree: the kickstart only names the commit `ostreesetup` installs.
 
 mod check;
 pub mod error;

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use cairn_common::named::Named;
 use serde::Serialize;
 use tera::Tera;
 
@@ -155,7 +156,7 @@ struct Ctx<'a> {
 #[derive(Serialize)]
 struct NetCtx {
     device: String,
-    bootproto: String,
+    bootproto: &'static str,
     ip: Option<String>,
     netmask: Option<String>,
     prefix: Option<u8>,
@@ -207,7 +208,7 @@ fn context<'a>(inv: &'a Inventory, h: &'a Host, token: Option<&'a str>) -> Ctx<'
     let (bond_slaves, bond_opts) = match &n.bond {
         Some(b) => (
             b.slaves.join(","),
-            std::iter::once(format!("mode={}", b.mode))
+            std::iter::once(format!("mode={}", b.mode.name()))
                 .chain(b.options.clone())
                 .collect::<Vec<_>>()
                 .join(","),
@@ -238,7 +239,7 @@ fn context<'a>(inv: &'a Inventory, h: &'a Host, token: Option<&'a str>) -> Ctx<'
                 .bond
                 .as_ref()
                 .map_or_else(|| mac.to_string(), |b| b.name.clone()),
-            bootproto: n.bootproto.clone(),
+            bootproto: n.bootproto.name(),
             ip: n.ip.map(|i| i.to_string()),
             netmask: n.netmask.map(|i| i.to_string()),
             prefix: n.prefix,
@@ -256,7 +257,7 @@ fn context<'a>(inv: &'a Inventory, h: &'a Host, token: Option<&'a str>) -> Ctx<'
         },
         disk: DiskCtx {
             device: &h.disk.device,
-            fstype: &h.disk.fstype,
+            fstype: h.disk.fstype.name(),
             vg: &h.disk.vg,
             boot_size: h.disk.boot_size,
             root_size: h.disk.root_size,

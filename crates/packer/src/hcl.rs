@@ -224,14 +224,7 @@ fn write_expr(out: &mut String, e: &Expr) {
         Expr::Ref(segs) => out.push_str(&segs.join(".")),
         Expr::Call(name, args) => {
             out.push_str(name);
-            out.push('(');
-            for (i, a) in args.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_expr(out, a);
-            }
-            out.push(')');
+            write_list(out, ('(', ')'), args);
         }
         Expr::Bin(l, op, r) => {
             write_operand(out, l);
@@ -240,18 +233,21 @@ fn write_expr(out: &mut String, e: &Expr) {
             out.push(' ');
             write_operand(out, r);
         }
-        Expr::List(items) => {
-            out.push('[');
-            for (i, a) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_expr(out, a);
-            }
-            out.push(']');
-        }
+        Expr::List(items) => write_list(out, ('[', ']'), items),
         Expr::Type(t) => out.push_str(t.as_str()),
     }
+}
+
+/// `items` comma-separated between `open` and `close`: call arguments and list elements.
+fn write_list(out: &mut String, (open, close): (char, char), items: &[Expr]) {
+    out.push(open);
+    for (i, a) in items.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        write_expr(out, a);
+    }
+    out.push(close);
 }
 
 /// Nested binary operations are parenthesised so precedence never depends on the reader.

@@ -6,6 +6,9 @@
 //! Packer loads by itself. Values are typed and checked here first, so a wrong value fails with a
 //! clear message before Packer runs; the same rules are in the template's `validation` blocks for
 //! values given to `packer build -var` later.
+//!
+//! Owns profiles, the HCL2 writer and the rendered directory; it runs neither Packer nor QEMU
+//! (only `qemu-img info` for a base image's size) and does not link libostree.
 
 pub mod hcl;
 pub mod profile;
@@ -362,20 +365,15 @@ mod tests {
     #[test]
     fn overrides_are_typed() {
         let p = profile::load("qemu-disk").unwrap();
-        let e = render(
-            &p,
-            Path::new("/nonexistent/never"),
-            &[("disk_size".into(), "big".into())],
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("expected a whole number"), "{e}");
-        let e = render(
-            &p,
-            Path::new("/nonexistent/never"),
-            &[("iso_url".into(), "x".into())],
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("declares no such variable"), "{e}");
+        let refused = |k: &str, v: &str| {
+            render(&p, Path::new("/nonexistent/never"), &[(k.into(), v.into())])
+                .unwrap_err()
+                .to_string()
+        };
+        let e = refused("disk_size", "big");
+        assert!(e.contains("expected a whole number"), "{e}");
+        let e = refused("iso_url", "x");
+        assert!(e.contains("declares no such variable"), "{e}");
     }
 
     #[test]

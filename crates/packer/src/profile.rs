@@ -6,6 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
+use cairn_common::named::Named;
+use cairn_common::suggest::hint;
 use cairn_yaml::{self as yaml, Loc, Node, Value};
 
 use super::PackerError;
@@ -22,13 +24,14 @@ pub enum Kind {
     Openstack,
 }
 
-impl Kind {
-    fn parse(s: &str) -> Option<Kind> {
-        match s {
-            "qemu-iso" => Some(Kind::QemuIso),
-            "qemu-disk" => Some(Kind::QemuDisk),
-            "openstack" => Some(Kind::Openstack),
-            _ => None,
+impl Named for Kind {
+    const ALL: &'static [Kind] = &[Kind::QemuIso, Kind::QemuDisk, Kind::Openstack];
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::QemuIso => "qemu-iso",
+            Kind::QemuDisk => "qemu-disk",
+            Kind::Openstack => "openstack",
         }
     }
 }
@@ -43,6 +46,37 @@ pub enum Post {
     Checksum,
     /// Packer's manifest post-processor (`packer-manifest.json` in the output directory).
     Manifest,
+}
+
+impl Named for Post {
+    const ALL: &'static [Post] = &[Post::Vhd, Post::Checksum, Post::Manifest];
+
+    fn name(self) -> &'static str {
+        match self {
+            Post::Vhd => "vhd",
+            Post::Checksum => "checksum",
+            Post::Manifest => "manifest",
+        }
+    }
+}
+
+/// QEMU's accelerator: KVM where `/dev/kvm` exists, TCG (software emulation) elsewhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Accelerator {
+    Kvm,
+    Tcg,
+}
+
+impl Named for Accelerator {
+    const ALL: &'static [Accelerator] = &[Accelerator::Kvm, Accelerator::Tcg];
+
+    fn name(self) -> &'static str {
+        match self {
+            Accelerator::Kvm => "kvm",
+            Accelerator::Tcg => "tcg",
+        }
+    }
 }
 
 /// What the generated kickstart installs (template 1).
@@ -83,7 +117,7 @@ pub struct Profile {
     pub disk_size_mib: u64,
     pub memory_mib: u64,
     pub cpus: u64,
-    pub accelerator: String,
+    pub accelerator: Accelerator,
     pub output_directory: String,
     pub boot_wait: String,
     pub boot_command: Vec<String>,
@@ -253,6 +287,15 @@ fn required(node: &Node, key: &str) -> Result<String, PackerError> {
     Ok(v)
 }
 
+/// A value of a closed set at `n`, or an error naming the set and the nearest name.
+fn named<T: Named>(n: &Node, what: &str) -> Result<T, PackerError> {
+    let s = n.as_str();
+    s.and_then(T::from_name).ok_or_else(|| {
+        let hint = s.map_or_else(String::new, |s| hint(s, T::ALL.iter().map(|v| v.name())));
+        bad(&n.loc, format!("{what} must be {}{hint}", T::names()))
+    })
+}
+
 /// Parses profile text read from `path`.
 pub fn parse(src: &str, path: &Path, name: &str, origin: &str) -> Result<Profile, PackerError> {
     let root = yaml::parse(src, path)?;
@@ -260,96 +303,32 @@ pub fn parse(src: &str, path: &Path, name: &str, origin: &str) -> Result<Profile
     let kind_node = root.get("kind").ok_or_else(|| {
         bad(
             &root.loc,
-            "missing required key `kind` (qemu-iso, qemu-disk or openstack)",
+            format!("missing required key `kind` ({})", Kind::names()),
         )
     })?;
-    let kind = kind_node.as_str().and_then(Kind::parse).ok_or_else(|| {
-        bad(
-            &kind_node.loc,
-            "`kind` must be one of qemu-iso, qemu-disk, openstack",
-        )
-    })?;
-
-    let kickstart = match root.get("kickstart") {
-        None => None,
-        Some(ks) => {
-            check_keys(
-                ks,
-                &["osname", "url", "upgrade-url", "ref", "remote", "kargs"],
-            )?;
-            Some(KickstartSpec {
-                osname: required(ks, "osname")?,
-                url: required(ks, "url")?,
-                ostree_ref: required(ks, "ref")?,
-                remote: str_of(ks, "remote", "cairn")?,
-                upgrade_url: ks
-                    .get("upgrade-url")
-                    .map(|_| str_of(ks, "upgrade-url", ""))
-                    .transpose()?,
-                kargs: strs_of(ks, "kargs")?,
-            })
-        }
-    };
+    let kind: Kind = named(kind_node, "`kind`")?;
+    let kickstart = root.get("kickstart").map(kickstart_spec).transpose()?;
     if kind == Kind::QemuIso && kickstart.is_none() {
         return Err(bad(
             &root.loc,
             "a qemu-iso profile needs a `kickstart:` section (osname, url, ref)",
         ));
     }
-    let openstack = match root.get("openstack") {
-        None => None,
-        Some(os) => {
-            check_keys(
-                os,
-                &["source-image-name", "flavor", "image-name", "networks"],
-            )?;
-            Some(OpenstackSpec {
-                source_image_name: required(os, "source-image-name")?,
-                flavor: required(os, "flavor")?,
-                image_name: required(os, "image-name")?,
-                networks: strs_of(os, "networks")?,
-            })
-        }
-    };
+    let openstack = root.get("openstack").map(openstack_spec).transpose()?;
     if kind == Kind::Openstack && openstack.is_none() {
         return Err(bad(
             &root.loc,
             "an openstack profile needs an `openstack:` section (source-image-name, flavor, image-name)",
         ));
     }
-
-    let mut post_processors = Vec::new();
-    if let Some(pp) = root.get("post-processors") {
-        let seq = pp
-            .as_seq()
-            .ok_or_else(|| bad(&pp.loc, "`post-processors` must be a list"))?;
-        for item in seq {
-            let p = match item.as_str() {
-                Some("vhd") => Post::Vhd,
-                Some("checksum") => Post::Checksum,
-                Some("manifest") => Post::Manifest,
-                _ => {
-                    return Err(bad(
-                        &item.loc,
-                        "post-processors are vhd, checksum or manifest",
-                    ))
-                }
-            };
-            if kind == Kind::Openstack && p == Post::Vhd {
-                return Err(bad(
-                    &item.loc,
-                    "the vhd post-processor needs a local qcow2 artifact; an openstack build leaves its image in Glance",
-                ));
-            }
-            post_processors.push(p);
-        }
-    }
-
-    let accelerator = str_of(&root, "accelerator", "kvm")?;
-    if !["kvm", "tcg"].contains(&accelerator.as_str()) {
-        let loc = &root.get("accelerator").expect("present").loc;
-        return Err(bad(loc, "`accelerator` must be kvm or tcg"));
-    }
+    let post_processors = match root.get("post-processors") {
+        Some(pp) => post_processors(pp, kind)?,
+        None => Vec::new(),
+    };
+    let accelerator = match root.get("accelerator") {
+        Some(n) => named(n, "`accelerator`")?,
+        None => Accelerator::Kvm,
+    };
     let vm_name = str_of(&root, "vm-name", &format!("cairn-{name}"))?;
     Ok(Profile {
         name: name.to_owned(),
@@ -377,6 +356,55 @@ pub fn parse(src: &str, path: &Path, name: &str, origin: &str) -> Result<Profile
     })
 }
 
+fn kickstart_spec(ks: &Node) -> Result<KickstartSpec, PackerError> {
+    check_keys(
+        ks,
+        &["osname", "url", "upgrade-url", "ref", "remote", "kargs"],
+    )?;
+    Ok(KickstartSpec {
+        osname: required(ks, "osname")?,
+        url: required(ks, "url")?,
+        ostree_ref: required(ks, "ref")?,
+        remote: str_of(ks, "remote", "cairn")?,
+        upgrade_url: ks
+            .get("upgrade-url")
+            .map(|_| str_of(ks, "upgrade-url", ""))
+            .transpose()?,
+        kargs: strs_of(ks, "kargs")?,
+    })
+}
+
+fn openstack_spec(os: &Node) -> Result<OpenstackSpec, PackerError> {
+    check_keys(
+        os,
+        &["source-image-name", "flavor", "image-name", "networks"],
+    )?;
+    Ok(OpenstackSpec {
+        source_image_name: required(os, "source-image-name")?,
+        flavor: required(os, "flavor")?,
+        image_name: required(os, "image-name")?,
+        networks: strs_of(os, "networks")?,
+    })
+}
+
+fn post_processors(pp: &Node, kind: Kind) -> Result<Vec<Post>, PackerError> {
+    let seq = pp
+        .as_seq()
+        .ok_or_else(|| bad(&pp.loc, "`post-processors` must be a list"))?;
+    let mut out = Vec::new();
+    for item in seq {
+        let p: Post = named(item, "post-processors")?;
+        if kind == Kind::Openstack && p == Post::Vhd {
+            return Err(bad(
+                &item.loc,
+                "the vhd post-processor needs a local qcow2 artifact; an openstack build leaves its image in Glance",
+            ));
+        }
+        out.push(p);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,6 +427,35 @@ mod tests {
             "{msg}"
         );
         assert!(msg.contains("disk-size-mib"), "{msg}");
+    }
+
+    #[test]
+    fn closed_sets_name_their_values_and_the_nearest() {
+        let e = parse("kind: qemu-dsk\n", Path::new("p.yaml"), "p", "p").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "p.yaml:1:7: `kind` must be qemu-iso, qemu-disk or openstack (did you mean `qemu-disk`?)"
+        );
+        let src = "kind: qemu-disk\naccelerator: xen\n";
+        let e = parse(src, Path::new("p.yaml"), "p", "p").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "p.yaml:2:14: `accelerator` must be kvm or tcg"
+        );
+        let src = "kind: qemu-disk\npost-processors: [checksum, manifset]\n";
+        let e = parse(src, Path::new("p.yaml"), "p", "p").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "p.yaml:2:29: post-processors must be vhd, checksum or manifest (did you mean `manifest`?)"
+        );
+        let p = parse(
+            "kind: qemu-disk\naccelerator: tcg\n",
+            Path::new("p.yaml"),
+            "p",
+            "p",
+        )
+        .unwrap();
+        assert_eq!(p.accelerator, Accelerator::Tcg);
     }
 
     #[test]

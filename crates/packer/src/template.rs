@@ -1,7 +1,8 @@
 //! Profile -> HCL2 template (as [`hcl::Body`] data) plus the files it refers to.
 
 use super::hcl::{BinOp, Block, Body, Expr, Part, TypeExpr};
-use super::profile::{Kind, Post, Profile};
+use super::profile::{Accelerator, Kind, Post, Profile};
+use cairn_common::named::Named;
 
 /// A Packer input variable: its type, default, help and validation rules.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,6 +23,29 @@ fn var(name: &'static str, ty: TypeExpr, default: Expr, description: &str) -> Va
         default,
         validations: Vec::new(),
     }
+}
+
+impl Var {
+    fn check(mut self, rule: (Expr, String)) -> Var {
+        self.validations.push(rule);
+        self
+    }
+}
+
+/// A string variable that must not be empty.
+fn required_str(name: &'static str, value: &str, description: &str) -> Var {
+    var(name, TypeExpr::String, Expr::str(value), description).check(non_empty(name))
+}
+
+/// A checksum variable: `none`, `file:URL` or `ALGO:HEX`.
+fn checksum(name: &'static str, value: &str, description: &str) -> Var {
+    var(name, TypeExpr::String, Expr::str(value), description).check(checksum_rule(name))
+}
+
+/// A whole-number variable of at least `min`.
+fn number(name: &'static str, value: u64, min: i64, description: &str) -> Var {
+    var(name, TypeExpr::Number, Expr::Int(value as i64), description)
+        .check(positive_integer(name, min))
 }
 
 fn non_empty(name: &str) -> (Expr, String) {
@@ -74,142 +98,119 @@ fn checksum_rule(name: &str) -> (Expr, String) {
 
 /// The variables a profile's template declares, with the profile's values as defaults.
 pub fn variables(p: &Profile) -> Vec<Var> {
-    let mut vars = Vec::new();
     match p.kind {
-        Kind::QemuIso => {
-            let mut v = var(
+        Kind::QemuIso => [
+            required_str(
                 "iso_url",
-                TypeExpr::String,
-                Expr::str(&p.iso_url),
+                &p.iso_url,
                 "Installer ISO (URL or local path) that runs the kickstart in http/ks.cfg.",
-            );
-            v.validations.push(non_empty("iso_url"));
-            vars.push(v);
-            let mut v = var(
+            ),
+            checksum(
                 "iso_checksum",
-                TypeExpr::String,
-                Expr::str(&p.iso_checksum),
+                &p.iso_checksum,
                 "Checksum of the ISO: sha256:HEX, file:URL-of-SUMS-file, or none.",
-            );
-            v.validations.push(checksum_rule("iso_checksum"));
-            vars.push(v);
-        }
-        Kind::QemuDisk => {
-            let mut v = var(
+            ),
+        ]
+        .into_iter()
+        .chain(qemu_variables(p))
+        .collect(),
+        Kind::QemuDisk => [
+            required_str(
                 "base_image",
-                TypeExpr::String,
-                Expr::str(&p.base_image),
+                &p.base_image,
                 "The cairn-built disk image (qcow2 or raw) the build starts from.",
-            );
-            v.validations.push(non_empty("base_image"));
-            vars.push(v);
-            let mut v = var(
+            ),
+            checksum(
                 "base_image_checksum",
-                TypeExpr::String,
-                Expr::str(&p.base_image_checksum),
+                &p.base_image_checksum,
                 "Checksum of the base image: sha256:HEX or none.",
-            );
-            v.validations.push(checksum_rule("base_image_checksum"));
-            vars.push(v);
-        }
-        Kind::Openstack => {
-            let os = p.openstack.as_ref().expect("openstack profile has a spec");
-            for (name, default, desc) in [
-                (
-                    "source_image_name",
-                    &os.source_image_name,
-                    "Glance image to boot (e.g. a cairn qcow2 uploaded with `openstack image create`).",
-                ),
-                ("flavor", &os.flavor, "Nova flavor of the build server."),
-                ("image_name", &os.image_name, "Name of the resulting Glance image."),
-            ] {
-                let mut v = var(name, TypeExpr::String, Expr::str(default), desc);
-                v.validations.push(non_empty(name));
-                vars.push(v);
-            }
-            vars.push(var(
-                "networks",
-                TypeExpr::ListOfString,
-                Expr::list_of_str(os.networks.iter().cloned()),
-                "Neutron network UUIDs to attach (empty: the project's default).",
-            ));
-            return vars;
-        }
+            ),
+        ]
+        .into_iter()
+        .chain(qemu_variables(p))
+        .collect(),
+        Kind::Openstack => openstack_variables(p),
     }
-    let min_disk = if p.kind == Kind::QemuIso { 2048 } else { 1 };
-    let mut v = var(
-        "disk_size",
-        TypeExpr::Number,
-        Expr::Int(p.disk_size_mib as i64),
-        if p.kind == Kind::QemuDisk {
-            "Virtual disk size in MiB; must equal the base image's virtual size, or Packer resizes the copy."
-        } else {
-            "Virtual disk size in MiB."
-        },
-    );
-    v.validations.push(positive_integer("disk_size", min_disk));
-    vars.push(v);
-    let mut v = var(
-        "output_directory",
-        TypeExpr::String,
-        Expr::str(&p.output_directory),
-        "Directory for the artifacts; Packer refuses to start when it already exists.",
-    );
-    v.validations.push(non_empty("output_directory"));
-    vars.push(v);
-    let mut v = var(
-        "vm_name",
-        TypeExpr::String,
-        Expr::str(&p.vm_name),
-        "Artifact base name: VM_NAME.qcow2 (and VM_NAME.vhd).",
-    );
-    v.validations.push(non_empty("vm_name"));
-    vars.push(v);
-    let mut v = var(
-        "accelerator",
-        TypeExpr::String,
-        Expr::str(&p.accelerator),
-        "QEMU accelerator: kvm where /dev/kvm exists, tcg (software emulation, slow) elsewhere.",
-    );
-    v.validations.push((
-        Expr::call(
-            "contains",
-            vec![Expr::list_of_str(["kvm", "tcg"]), Expr::var("accelerator")],
+}
+
+fn openstack_variables(p: &Profile) -> Vec<Var> {
+    let os = p.openstack.as_ref().expect("openstack profile has a spec");
+    vec![
+        required_str(
+            "source_image_name",
+            &os.source_image_name,
+            "Glance image to boot (e.g. a cairn qcow2 uploaded with `openstack image create`).",
         ),
-        "The accelerator variable must be kvm or tcg.".to_owned(),
-    ));
-    vars.push(v);
-    let mut v = var(
-        "memory",
-        TypeExpr::Number,
-        Expr::Int(p.memory_mib as i64),
-        "Guest memory in MiB.",
-    );
-    v.validations.push(positive_integer("memory", 256));
-    vars.push(v);
-    let mut v = var(
-        "cpus",
-        TypeExpr::Number,
-        Expr::Int(p.cpus as i64),
-        "Guest vCPUs.",
-    );
-    v.validations.push(positive_integer("cpus", 1));
-    vars.push(v);
-    vars.push(var(
-        "shutdown_timeout",
-        TypeExpr::String,
-        Expr::str(&p.shutdown_timeout),
-        "How long Packer waits for the guest to power itself off (communicator = \"none\").",
-    ));
-    if p.efi {
-        let mut v = var(
-            "ovmf_firmware",
+        required_str("flavor", &os.flavor, "Nova flavor of the build server."),
+        required_str(
+            "image_name",
+            &os.image_name,
+            "Name of the resulting Glance image.",
+        ),
+        var(
+            "networks",
+            TypeExpr::ListOfString,
+            Expr::list_of_str(os.networks.iter().cloned()),
+            "Neutron network UUIDs to attach (empty: the project's default).",
+        ),
+    ]
+}
+
+/// The variables both qemu templates declare after their image inputs.
+fn qemu_variables(p: &Profile) -> Vec<Var> {
+    let accelerators = || Accelerator::ALL.iter().map(|a| a.name());
+    let mut vars = vec![
+        number(
+            "disk_size",
+            p.disk_size_mib,
+            if p.kind == Kind::QemuIso { 2048 } else { 1 },
+            if p.kind == Kind::QemuDisk {
+                "Virtual disk size in MiB; must equal the base image's virtual size, or Packer resizes the copy."
+            } else {
+                "Virtual disk size in MiB."
+            },
+        ),
+        required_str(
+            "output_directory",
+            &p.output_directory,
+            "Directory for the artifacts; Packer refuses to start when it already exists.",
+        ),
+        required_str(
+            "vm_name",
+            &p.vm_name,
+            "Artifact base name: VM_NAME.qcow2 (and VM_NAME.vhd).",
+        ),
+        var(
+            "accelerator",
             TypeExpr::String,
-            Expr::str(&p.ovmf_firmware),
+            Expr::str(p.accelerator.name()),
+            "QEMU accelerator: kvm where /dev/kvm exists, tcg (software emulation, slow) elsewhere.",
+        )
+        .check((
+            Expr::call(
+                "contains",
+                vec![
+                    Expr::list_of_str(accelerators()),
+                    Expr::var("accelerator"),
+                ],
+            ),
+            format!("The accelerator variable must be {}.", Accelerator::names()),
+        )),
+        number("memory", p.memory_mib, 256, "Guest memory in MiB."),
+        number("cpus", p.cpus, 1, "Guest vCPUs."),
+        var(
+            "shutdown_timeout",
+            TypeExpr::String,
+            Expr::str(&p.shutdown_timeout),
+            "How long Packer waits for the guest to power itself off (communicator = \"none\").",
+        ),
+    ];
+    if p.efi {
+        vars.push(required_str(
+            "ovmf_firmware",
+            &p.ovmf_firmware,
             "UEFI firmware image for QEMU's -bios (Debian: /usr/share/ovmf/OVMF.fd from package ovmf).",
-        );
-        v.validations.push(non_empty("ovmf_firmware"));
-        vars.push(v);
+        ));
     }
     vars
 }

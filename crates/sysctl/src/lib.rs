@@ -9,12 +9,17 @@
 //! are then read in lexical order of their names, whatever their directory, and for each key the
 //! last assignment wins. cairn writes `60-cairn-<preset>.conf`: after distribution defaults
 //! (`50-*.conf`), before the conventional local override `99-sysctl.conf` (`/etc/sysctl.conf`).
+//!
+//! Owns the presets, their validation and the one check of a preset name ([`unknown_preset`]);
+//! writing the files into a tree or a deployment is the caller's. It does not link libostree.
 
 mod builtin;
 pub mod known;
 mod validate;
 
 use std::path::{Path, PathBuf};
+
+use cairn_common::suggest::did_you_mean;
 
 pub use validate::Validator;
 
@@ -37,6 +42,31 @@ pub fn builtin() -> &'static [Preset] {
 /// A built-in preset by name.
 pub fn find(name: &str) -> Option<&'static Preset> {
     builtin::BUILTIN.iter().find(|p| p.name == name)
+}
+
+/// A built-in preset by name, or the [`unknown_preset`] error naming the built-ins.
+pub fn find_builtin(name: &str) -> Result<&'static Preset, SysctlError> {
+    find(name).ok_or_else(|| unknown_preset(name, builtin::BUILTIN.iter().map(|p| p.name)))
+}
+
+/// The error for a preset name that is not among `known`. Every place that takes preset names
+/// (treefile, inventory, deploy, `cairn sysctl`) refuses an unknown one through here, so the
+/// suggestion and the wording are the same everywhere; callers add only their position.
+pub fn unknown_preset<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> SysctlError {
+    let mut known: Vec<&str> = known.into_iter().collect();
+    known.sort_unstable();
+    // A typo, or the start of a preset's name (`kubernetes` for `kubernetes-node`), which is too
+    // many edits away for a typo yet plainly meant.
+    let suggestion = known
+        .iter()
+        .find(|k| !name.is_empty() && k.starts_with(name))
+        .copied()
+        .or_else(|| cairn_common::suggest::closest(name, known.iter().copied()));
+    SysctlError::UnknownPreset {
+        name: name.to_string(),
+        suggestion: suggestion.map(str::to_string),
+        known: known.join(", "),
+    }
 }
 
 /// Where a preset came from; errors name it.
@@ -123,8 +153,16 @@ impl OwnedPreset {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SysctlError {
-    #[error("unknown sysctl preset `{name}`{hint}; `cairn sysctl list` shows the available ones")]
-    UnknownPreset { name: String, hint: String },
+    #[error(
+        "unknown sysctl preset `{name}`{}; known presets: {known}",
+        did_you_mean(suggestion.as_deref())
+    )]
+    UnknownPreset {
+        name: String,
+        suggestion: Option<String>,
+        /// The names that would have been accepted, comma-separated.
+        known: String,
+    },
     #[error("{at}: malformed line `{line}`: {why}")]
     Syntax {
         at: String,
@@ -137,12 +175,15 @@ pub enum SysctlError {
         key: String,
         why: String,
     },
-    #[error("{at}: unknown key `{key}` (not in cairn's list of known keys{proc}){hint}")]
+    #[error(
+        "{at}: unknown key `{key}`{}; it is not in cairn's list of known keys{proc}",
+        did_you_mean(suggestion.as_deref())
+    )]
     UnknownKey {
         at: String,
         key: String,
         proc: String,
-        hint: String,
+        suggestion: Option<String>,
     },
     #[error("{at}: `{key}` takes {expected}, got `{value}`")]
     BadValue {
@@ -237,13 +278,10 @@ pub fn resolve(
     let all = available(preset_dir)?;
     let mut chosen = Vec::new();
     for name in names {
-        let p = all.iter().find(|p| &p.name == name).ok_or_else(|| {
-            let names: Vec<&str> = all.iter().map(|p| p.name.as_str()).collect();
-            SysctlError::UnknownPreset {
-                name: name.clone(),
-                hint: validate::did_you_mean(name, names.into_iter()),
-            }
-        })?;
+        let p = all
+            .iter()
+            .find(|p| &p.name == name)
+            .ok_or_else(|| unknown_preset(name, all.iter().map(|p| p.name.as_str())))?;
         if !chosen.iter().any(|c: &OwnedPreset| c.name == p.name) {
             chosen.push(p.clone());
         }

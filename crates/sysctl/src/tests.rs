@@ -1,3 +1,5 @@
+//! Unit tests of the preset table, sysctl.d parsing, validation, resolution and rendering.
+
 use super::*;
 
 fn user(name: &str, text: &str) -> OwnedPreset {
@@ -181,6 +183,25 @@ fn resolve_unknown_preset_suggests() {
         e.to_string().contains("did you mean `kubernetes-node`"),
         "{e}"
     );
+}
+
+#[test]
+fn unknown_preset_is_worded_once() {
+    // A prefix of a preset's name is suggested although it is many edits away.
+    let e = find_builtin("kubernetes").unwrap_err().to_string();
+    assert!(
+        e.starts_with(
+            "unknown sysctl preset `kubernetes` (did you mean `kubernetes-node`?); known presets: "
+        ),
+        "{e}"
+    );
+    assert!(e.contains("elasticsearch"), "{e}");
+    // resolve (deploy, `cairn sysctl`) says exactly what the built-in lookup says.
+    let r = resolve(&["kubernetes".into()], None, &Validator::shipped_only()).unwrap_err();
+    assert_eq!(r.to_string(), e);
+    let far = find_builtin("zzzzzz").unwrap_err().to_string();
+    assert!(!far.contains("did you mean"), "{far}");
+    assert!(find_builtin("elasticsearch").is_ok());
 }
 
 #[test]

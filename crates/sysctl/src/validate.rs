@@ -194,7 +194,8 @@ impl Validator {
                         Some(p) => format!(" and absent from {}", p.display()),
                         None => String::new(),
                     },
-                    hint: did_you_mean(&comps.join("."), known::all()),
+                    suggestion: cairn_common::suggest::closest(&comps.join("."), known::all())
+                        .map(str::to_string),
                 })
             }
         };
@@ -232,13 +233,5 @@ fn kind_of(current: &str) -> Kind {
         1 if is_int(words[0]) => Kind::Int,
         _ if words.iter().all(|w| is_int(w)) => Kind::Ints,
         _ => Kind::Text,
-    }
-}
-
-/// "; did you mean `x`?" for the closest candidate within a small edit distance, else "".
-pub(super) fn did_you_mean<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> String {
-    match cairn_common::suggest::closest(word, candidates) {
-        Some(c) => format!("; did you mean `{c}`?"),
-        None => String::new(),
     }
 }

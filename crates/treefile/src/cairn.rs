@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::error::{Diagnostic, TreefileError};
 use super::schema::{Field, Layer};
+use super::validate::invalid;
 use cairn_yaml::{Loc, Node, Value};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -162,7 +163,6 @@ pub(crate) fn from_layer(
     errors: &mut Vec<TreefileError>,
     warnings: &mut Vec<Diagnostic>,
 ) -> CairnSection {
-    let has_kernel = packages.iter().any(|p| is_kernel_package(p));
     let empty = Layer::new();
     let l = layer.unwrap_or(&empty);
     let backend_node = scalar(l, "backend");
@@ -170,146 +170,22 @@ pub(crate) fn from_layer(
         .and_then(|n| n.as_str())
         .and_then(Backend::parse)
         .unwrap_or_default();
-    let bootable = match scalar(l, "bootable").map(|n| &n.value) {
-        Some(Value::Bool(b)) => {
-            if *b && !has_kernel {
-                if let Some(n) = scalar(l, "bootable") {
-                    warnings.push(Diagnostic::warning(
-                        n.loc.clone(),
-                        "`cairn.bootable` is true but `packages` names no kernel (kernel, linux-image-*); compose will fail unless a dependency brings one",
-                        &[],
-                    ));
-                }
-            }
-            *b
-        }
-        _ => has_kernel,
-    };
-
-    let mut sysctl_presets = Vec::new();
-    if let Some(Field::Set(set)) = l.get("sysctl-presets") {
-        for (name, loc) in set {
-            if cairn_sysctl::find(name).is_some() {
-                sysctl_presets.push(name.clone());
-            } else {
-                let names: Vec<&str> = cairn_sysctl::builtin().iter().map(|p| p.name).collect();
-                // A typo, or a prefix of a preset's name (`kubernetes` for `kubernetes-node`).
-                let near = names
-                    .iter()
-                    .map(|n| {
-                        let d = if n.starts_with(name.as_str()) {
-                            0
-                        } else {
-                            cairn_common::suggest::edit_distance(name, n)
-                        };
-                        (d, *n)
-                    })
-                    .filter(|(d, _)| *d <= 3)
-                    .min_by_key(|(d, _)| *d)
-                    .map(|(_, n)| format!(" (did you mean `{n}`?)"))
-                    .unwrap_or_default();
-                errors.push(TreefileError::Invalid {
-                    loc: loc.clone(),
-                    msg: format!(
-                        "unknown sysctl preset `{name}`{near}; built-in presets: {}",
-                        names.join(", ")
-                    ),
-                });
-            }
-        }
-    }
-
-    let mut sysctl = Vec::new();
-    if let Some(Field::Map(m)) = l.get("sysctl") {
-        for (k, (kloc, v)) in m {
-            if !sysctl_key_ok(k) {
-                errors.push(TreefileError::Invalid {
-                    loc: kloc.clone(),
-                    msg: format!("`{k}` is not a sysctl name (e.g. vm.swappiness)"),
-                });
-                continue;
-            }
-            let val = match &v.value {
-                Value::String(s) => s.clone(),
-                other => Node {
-                    value: other.clone(),
-                    loc: v.loc.clone(),
-                }
-                .to_json()
-                .to_string(),
-            };
-            sysctl.push((k.clone(), val));
-        }
-    }
-
-    let mmdebstrap = match section(l, "mmdebstrap") {
-        Some(m) => {
-            let mut d = Mmdebstrap::default();
-            if let Some(s) = scalar(m, "suite").and_then(|n| n.as_str()) {
-                d.suite = s.to_string();
-            }
-            if let Some(s) = scalar(m, "mirror").and_then(|n| n.as_str()) {
-                d.mirror = s.to_string();
-            }
-            if let Some(s) = scalar(m, "variant").and_then(|n| n.as_str()) {
-                d.variant = s.to_string();
-            }
-            if let Some(c) = scalar(m, "components").and_then(|n| n.as_seq()) {
-                d.components = c
-                    .iter()
-                    .filter_map(|n| n.as_str().map(String::from))
-                    .collect();
-            }
-            if !matches!(backend, Backend::Mmdebstrap | Backend::Auto) {
-                if let Some(loc) = section_loc {
-                    warnings.push(Diagnostic::warning(
-                        loc.clone(),
-                        format!(
-                            "`cairn.mmdebstrap` is ignored with backend {}",
-                            backend.as_str()
-                        ),
-                        &[],
-                    ));
-                }
-            }
-            Some(d)
-        }
-        None if backend == Backend::Mmdebstrap => Some(Mmdebstrap::default()),
-        None => None,
-    };
-
-    let rootfs = section(l, "rootfs").and_then(|r| {
-        let n = scalar(r, "path")?;
-        Some(Rootfs {
-            path: relative_to_declaring_file(n, n.as_str().unwrap_or_default()),
-        })
-    });
+    let bootable = bootable(l, packages, warnings);
+    let sysctl_presets = sysctl_presets(l, errors);
+    let sysctl = sysctl_settings(l, errors);
+    let mmdebstrap = mmdebstrap(l, backend, section_loc, warnings);
+    let rootfs = rootfs(l, warnings);
     if backend == Backend::Rootfs && rootfs.is_none() {
         let loc = backend_node
             .map(|n| n.loc.clone())
             .or_else(|| section_loc.cloned());
         if let Some(loc) = loc {
-            errors.push(TreefileError::Invalid {
-                loc,
-                msg: "backend rootfs needs `cairn.rootfs.path` (a directory or a tarball)".into(),
-            });
+            errors.push(invalid(
+                &loc,
+                "backend rootfs needs `cairn.rootfs.path` (a directory or a tarball)",
+            ));
         }
     }
-    if let (Some(r), Some(sec)) = (&rootfs, section(l, "rootfs")) {
-        if !r.path.exists() {
-            if let Some(n) = scalar(sec, "path") {
-                warnings.push(Diagnostic::warning(
-                    n.loc.clone(),
-                    format!(
-                        "`cairn.rootfs.path` {} does not exist (yet)",
-                        r.path.display()
-                    ),
-                    &[],
-                ));
-            }
-        }
-    }
-
     CairnSection {
         backend,
         bootable,
@@ -318,6 +194,129 @@ pub(crate) fn from_layer(
         mmdebstrap,
         rootfs,
     }
+}
+
+/// Explicit `bootable`, else whether `packages` names a kernel; warns when it is set true without one.
+fn bootable(l: &Layer, packages: &[String], warnings: &mut Vec<Diagnostic>) -> bool {
+    let has_kernel = packages.iter().any(|p| is_kernel_package(p));
+    let Some(n) = scalar(l, "bootable") else {
+        return has_kernel;
+    };
+    let Value::Bool(b) = n.value else {
+        return has_kernel;
+    };
+    if b && !has_kernel {
+        warnings.push(Diagnostic::warning(
+            n.loc.clone(),
+            "`cairn.bootable` is true but `packages` names no kernel (kernel, linux-image-*); compose will fail unless a dependency brings one",
+            &[],
+        ));
+    }
+    b
+}
+
+/// The preset names, each checked against the built-ins where it was written.
+fn sysctl_presets(l: &Layer, errors: &mut Vec<TreefileError>) -> Vec<String> {
+    let Some(Field::Set(set)) = l.get("sysctl-presets") else {
+        return Vec::new();
+    };
+    let mut presets = Vec::new();
+    for (name, loc) in set {
+        match cairn_sysctl::find_builtin(name) {
+            Ok(_) => presets.push(name.clone()),
+            Err(e) => errors.push(invalid(loc, e.to_string())),
+        }
+    }
+    presets
+}
+
+/// Inline `sysctl` settings with their values as text, in the author's order.
+fn sysctl_settings(l: &Layer, errors: &mut Vec<TreefileError>) -> Vec<(String, String)> {
+    let Some(Field::Map(m)) = l.get("sysctl") else {
+        return Vec::new();
+    };
+    let mut sysctl = Vec::new();
+    for (k, (kloc, v)) in m {
+        if !sysctl_key_ok(k) {
+            errors.push(invalid(
+                kloc,
+                format!("`{k}` is not a sysctl name (e.g. vm.swappiness)"),
+            ));
+            continue;
+        }
+        let val = match &v.value {
+            Value::String(s) => s.clone(),
+            other => Node {
+                value: other.clone(),
+                loc: v.loc.clone(),
+            }
+            .to_json()
+            .to_string(),
+        };
+        sysctl.push((k.clone(), val));
+    }
+    sysctl
+}
+
+/// The `mmdebstrap` settings over their defaults; present when the section or the backend asks.
+fn mmdebstrap(
+    l: &Layer,
+    backend: Backend,
+    section_loc: Option<&Loc>,
+    warnings: &mut Vec<Diagnostic>,
+) -> Option<Mmdebstrap> {
+    let Some(m) = section(l, "mmdebstrap") else {
+        return (backend == Backend::Mmdebstrap).then(Mmdebstrap::default);
+    };
+    let mut d = Mmdebstrap::default();
+    let text = |key: &str| scalar(m, key).and_then(|n| n.as_str()).map(String::from);
+    if let Some(s) = text("suite") {
+        d.suite = s;
+    }
+    if let Some(s) = text("mirror") {
+        d.mirror = s;
+    }
+    if let Some(s) = text("variant") {
+        d.variant = s;
+    }
+    if let Some(c) = scalar(m, "components").and_then(|n| n.as_seq()) {
+        d.components = c
+            .iter()
+            .filter_map(|n| n.as_str().map(String::from))
+            .collect();
+    }
+    if let (false, Some(loc)) = (
+        matches!(backend, Backend::Mmdebstrap | Backend::Auto),
+        section_loc,
+    ) {
+        warnings.push(Diagnostic::warning(
+            loc.clone(),
+            format!(
+                "`cairn.mmdebstrap` is ignored with backend {}",
+                backend.as_str()
+            ),
+            &[],
+        ));
+    }
+    Some(d)
+}
+
+/// `rootfs.path`, absolute; a path that does not exist yet is only a warning (it may be built
+/// before the compose runs).
+fn rootfs(l: &Layer, warnings: &mut Vec<Diagnostic>) -> Option<Rootfs> {
+    let n = section(l, "rootfs").and_then(|r| scalar(r, "path"))?;
+    let path = relative_to_declaring_file(n, n.as_str().unwrap_or_default());
+    if !path.exists() {
+        warnings.push(Diagnostic::warning(
+            n.loc.clone(),
+            format!(
+                "`cairn.rootfs.path` {} does not exist (yet)",
+                path.display()
+            ),
+            &[],
+        ));
+    }
+    Some(Rootfs { path })
 }
 
 #[cfg(test)]

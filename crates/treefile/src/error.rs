@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use cairn_common::suggest::did_you_mean;
 use cairn_yaml::{Loc, YamlError};
 
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +37,7 @@ pub enum TreefileError {
     #[error("{loc}: include depth limit of {limit} reached (is there an include chain that never ends?)")]
     Depth { loc: Loc, limit: usize },
 
-    #[error("{loc}: unknown key `{key}`{}", did_you_mean(suggestion))]
+    #[error("{loc}: unknown key `{key}`{}", did_you_mean(suggestion.as_deref()))]
     UnknownKey {
         loc: Loc,
         key: String,
@@ -93,13 +94,6 @@ pub enum TreefileError {
     /// Several independent errors, reported together so one run shows everything to fix.
     #[error("{}", join_errors(.0))]
     Many(Vec<TreefileError>),
-}
-
-fn did_you_mean(s: &Option<String>) -> String {
-    match s {
-        Some(s) => format!(" (did you mean `{s}`?)"),
-        None => String::new(),
-    }
 }
 
 fn known_vars(known: &[String]) -> String {

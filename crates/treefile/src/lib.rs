@@ -5,6 +5,9 @@
 //! in this repository for the user guide. cairn differs on purpose in three places, all stricter:
 //! an undefined `${var}` is an error, positions are kept on every value, and inline treefiles in
 //! `conditional-include` may not include further.
+//!
+//! Owns reading, merging, validating, rendering and diffing treefiles; composing them is
+//! cairn_compose's. It does not link libostree.
 
 use std::path::{Path, PathBuf};
 

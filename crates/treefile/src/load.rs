@@ -7,7 +7,7 @@
 //! hold (an inline treefile is merged at once); then every included file is loaded and merged
 //! into this one, in order (see schema.rs for the merge rules).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -16,6 +16,8 @@ use indexmap::IndexMap;
 use super::cond::{self, EvalError, VarValue};
 use super::error::{Diagnostic, TreefileError};
 use super::schema::{self, Field, KeySpec, Layer, Lookup, KEYS};
+use super::validate::{invalid, type_err, UnknownKeyHandler};
+use cairn_common::suggest::did_you_mean;
 use cairn_yaml::{Key, Loc, Node, Value};
 
 /// rpm-ostree's limit: a file at depth 50 may not include further.
@@ -56,6 +58,57 @@ impl Directives {
             && self.arch_include.is_none()
             && self.conditional_include.is_none()
             && self.variables.is_none()
+    }
+}
+
+/// One file's keys as they are read: the mergeable layer, the directives, and the package set
+/// that `packages`, `bootstrap-packages` and `packages-$basearch` build together.
+#[derive(Default)]
+struct FileKeys {
+    layer: Layer,
+    dirs: Directives,
+    /// Canonical key -> the spelling first used, to refuse `gpg_key` next to `gpg-key`.
+    first_spelling: HashMap<&'static str, String>,
+    packages: BTreeMap<String, Loc>,
+    have_packages: bool,
+}
+
+impl FileKeys {
+    /// Adds package entries; an entry two lists name keeps its first position.
+    fn add_packages(&mut self, set: BTreeMap<String, Loc>) {
+        for (k, l) in set {
+            self.packages.entry(k).or_insert(l);
+        }
+    }
+}
+
+/// A key a table does not know: an error in YAML, a warning in JSON, because real JSON treefiles
+/// carry keys rpm-ostree ignores (`comment`, `osname`).
+fn unknown_key(
+    table: &'static [KeySpec],
+    key: &Key,
+    json: bool,
+    trail: &[Loc],
+    warnings: &mut Vec<Diagnostic>,
+    errors: &mut Vec<TreefileError>,
+) {
+    let suggestion = schema::suggest(table, &key.name);
+    if json {
+        warnings.push(Diagnostic::warning(
+            key.loc.clone(),
+            format!(
+                "unknown key `{}` ignored{}",
+                key.name,
+                did_you_mean(suggestion.as_deref())
+            ),
+            trail,
+        ));
+    } else {
+        errors.push(TreefileError::UnknownKey {
+            loc: key.loc.clone(),
+            key: key.name.clone(),
+            suggestion,
+        });
     }
 }
 
@@ -168,10 +221,10 @@ impl Loader {
     ) -> Option<Layer> {
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
         if ext == "ks" {
-            self.error(TreefileError::Invalid {
-                loc: Loc::file(shown),
-                msg: "kickstart (.ks) treefiles are not supported; write YAML or JSON".into(),
-            });
+            self.error(invalid(
+                &Loc::file(shown),
+                "kickstart (.ks) treefiles are not supported; write YAML or JSON",
+            ));
             return None;
         }
         // rpm-ostree decides by extension: .yaml/.yml are YAML (strict), anything else JSON.
@@ -184,13 +237,13 @@ impl Loader {
             }
         };
         if root.as_map().is_none() {
-            self.error(TreefileError::Invalid {
-                loc: root.loc.clone(),
-                msg: format!(
+            self.error(invalid(
+                &root.loc,
+                format!(
                     "a treefile must be a mapping of keys, found {}",
                     root.type_name()
                 ),
-            });
+            ));
             return None;
         }
         self.stack.push((id, shown.display().to_string()));
@@ -201,134 +254,39 @@ impl Loader {
 
     /// Validates `root`'s keys into a layer, collecting directives apart.
     fn keys_to_layer(&mut self, root: &Node, json: bool) -> (Layer, Directives) {
-        let mut layer = Layer::new();
-        let mut dirs = Directives::default();
-        let mut first_spelling: HashMap<&'static str, String> = HashMap::new();
+        let mut keys = FileKeys::default();
         let mut errors = Vec::new();
         let mut warnings = Vec::new();
+        let mut arch_warnings = Vec::new();
         let trail = self.trail.clone();
         let mut unknown =
             |table: &'static [KeySpec], key: &Key, errors: &mut Vec<TreefileError>| {
-                let suggestion = schema::suggest(table, &key.name);
-                if json {
-                    let hint = suggestion
-                        .as_ref()
-                        .map(|s| format!(" (did you mean `{s}`?)"))
-                        .unwrap_or_default();
-                    warnings.push(Diagnostic::warning(
-                        key.loc.clone(),
-                        format!("unknown key `{}` ignored{hint}", key.name),
-                        &trail,
-                    ));
-                } else {
-                    errors.push(TreefileError::UnknownKey {
-                        loc: key.loc.clone(),
-                        key: key.name.clone(),
-                        suggestion,
-                    });
-                }
+                unknown_key(table, key, json, &trail, &mut warnings, errors);
             };
-        let mut packages: std::collections::BTreeMap<String, Loc> = Default::default();
-        let mut have_packages = false;
-        let mut arch_warnings = Vec::new();
         for (key, val) in root.as_map().unwrap_or_default() {
             match schema::lookup(KEYS, &key.name) {
                 Lookup::Known(spec) => {
-                    if let Some(prev) = first_spelling.insert(spec.name, key.name.clone()) {
-                        errors.push(TreefileError::Invalid {
-                            loc: key.loc.clone(),
-                            msg: format!(
-                                "`{}` and `{prev}` are two spellings of the same key; keep one",
-                                key.name
-                            ),
-                        });
-                        continue;
-                    }
-                    match spec.name {
-                        "include" => match include_list("include", val) {
-                            Ok(v) => dirs.include = v,
-                            Err(e) => errors.push(e),
-                        },
-                        "arch-include" => dirs.arch_include = Some(val.clone()),
-                        "conditional-include" => dirs.conditional_include = Some(val.clone()),
-                        "variables" => dirs.variables = Some(val.clone()),
-                        "packages" | "bootstrap-packages" => {
-                            have_packages = true;
-                            match val.as_seq() {
-                                Some(items) => {
-                                    if let Ok(s) =
-                                        schema::set_field(&key.name, items, true, &mut errors)
-                                    {
-                                        for (k, l) in s {
-                                            packages.entry(k).or_insert(l);
-                                        }
-                                    }
-                                }
-                                None => errors.push(TreefileError::Type {
-                                    loc: val.loc.clone(),
-                                    key: key.name.clone(),
-                                    expected: "a list".into(),
-                                    found: val.type_name(),
-                                }),
-                            }
-                        }
-                        _ => {
-                            if spec.name == "basearch" {
-                                if let Some(b) = val.as_str() {
-                                    if b != self.arch {
-                                        errors.push(TreefileError::Invalid {
-                                            loc: val.loc.clone(),
-                                            msg: format!(
-                                                "basearch `{b}` differs from the target architecture `{}`; cross-composes are not supported",
-                                                self.arch
-                                            ),
-                                        });
-                                    }
-                                }
-                            }
-                            if let Some(f) =
-                                schema::to_field(spec, &key.name, val, &mut errors, &mut unknown)
-                            {
-                                layer.insert(spec.name, f);
-                            }
-                        }
-                    }
+                    self.known_key(spec, key, val, &mut keys, &mut errors, &mut unknown);
                 }
                 Lookup::ArchPackages(arch) => {
-                    let Some(items) = val.as_seq() else {
-                        errors.push(TreefileError::Type {
-                            loc: val.loc.clone(),
-                            key: key.name.clone(),
-                            expected: "a list of strings".into(),
-                            found: val.type_name(),
-                        });
-                        continue;
-                    };
-                    if !super::KNOWN_ARCHES.contains(&arch.as_str()) {
-                        let hint = schema::suggest(KEYS, &key.name)
-                            .map(|s| format!(" (did you mean `{s}`?)"))
-                            .unwrap_or_default();
-                        arch_warnings.push(Diagnostic::warning(
-                            key.loc.clone(),
-                            format!(
-                                "`{}` names no known architecture, so it never applies{hint}",
-                                key.name
-                            ),
-                            &self.trail,
-                        ));
-                    }
-                    if let Ok(s) = schema::set_field(&key.name, items, true, &mut errors) {
-                        if arch == self.arch {
-                            have_packages = true;
-                            for (k, l) in s {
-                                packages.entry(k).or_insert(l);
-                            }
-                        }
-                    }
+                    arch_warnings.extend(self.arch_packages(
+                        &arch,
+                        key,
+                        val,
+                        &mut keys,
+                        &mut errors,
+                    ));
                 }
                 Lookup::Unknown => unknown(KEYS, key, &mut errors),
             }
         }
+        let FileKeys {
+            mut layer,
+            dirs,
+            packages,
+            have_packages,
+            ..
+        } = keys;
         if have_packages {
             layer.insert("packages", Field::Set(packages));
         }
@@ -339,6 +297,101 @@ impl Loader {
         self.warnings.extend(warnings);
         self.warnings.extend(arch_warnings);
         (layer, dirs)
+    }
+
+    /// One key of the schema table: a directive, a package list, or a mergeable field.
+    fn known_key(
+        &self,
+        spec: &'static KeySpec,
+        key: &Key,
+        val: &Node,
+        keys: &mut FileKeys,
+        errors: &mut Vec<TreefileError>,
+        unknown: &mut UnknownKeyHandler<'_>,
+    ) {
+        if let Some(prev) = keys.first_spelling.insert(spec.name, key.name.clone()) {
+            errors.push(invalid(
+                &key.loc,
+                format!(
+                    "`{}` and `{prev}` are two spellings of the same key; keep one",
+                    key.name
+                ),
+            ));
+            return;
+        }
+        match spec.name {
+            "include" => match include_list("include", val) {
+                Ok(v) => keys.dirs.include = v,
+                Err(e) => errors.push(e),
+            },
+            "arch-include" => keys.dirs.arch_include = Some(val.clone()),
+            "conditional-include" => keys.dirs.conditional_include = Some(val.clone()),
+            "variables" => keys.dirs.variables = Some(val.clone()),
+            "packages" | "bootstrap-packages" => {
+                keys.have_packages = true;
+                match val.as_seq() {
+                    Some(items) => {
+                        if let Ok(s) = schema::set_field(&key.name, items, true, errors) {
+                            keys.add_packages(s);
+                        }
+                    }
+                    None => errors.push(type_err(&key.name, val, "a list")),
+                }
+            }
+            _ => {
+                if spec.name == "basearch" {
+                    self.check_basearch(val, errors);
+                }
+                if let Some(f) = schema::to_field(spec, &key.name, val, errors, unknown) {
+                    keys.layer.insert(spec.name, f);
+                }
+            }
+        }
+    }
+
+    fn check_basearch(&self, val: &Node, errors: &mut Vec<TreefileError>) {
+        match val.as_str() {
+            Some(b) if b != self.arch => errors.push(invalid(&val.loc, format!(
+                    "basearch `{b}` differs from the target architecture `{}`; cross-composes are not supported",
+                    self.arch
+                ))),
+            _ => {}
+        }
+    }
+
+    /// `packages-$arch`: its packages count only for the target architecture; an architecture
+    /// nobody knows is the warning returned (it would never apply).
+    fn arch_packages(
+        &self,
+        arch: &str,
+        key: &Key,
+        val: &Node,
+        keys: &mut FileKeys,
+        errors: &mut Vec<TreefileError>,
+    ) -> Option<Diagnostic> {
+        let Some(items) = val.as_seq() else {
+            errors.push(type_err(&key.name, val, "a list of strings"));
+            return None;
+        };
+        let warning = (!super::KNOWN_ARCHES.contains(&arch)).then(|| {
+            let hint = did_you_mean(schema::suggest(KEYS, &key.name).as_deref());
+            Diagnostic::warning(
+                key.loc.clone(),
+                format!(
+                    "`{}` names no known architecture, so it never applies{hint}",
+                    key.name
+                ),
+                &self.trail,
+            )
+        });
+        // Checked for every architecture: a mistake should not wait for a compose on that one.
+        if let Ok(s) = schema::set_field(&key.name, items, true, errors) {
+            if arch == self.arch {
+                keys.have_packages = true;
+                keys.add_packages(s);
+            }
+        }
+        warning
     }
 
     fn process(&mut self, root: &Node, path: &Path, json: bool, depth: usize) -> Layer {
@@ -393,19 +446,18 @@ impl Loader {
 
     fn fold_variables(&mut self, vars: &Node) {
         let Some(entries) = vars.as_map() else {
-            self.error(TreefileError::Type {
-                loc: vars.loc.clone(),
-                key: "variables".into(),
-                expected: "a mapping of names to booleans, integers or strings".into(),
-                found: vars.type_name(),
-            });
+            self.error(type_err(
+                "variables",
+                vars,
+                "a mapping of names to booleans, integers or strings",
+            ));
             return;
         };
         for (k, v) in entries {
             if matches!(k.name.as_str(), "basearch" | "releasever") {
-                self.error(TreefileError::Invalid {
-                    loc: k.loc.clone(),
-                    msg: format!(
+                self.error(invalid(
+                    &k.loc,
+                    format!(
                         "`{}` is a reserved variable ({})",
                         k.name,
                         if k.name == "basearch" {
@@ -414,17 +466,17 @@ impl Loader {
                             "set from the `releasever` key"
                         }
                     ),
-                });
+                ));
                 continue;
             }
             if !valid_var_name(&k.name) {
-                self.error(TreefileError::Invalid {
-                    loc: k.loc.clone(),
-                    msg: format!(
+                self.error(invalid(
+                    &k.loc,
+                    format!(
                         "variable name `{}` may only contain letters, digits and `_`",
                         k.name
                     ),
-                });
+                ));
                 continue;
             }
             let value = match &v.value {
@@ -432,12 +484,11 @@ impl Loader {
                 Value::Int(i) => VarValue::Number(*i),
                 Value::String(s) => VarValue::String(s.clone()),
                 _ => {
-                    self.error(TreefileError::Type {
-                        loc: v.loc.clone(),
-                        key: format!("variables.{}", k.name),
-                        expected: "a boolean, an integer or a string".into(),
-                        found: v.type_name(),
-                    });
+                    self.error(type_err(
+                        &format!("variables.{}", k.name),
+                        v,
+                        "a boolean, an integer or a string",
+                    ));
                     continue;
                 }
             };
@@ -448,12 +499,11 @@ impl Loader {
 
     fn arch_includes(&mut self, ai: &Node) -> Vec<Node> {
         let Some(entries) = ai.as_map() else {
-            self.error(TreefileError::Type {
-                loc: ai.loc.clone(),
-                key: "arch-include".into(),
-                expected: "a mapping of architectures to includes".into(),
-                found: ai.type_name(),
-            });
+            self.error(type_err(
+                "arch-include",
+                ai,
+                "a mapping of architectures to includes",
+            ));
             return Vec::new();
         };
         let mut out = Vec::new();
@@ -477,90 +527,84 @@ impl Loader {
     }
 
     fn conditional_includes(&mut self, ci: &Node, json: bool) -> Vec<CondInclude> {
+        const EXPECTED: &str = "a list of {if, include} mappings";
         let Some(items) = ci.as_seq() else {
-            self.error(TreefileError::Type {
-                loc: ci.loc.clone(),
-                key: "conditional-include".into(),
-                expected: "a list of {if, include} mappings".into(),
-                found: ci.type_name(),
-            });
+            self.error(type_err("conditional-include", ci, EXPECTED));
             return Vec::new();
         };
         let mut out = Vec::new();
         for item in items {
-            let Some(map) = item.as_map() else {
-                self.error(TreefileError::Type {
-                    loc: item.loc.clone(),
-                    key: "conditional-include".into(),
-                    expected: "a list of {if, include} mappings".into(),
-                    found: item.type_name(),
-                });
-                continue;
-            };
-            let mut cond_node = None;
-            let mut inc_node = None;
-            for (k, v) in map {
-                match k.name.as_str() {
-                    "if" => cond_node = Some(v),
-                    "include" => inc_node = Some(v),
-                    other => self.error(TreefileError::UnknownKey {
-                        loc: k.loc.clone(),
-                        key: format!("conditional-include.{other}"),
-                        suggestion: cairn_common::suggest::closest(other, ["if", "include"])
-                            .map(str::to_string),
-                    }),
-                }
-            }
-            let (Some(cond_node), Some(inc_node)) = (cond_node, inc_node) else {
-                self.error(TreefileError::Invalid {
-                    loc: item.loc.clone(),
-                    msg: "a conditional-include entry needs both `if` and `include`".into(),
-                });
-                continue;
-            };
-            // Every condition is evaluated, even after one is false, so type errors always show.
-            let conds: Vec<&Node> = match &cond_node.value {
-                Value::Seq(v) => v.iter().collect(),
-                _ => vec![cond_node],
-            };
-            let mut all = true;
-            let mut failed = false;
-            for c in conds {
-                match self.eval_condition(c) {
-                    Some(b) => all &= b,
-                    None => failed = true,
-                }
-            }
-            if failed || !all {
+            if item.as_map().is_none() {
+                self.error(type_err("conditional-include", item, EXPECTED));
                 continue;
             }
-            if inc_node.as_map().is_some() {
-                let (inline, dirs) = self.keys_to_layer(inc_node, json);
-                if !dirs.is_empty() {
-                    self.error(TreefileError::Invalid {
-                        loc: inc_node.loc.clone(),
-                        msg: "an inline treefile in conditional-include cannot use include, arch-include, conditional-include or variables; put them in a file and include that".into(),
-                    });
-                }
-                out.push(CondInclude::Inline(inline));
-            } else {
-                match include_list("conditional-include.include", inc_node) {
-                    Ok(v) => out.push(CondInclude::Files(v)),
-                    Err(e) => self.error(e),
-                }
-            }
+            out.extend(self.conditional_include(item, json));
         }
         out
     }
 
+    /// One `{if, include}` entry: what it includes when its conditions hold.
+    fn conditional_include(&mut self, item: &Node, json: bool) -> Option<CondInclude> {
+        let mut cond_node = None;
+        let mut inc_node = None;
+        for (k, v) in item.as_map().unwrap_or_default() {
+            match k.name.as_str() {
+                "if" => cond_node = Some(v),
+                "include" => inc_node = Some(v),
+                other => self.error(TreefileError::UnknownKey {
+                    loc: k.loc.clone(),
+                    key: format!("conditional-include.{other}"),
+                    suggestion: cairn_common::suggest::closest(other, ["if", "include"])
+                        .map(str::to_string),
+                }),
+            }
+        }
+        let (Some(cond_node), Some(inc_node)) = (cond_node, inc_node) else {
+            self.error(invalid(
+                &item.loc,
+                "a conditional-include entry needs both `if` and `include`",
+            ));
+            return None;
+        };
+        // Every condition is evaluated, even after one is false, so type errors always show.
+        let conds: Vec<&Node> = match &cond_node.value {
+            Value::Seq(v) => v.iter().collect(),
+            _ => vec![cond_node],
+        };
+        let mut all = true;
+        let mut failed = false;
+        for c in conds {
+            match self.eval_condition(c) {
+                Some(b) => all &= b,
+                None => failed = true,
+            }
+        }
+        if failed || !all {
+            return None;
+        }
+        if inc_node.as_map().is_none() {
+            return match include_list("conditional-include.include", inc_node) {
+                Ok(v) => Some(CondInclude::Files(v)),
+                Err(e) => {
+                    self.error(e);
+                    None
+                }
+            };
+        }
+        let (inline, dirs) = self.keys_to_layer(inc_node, json);
+        if !dirs.is_empty() {
+            self.error(invalid(&inc_node.loc, "an inline treefile in conditional-include cannot use include, arch-include, conditional-include or variables; put them in a file and include that"));
+        }
+        Some(CondInclude::Inline(inline))
+    }
+
     fn eval_condition(&mut self, node: &Node) -> Option<bool> {
         let Some(text) = node.as_str() else {
-            self.error(TreefileError::Type {
-                loc: node.loc.clone(),
-                key: "conditional-include.if".into(),
-                expected: "a condition string such as `releasever >= 41`, or a list of them".into(),
-                found: node.type_name(),
-            });
+            self.error(type_err(
+                "conditional-include.if",
+                node,
+                "a condition string such as `releasever >= 41`, or a list of them",
+            ));
             return None;
         };
         let c = match cond::parse(text) {
@@ -622,22 +666,13 @@ pub(crate) fn valid_var_name(s: &str) -> bool {
 
 /// `include`-shaped values: one file name or a list of them.
 fn include_list(key: &str, node: &Node) -> Result<Vec<Node>, TreefileError> {
-    let bad = |n: &Node| TreefileError::Type {
-        loc: n.loc.clone(),
-        key: key.to_string(),
-        expected: "a file name or a list of file names".into(),
-        found: n.type_name(),
-    };
+    let expected = "a file name or a list of file names";
     match &node.value {
         Value::String(_) => Ok(vec![node.clone()]),
-        Value::Seq(items) => {
-            for it in items {
-                if it.as_str().is_none() {
-                    return Err(bad(it));
-                }
-            }
-            Ok(items.clone())
-        }
-        _ => Err(bad(node)),
+        Value::Seq(items) => match items.iter().find(|it| it.as_str().is_none()) {
+            Some(bad) => Err(type_err(key, bad, expected)),
+            None => Ok(items.clone()),
+        },
+        _ => Err(type_err(key, node, expected)),
     }
 }

@@ -361,40 +361,50 @@ mod tests {
         }
     }
 
+    /// `key` after the file `own` includes the file `base`.
+    fn merged(own: &str, base: &str, key: &str) -> serde_json::Value {
+        let mut d = layer(own);
+        merge(&mut d, layer(base));
+        json(&d, key)
+    }
+
     #[test]
     fn scalar_including_file_wins() {
-        let mut d = layer("ref: a/b\n");
-        merge(&mut d, layer("ref: c/d\nselinux: false\n"));
-        assert_eq!(json(&d, "ref"), "a/b");
-        assert_eq!(json(&d, "selinux"), false);
+        assert_eq!(merged("ref: a/b\n", "ref: c/d\n", "ref"), "a/b");
+        assert_eq!(
+            merged("ref: a/b\n", "ref: c/d\nselinux: false\n", "selinux"),
+            false
+        );
     }
 
     #[test]
     fn arrays_concatenate_included_first() {
-        let mut d = layer("postprocess: [own]\n");
-        merge(&mut d, layer("postprocess: [base1, base2]\n"));
         assert_eq!(
-            json(&d, "postprocess"),
+            merged(
+                "postprocess: [own]\n",
+                "postprocess: [base1, base2]\n",
+                "postprocess"
+            ),
             serde_json::json!(["base1", "base2", "own"])
         );
     }
 
     #[test]
     fn maps_merge_including_wins_per_key() {
-        let mut d = layer("add-commit-metadata: {a: own, c: 3}\n");
-        merge(&mut d, layer("add-commit-metadata: {a: base, b: 2}\n"));
         assert_eq!(
-            json(&d, "add-commit-metadata"),
+            merged(
+                "add-commit-metadata: {a: own, c: 3}\n",
+                "add-commit-metadata: {a: base, b: 2}\n",
+                "add-commit-metadata"
+            ),
             serde_json::json!({"a": "own", "b": 2, "c": 3})
         );
     }
 
     #[test]
     fn packages_are_a_set() {
-        let mut d = layer("packages: [b a, c]\n");
-        merge(&mut d, layer("packages: [a, d]\n"));
         assert_eq!(
-            json(&d, "packages"),
+            merged("packages: [b a, c]\n", "packages: [a, d]\n", "packages"),
             serde_json::json!(["a", "b", "c", "d"])
         );
     }
@@ -458,6 +468,26 @@ mod tests {
             Some("sysctl-presets")
         );
         assert_eq!(suggest(KEYS, "zzzzzzzz"), None);
+    }
+
+    #[test]
+    fn enum_values_suggest_the_nearest() {
+        let n = node("cairn: {backend: mmdebstap}\n");
+        let Lookup::Known(spec) = lookup(KEYS, "cairn") else {
+            panic!()
+        };
+        let mut e = Vec::new();
+        to_field(
+            spec,
+            "cairn",
+            n.get("cairn").unwrap(),
+            &mut e,
+            &mut |_, _, _| {},
+        );
+        assert_eq!(
+            e[0].to_string(),
+            "t.yaml:1:18: `cairn.backend` must be one of auto, rpm-ostree, dnf, mmdebstrap, rootfs, found `mmdebstap` (did you mean `mmdebstrap`?)"
+        );
     }
 
     #[test]

@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 
 use super::error::TreefileError;
 use super::schema::{lookup, Field, Item, KeySpec, Kind, Layer, Lookup, Ty};
+use cairn_common::suggest::hint;
 use cairn_yaml::{Key, Loc, Node, Value};
 
-fn type_err(key: &str, node: &Node, expected: &str) -> TreefileError {
+pub(crate) fn type_err(key: &str, node: &Node, expected: &str) -> TreefileError {
     TreefileError::Type {
         loc: node.loc.clone(),
         key: key.to_string(),
@@ -17,7 +18,7 @@ fn type_err(key: &str, node: &Node, expected: &str) -> TreefileError {
     }
 }
 
-fn invalid(loc: &Loc, msg: impl Into<String>) -> TreefileError {
+pub(crate) fn invalid(loc: &Loc, msg: impl Into<String>) -> TreefileError {
     TreefileError::Invalid {
         loc: loc.clone(),
         msg: msg.into(),
@@ -62,7 +63,11 @@ pub(crate) fn check_ty(ty: Ty, key: &str, node: &Node) -> Result<(), TreefileErr
             } else {
                 Err(invalid(
                     &node.loc,
-                    format!("`{key}` must be one of {}, found `{s}`", values.join(", ")),
+                    format!(
+                        "`{key}` must be one of {}, found `{s}`{}",
+                        values.join(", "),
+                        hint(&s, values.iter().copied())
+                    ),
                 ))
             }
         }
@@ -78,31 +83,7 @@ pub(crate) fn check_ty(ty: Ty, key: &str, node: &Node) -> Result<(), TreefileErr
             Ok(())
         }
         Ty::CheckFile => check_passwd_spec(key, node),
-        Ty::Rojig => {
-            let map = node
-                .as_map()
-                .ok_or_else(|| type_err(key, node, "a mapping"))?;
-            for (k, v) in map {
-                match k.name.as_str() {
-                    "name" | "summary" | "license" | "description" => {
-                        check_ty(Ty::Str, &format!("{key}.{}", k.name), v)?
-                    }
-                    other => {
-                        return Err(TreefileError::UnknownKey {
-                            loc: k.loc.clone(),
-                            key: format!("{key}.{other}"),
-                            suggestion: None,
-                        })
-                    }
-                }
-            }
-            for req in ["name", "summary", "license"] {
-                if node.get(req).is_none() {
-                    return Err(invalid(&node.loc, format!("`{key}` needs `{req}`")));
-                }
-            }
-            Ok(())
-        }
+        Ty::Rojig => check_record(&ROJIG, key, node),
         Ty::Any => Ok(()),
         Ty::SysctlValue => match &node.value {
             Value::String(s) if !s.contains('\n') => Ok(()),
@@ -201,30 +182,54 @@ fn check_item(item: Item, key: &str, node: &Node) -> Result<(), TreefileError> {
                 Err(type_err(key, node, "a list of [package, regex, ...] lists"))
             }
         }
-        Item::RepoPackages => {
-            let map = node
-                .as_map()
-                .ok_or_else(|| type_err(key, node, "a list of {repo, packages} mappings"))?;
-            for (k, v) in map {
-                match k.name.as_str() {
-                    "repo" => check_ty(Ty::Str, &format!("{key}.repo"), v)?,
-                    "packages" => check_ty(Ty::StrList, &format!("{key}.packages"), v)?,
-                    other => {
-                        return Err(TreefileError::UnknownKey {
-                            loc: k.loc.clone(),
-                            key: format!("{key}.{other}"),
-                            suggestion: None,
-                        })
-                    }
-                }
-            }
-            for req in ["repo", "packages"] {
-                if node.get(req).is_none() {
-                    return Err(invalid(&node.loc, format!("`{key}` entries need `{req}`")));
-                }
-            }
-            Ok(())
-        }
+        Item::RepoPackages => check_record(&REPO_PACKAGES, key, node),
+    }
+}
+
+/// A mapping of typed fields, some required (`rojig`, `repo-packages` entries).
+struct Record {
+    /// What the value must be, for the type error.
+    what: &'static str,
+    fields: &'static [(&'static str, Ty)],
+    required: &'static [&'static str],
+    /// `needs` or `entries need`: how the missing-field message reads.
+    needs: &'static str,
+}
+
+const ROJIG: Record = Record {
+    what: "a mapping",
+    fields: &[
+        ("name", Ty::Str),
+        ("summary", Ty::Str),
+        ("license", Ty::Str),
+        ("description", Ty::Str),
+    ],
+    required: &["name", "summary", "license"],
+    needs: "needs",
+};
+
+const REPO_PACKAGES: Record = Record {
+    what: "a list of {repo, packages} mappings",
+    fields: &[("repo", Ty::Str), ("packages", Ty::StrList)],
+    required: &["repo", "packages"],
+    needs: "entries need",
+};
+
+fn check_record(r: &Record, key: &str, node: &Node) -> Result<(), TreefileError> {
+    let map = node.as_map().ok_or_else(|| type_err(key, node, r.what))?;
+    for (k, v) in map {
+        let Some((_, ty)) = r.fields.iter().find(|(name, _)| *name == k.name) else {
+            return Err(TreefileError::UnknownKey {
+                loc: k.loc.clone(),
+                key: format!("{key}.{}", k.name),
+                suggestion: None,
+            });
+        };
+        check_ty(*ty, &format!("{key}.{}", k.name), v)?;
+    }
+    match r.required.iter().find(|req| node.get(req).is_none()) {
+        Some(req) => Err(invalid(&node.loc, format!("`{key}` {} `{req}`", r.needs))),
+        None => Ok(()),
     }
 }
 
@@ -339,7 +344,6 @@ pub(crate) fn set_field(
     errors: &mut Vec<TreefileError>,
 ) -> Result<BTreeMap<String, Loc>, TreefileError> {
     let mut set = BTreeMap::new();
-    let before = errors.len();
     for it in items {
         let Some(s) = it.as_str() else {
             errors.push(TreefileError::Package {
@@ -378,6 +382,5 @@ pub(crate) fn set_field(
         }
     }
     // Bad entries were reported one by one; the good ones stay so later checks still run.
-    let _ = before;
     Ok(set)
 }

@@ -3,6 +3,8 @@
 //! Treefiles and inventories must report errors as `file:line:col`, long after parsing, so the
 //! loader keeps a position on every node instead of deserializing straight into structs. JSON is
 //! read through the same YAML 1.2 parser (JSON is a subset of it), which gives JSON positions too.
+//!
+//! Owns parsing and positions only, no schema; it does not link libostree.
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -1,11 +1,16 @@
 //! Resolvers of the nested fields: network (addresses, VLAN, bond), disk sizes, OSTree, and the
 //! checks on secrets (password hashes, SSH keys).
 
+use std::ops::RangeInclusive;
+
+use super::choices::parse_named;
 use super::merge::{want_ipv4, want_url, Merged};
 use super::*;
+
 pub(super) fn resolve_network(m: &Merged, item: &Node, d: &mut Diags) -> (Network, Option<Loc>) {
+    let ip_node = m.get("network.ip");
     let mut net = Network {
-        bootproto: "dhcp".into(),
+        bootproto: bootproto(m, ip_node.is_some(), d),
         ip: None,
         prefix: None,
         netmask: None,
@@ -15,183 +20,239 @@ pub(super) fn resolve_network(m: &Merged, item: &Node, d: &mut Diags) -> (Networ
         mtu: None,
         bond: None,
     };
-    let ip_node = m.get("network.ip");
-    let explicit = m.str("network.bootproto", d);
-    net.bootproto = match (explicit, ip_node) {
-        (Some(("static", _)), _) | (None, Some(_)) => "static".into(),
-        (Some(("dhcp", _)), None) | (None, None) => "dhcp".into(),
-        (Some(("dhcp", loc)), Some(_)) => {
+    let mut ip_loc = None;
+    match (net.bootproto, ip_node) {
+        (Bootproto::Dhcp, _) => reject_static_fields(m, d),
+        (Bootproto::Static, None) => d.push(
+            &item.loc,
+            "missing",
+            "static network needs `network.ip` (e.g. 192.0.2.10/24)",
+        ),
+        (Bootproto::Static, Some(n)) => {
+            ip_loc = Some(n.loc.clone());
+            if let Some(net4) = static_address(m, n, d) {
+                net.ip = Some(net4.addr);
+                net.prefix = Some(net4.prefix);
+                net.netmask = Some(net4.netmask());
+                net.gateway = check_static(m, n, net4, d);
+            }
+        }
+    }
+    if let Some(n) = m.get("network.dns") {
+        net.dns = dns_servers(n, d);
+    }
+    net.vlan = int_in(
+        m,
+        "network.vlan",
+        1..=4094,
+        "vlan must be an 802.1Q id between 1 and 4094",
+        d,
+    )
+    .map(|v| v as u16);
+    net.mtu = int_in(
+        m,
+        "network.mtu",
+        576..=65535,
+        "mtu must be an integer between 576 and 65535",
+        d,
+    )
+    .map(|v| v as u32);
+    net.bond = m.get("network.bond").and_then(|n| resolve_bond(n, d));
+    (net, ip_loc)
+}
+
+/// An explicit `bootproto`, else `static` exactly when `network.ip` is set.
+fn bootproto(m: &Merged, has_ip: bool, d: &mut Diags) -> Bootproto {
+    let Some((s, loc)) = m.str("network.bootproto", d) else {
+        return if has_ip {
+            Bootproto::Static
+        } else {
+            Bootproto::Dhcp
+        };
+    };
+    match parse_named(s, loc, "bootproto", "bootproto", d) {
+        Some(Bootproto::Dhcp) if has_ip => {
             d.push(
                 loc,
                 "bootproto",
                 "bootproto is `dhcp` but `network.ip` is set; drop one",
             );
-            "dhcp".into()
+            Bootproto::Dhcp
         }
-        (Some((other, loc)), _) => {
-            d.push(
-                loc,
-                "bootproto",
-                format!("bootproto `{other}` is not `dhcp` or `static`"),
-            );
-            "dhcp".into()
-        }
-    };
-    let mut ip_loc = None;
-    if net.bootproto == "static" {
-        match ip_node {
-            None => d.push(
-                &item.loc,
-                "missing",
-                "static network needs `network.ip` (e.g. 192.0.2.10/24)",
-            ),
-            Some(n) => {
-                ip_loc = Some(n.loc.clone());
-                let mask = m.get("network.netmask");
-                let parsed = match (n.as_str(), mask) {
-                    (Some(s), None) if s.contains('/') => parse_cidr(s).map_err(|e| (n, e)),
-                    (Some(s), Some(mn)) if !s.contains('/') => {
-                        match (s.parse::<Ipv4Addr>(), want_ipv4(mn, "netmask", d)) {
-                            (Ok(a), Some(mask)) => match netmask_to_prefix(mask) {
-                                Some(p) => Ok(Ipv4Net { addr: a, prefix: p }),
-                                None => {
-                                    Err((mn, format!("netmask {mask} has non-contiguous bits")))
-                                }
-                            },
-                            (Err(_), _) => Err((n, format!("`{s}` is not an IPv4 address"))),
-                            (_, None) => Err((mn, String::new())),
-                        }
-                    }
-                    (Some(_), Some(mn)) => {
-                        Err((mn, "give either ip/prefix or ip + netmask, not both".into()))
-                    }
-                    (Some(s), None) => Err((
-                        n,
-                        format!("`{s}` needs a prefix (e.g. {s}/24) or a `netmask`"),
-                    )),
-                    (None, _) => {
-                        Err((n, "`network.ip` must be a string like 192.0.2.10/24".into()))
-                    }
-                };
-                match parsed {
-                    Ok(net4) => {
-                        if net4.is_reserved_addr() {
-                            d.push(
-                                &n.loc,
-                                "ip-reserved",
-                                format!(
-                                    "{} is the network or broadcast address of {}/{}",
-                                    net4.addr,
-                                    net4.network(),
-                                    net4.prefix
-                                ),
-                            );
-                        }
-                        net.ip = Some(net4.addr);
-                        net.prefix = Some(net4.prefix);
-                        net.netmask = Some(net4.netmask());
-                        if let Some(gn) = m.get("network.gateway") {
-                            if let Some(gw) = want_ipv4(gn, "gateway", d) {
-                                if !net4.contains(gw) {
-                                    d.push(&gn.loc, "gateway-outside-subnet", format!(
-                                        "gateway {gw} is outside the host's subnet {}/{} (from ip {net4})",
-                                        net4.network(), net4.prefix
-                                    ));
-                                } else if gw == net4.addr {
-                                    d.push(
-                                        &gn.loc,
-                                        "gateway-is-host",
-                                        format!("gateway {gw} is the host's own address"),
-                                    );
-                                }
-                                net.gateway = Some(gw);
-                            }
-                        }
-                        if let Some(sn) = m.get("network.subnet") {
-                            match sn.as_str().map(parse_cidr) {
-                                Some(Ok(sub)) => {
-                                    if !sub.contains(net4.addr) || sub.prefix > net4.prefix {
-                                        d.push(&n.loc, "ip-outside-subnet", format!(
-                                            "{net4} is outside the declared subnet {}/{} (declared at {})",
-                                            sub.network(), sub.prefix, sn.loc
-                                        ));
-                                    }
-                                }
-                                Some(Err(e)) => d.push(&sn.loc, "bad-subnet", e),
-                                None => d.push(
-                                    &sn.loc,
-                                    "bad-subnet",
-                                    "`subnet` must be a string like 192.0.2.0/24",
-                                ),
-                            }
-                        }
-                    }
-                    Err((at, msg)) => {
-                        if !msg.is_empty() {
-                            d.push(&at.loc, "bad-ip", msg);
-                        }
-                    }
-                }
-            }
-        }
-    } else {
-        for k in ["network.gateway", "network.netmask"] {
-            if let Some(n) = m.get(k) {
-                d.push(
-                    &n.loc,
-                    "dhcp-static-field",
-                    format!("`{k}` is set but the host uses DHCP; add `network.ip` or drop it"),
-                );
-            }
-        }
+        Some(b) => b,
+        // Reported already; going on as DHCP still checks the rest of the network section.
+        None => Bootproto::Dhcp,
     }
-    if let Some(n) = m.get("network.dns") {
-        let items: Vec<&Node> = match &n.value {
-            Value::Seq(s) => s.iter().collect(),
-            _ => vec![n],
-        };
-        for i in items {
-            match i.as_str().map(str::parse::<IpAddr>) {
-                Some(Ok(ip)) => net.dns.push(ip),
-                _ => d.push(&i.loc, "bad-ip", "DNS servers must be IP addresses"),
-            }
-        }
-    }
-    if let Some(n) = m.get("network.vlan") {
-        match n.value {
-            Value::Int(v) if (1..=4094).contains(&v) => net.vlan = Some(v as u16),
-            _ => d.push(
-                &n.loc,
-                "vlan",
-                "vlan must be an 802.1Q id between 1 and 4094",
-            ),
-        }
-    }
-    if let Some(n) = m.get("network.mtu") {
-        match n.value {
-            Value::Int(v) if (576..=65535).contains(&v) => net.mtu = Some(v as u32),
-            _ => d.push(
-                &n.loc,
-                "mtu",
-                "mtu must be an integer between 576 and 65535",
-            ),
-        }
-    }
-    if let Some(n) = m.get("network.bond") {
-        net.bond = resolve_bond(n, d);
-    }
-    (net, ip_loc)
 }
 
-pub(super) const BOND_MODES: &[&str] = &[
-    "balance-rr",
-    "active-backup",
-    "balance-xor",
-    "broadcast",
-    "802.3ad",
-    "balance-tlb",
-    "balance-alb",
-];
+/// Static addressing fields on a DHCP host are a mistake, not something to ignore quietly.
+fn reject_static_fields(m: &Merged, d: &mut Diags) {
+    for k in ["network.gateway", "network.netmask"] {
+        if let Some(n) = m.get(k) {
+            d.push(
+                &n.loc,
+                "dhcp-static-field",
+                format!("`{k}` is set but the host uses DHCP; add `network.ip` or drop it"),
+            );
+        }
+    }
+}
+
+/// The host's address and prefix: `network.ip` as ip/prefix, or as ip plus `network.netmask`.
+fn static_address(m: &Merged, ip: &Node, d: &mut Diags) -> Option<Ipv4Net> {
+    let Some(s) = ip.as_str() else {
+        d.push(
+            &ip.loc,
+            "bad-ip",
+            "`network.ip` must be a string like 192.0.2.10/24",
+        );
+        return None;
+    };
+    match (s.contains('/'), m.get("network.netmask")) {
+        (true, None) => parse_cidr(s).map_err(|e| d.push(&ip.loc, "bad-ip", e)).ok(),
+        (true, Some(mn)) => {
+            d.push(
+                &mn.loc,
+                "bad-ip",
+                "give either ip/prefix or ip + netmask, not both",
+            );
+            None
+        }
+        (false, None) => {
+            d.push(
+                &ip.loc,
+                "bad-ip",
+                format!("`{s}` needs a prefix (e.g. {s}/24) or a `netmask`"),
+            );
+            None
+        }
+        (false, Some(mn)) => address_with_netmask(s, ip, mn, d),
+    }
+}
+
+fn address_with_netmask(s: &str, ip: &Node, mn: &Node, d: &mut Diags) -> Option<Ipv4Net> {
+    // Both are checked, so a bad address and a bad netmask are reported together.
+    let addr = s.parse::<Ipv4Addr>();
+    let mask = want_ipv4(mn, "netmask", d);
+    let Ok(addr) = addr else {
+        d.push(&ip.loc, "bad-ip", format!("`{s}` is not an IPv4 address"));
+        return None;
+    };
+    let mask = mask?;
+    let Some(prefix) = netmask_to_prefix(mask) else {
+        d.push(
+            &mn.loc,
+            "bad-ip",
+            format!("netmask {mask} has non-contiguous bits"),
+        );
+        return None;
+    };
+    Some(Ipv4Net { addr, prefix })
+}
+
+/// Checks a static address against its own subnet, the gateway and the declared `subnet`;
+/// returns the gateway.
+fn check_static(m: &Merged, ip: &Node, net4: Ipv4Net, d: &mut Diags) -> Option<Ipv4Addr> {
+    if net4.is_reserved_addr() {
+        d.push(
+            &ip.loc,
+            "ip-reserved",
+            format!(
+                "{} is the network or broadcast address of {}/{}",
+                net4.addr,
+                net4.network(),
+                net4.prefix
+            ),
+        );
+    }
+    let gateway = m.get("network.gateway").and_then(|gn| {
+        let gw = want_ipv4(gn, "gateway", d)?;
+        if !net4.contains(gw) {
+            d.push(
+                &gn.loc,
+                "gateway-outside-subnet",
+                format!(
+                    "gateway {gw} is outside the host's subnet {}/{} (from ip {net4})",
+                    net4.network(),
+                    net4.prefix
+                ),
+            );
+        } else if gw == net4.addr {
+            d.push(
+                &gn.loc,
+                "gateway-is-host",
+                format!("gateway {gw} is the host's own address"),
+            );
+        }
+        Some(gw)
+    });
+    if let Some(sn) = m.get("network.subnet") {
+        check_subnet(sn, ip, net4, d);
+    }
+    gateway
+}
+
+/// The declared `subnet` must contain the host's address and be no narrower than its prefix.
+fn check_subnet(sn: &Node, ip: &Node, net4: Ipv4Net, d: &mut Diags) {
+    let Some(text) = sn.as_str() else {
+        d.push(
+            &sn.loc,
+            "bad-subnet",
+            "`subnet` must be a string like 192.0.2.0/24",
+        );
+        return;
+    };
+    match parse_cidr(text) {
+        Err(e) => d.push(&sn.loc, "bad-subnet", e),
+        Ok(sub) if !sub.contains(net4.addr) || sub.prefix > net4.prefix => d.push(
+            &ip.loc,
+            "ip-outside-subnet",
+            format!(
+                "{net4} is outside the declared subnet {}/{} (declared at {})",
+                sub.network(),
+                sub.prefix,
+                sn.loc
+            ),
+        ),
+        Ok(_) => {}
+    }
+}
+
+/// One DNS server or a list of them.
+fn dns_servers(n: &Node, d: &mut Diags) -> Vec<IpAddr> {
+    let items: Vec<&Node> = match &n.value {
+        Value::Seq(s) => s.iter().collect(),
+        _ => vec![n],
+    };
+    let mut dns = Vec::new();
+    for i in items {
+        match i.as_str().map(str::parse::<IpAddr>) {
+            Some(Ok(ip)) => dns.push(ip),
+            _ => d.push(&i.loc, "bad-ip", "DNS servers must be IP addresses"),
+        }
+    }
+    dns
+}
+
+/// An integer key within `range`; out of range or not an integer is `msg` (code: the key's last
+/// part, e.g. `vlan`).
+fn int_in(
+    m: &Merged,
+    k: &'static str,
+    range: RangeInclusive<i64>,
+    msg: &str,
+    d: &mut Diags,
+) -> Option<i64> {
+    let n = m.get(k)?;
+    match n.value {
+        Value::Int(v) if range.contains(&v) => Some(v),
+        _ => {
+            let code = k.rsplit('.').next().unwrap_or(k);
+            d.push(&n.loc, code, msg);
+            None
+        }
+    }
+}
 
 pub(super) fn resolve_bond(n: &Node, d: &mut Diags) -> Option<Bond> {
     let Some(map) = n.as_map() else {
@@ -227,15 +288,8 @@ pub(super) fn resolve_bond(n: &Node, d: &mut Diags) -> Option<Bond> {
     };
     let mode = n
         .get("mode")
-        .and_then(Node::as_str)
-        .unwrap_or("active-backup");
-    if !BOND_MODES.contains(&mode) {
-        d.push(
-            n.get("mode").map_or(&n.loc, |m| &m.loc),
-            "bond",
-            format!("bond mode `{mode}` is not one of {}", BOND_MODES.join(", ")),
-        );
-    }
+        .and_then(|mn| parse_named(mn.as_str()?, &mn.loc, "bond mode", "bond", d))
+        .unwrap_or(BondMode::ActiveBackup);
     let mut slaves = Vec::new();
     match n.get("slaves").and_then(Node::as_seq) {
         Some(items) if !items.is_empty() => {
@@ -264,7 +318,7 @@ pub(super) fn resolve_bond(n: &Node, d: &mut Diags) -> Option<Bond> {
     }
     Some(Bond {
         name,
-        mode: mode.to_string(),
+        mode,
         slaves,
         options,
     })
@@ -341,16 +395,8 @@ pub(super) fn resolve_disk(m: &Merged, item: &Node, d: &mut Diags) -> Disk {
     };
     let fstype = m
         .str("disk.fstype", d)
-        .map_or("xfs", |(s, _)| s)
-        .to_string();
-    if !["xfs", "ext4", "ext3", "btrfs"].contains(&fstype.as_str()) {
-        let loc = m.get("disk.fstype").map_or(&item.loc, |n| &n.loc);
-        d.push(
-            loc,
-            "disk",
-            format!("fstype `{fstype}` is not one of xfs, ext4, ext3, btrfs"),
-        );
-    }
+        .and_then(|(s, loc)| parse_named(s, loc, "fstype", "disk", d))
+        .unwrap_or(Fstype::Xfs);
     let vg = m.str("disk.vg", d).map_or("cairn", |(s, _)| s).to_string();
     if !name_ok(&vg) {
         d.push(

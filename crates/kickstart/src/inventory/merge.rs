@@ -66,6 +66,7 @@ impl<'a> Merged<'a> {
     }
 }
 
+/// One host from its layers; `None` when anything about it is wrong (every problem is in `d`).
 pub(super) fn resolve(
     item: &Node,
     layers: &[Layer],
@@ -76,115 +77,28 @@ pub(super) fn resolve(
     item.as_map()?;
     let before = d.0.len();
     let m = Merged::new(layers);
-
-    // Identity.
-    let (hostname, fqdn, hostname_loc) = match item.get("hostname") {
-        None => {
-            d.push(&item.loc, "missing", "host has no `hostname`");
-            (String::new(), String::new(), item.loc.clone())
-        }
-        Some(n) => match n.as_str() {
-            Some(h) if valid_hostname(h) => {
-                let domain = m.str("domain", d).map(|(s, _)| s);
-                let fqdn = match (h.contains('.'), domain) {
-                    (false, Some(dom)) => format!("{h}.{}", dom.trim_matches('.')),
-                    _ => h.to_string(),
-                };
-                let short = h.split('.').next().unwrap_or(h).to_string();
-                (short, fqdn.to_ascii_lowercase(), n.loc.clone())
-            }
-            _ => {
-                d.push(
-                    &n.loc,
-                    "hostname",
-                    "hostname must be dot-separated labels of letters, digits and inner `-` \
-                     (RFC 1123), each at most 63 characters",
-                );
-                (String::new(), String::new(), n.loc.clone())
-            }
-        },
-    };
-    let mut macs = Vec::new();
-    let mut mac_locs = Vec::new();
-    let mac_nodes: Vec<&Node> = match (item.get("mac"), item.get("macs")) {
-        (Some(n), None) | (None, Some(n)) => match &n.value {
-            Value::Seq(s) => s.iter().collect(),
-            _ => vec![n],
-        },
-        (Some(n), Some(_)) => {
-            d.push(&n.loc, "conflict", "give either `mac` or `macs`, not both");
-            vec![]
-        }
-        (None, None) => {
-            d.push(
-                &item.loc,
-                "missing",
-                format!("host `{hostname}` has no `mac` (PXE clients are matched by MAC)"),
-            );
-            vec![]
-        }
-    };
-    for n in mac_nodes {
-        match n.as_str().map(str::parse::<Mac>) {
-            Some(Ok(mac)) => {
-                macs.push(mac);
-                mac_locs.push(n.loc.clone());
-            }
-            Some(Err(e)) => d.push(&n.loc, "bad-mac", e.to_string()),
-            None => d.push(&n.loc, "bad-mac", "a MAC address must be a quoted string"),
-        }
-    }
-
+    let (hostname, fqdn, hostname_loc) = identity(item, &m, d);
+    let (macs, mac_locs) = macs(item, &hostname, d);
     let (network, ip_loc) = resolve_network(&m, item, d);
     let disk = resolve_disk(&m, item, d);
     let ostree = resolve_ostree(&m, item, server, d);
-
-    let kernel_args = m
-        .strings("kernel-args", d)
-        .into_iter()
-        .filter_map(|(a, loc)| {
-            if a.contains(['"', '\n']) || a.trim().is_empty() || a.contains(char::is_whitespace) {
-                d.push(
-                    loc,
-                    "kernel-arg",
-                    format!("kernel argument `{a}` must be one word without quotes; give one list item per argument"),
-                );
-                None
-            } else {
-                Some(a.to_string())
-            }
-        })
-        .collect();
-    let builtin: Vec<&str> = cairn_sysctl::builtin().iter().map(|p| p.name).collect();
-    let sysctl_presets = m
-        .strings("sysctl-presets", d)
-        .into_iter()
-        .filter_map(|(p, loc)| match cairn_sysctl::find(p) {
-            Some(_) => Some(p.to_string()),
-            None => {
-                let hint = suggest(p, &builtin)
-                    .map(|s| format!("did you mean `{s}`?"))
-                    .unwrap_or_else(|| format!("known presets: {}", builtin.join(", ")));
-                d.push(
-                    loc,
-                    "unknown-preset",
-                    format!("unknown sysctl preset `{p}`; {hint}"),
-                );
-                None
-            }
-        })
-        .collect();
-    let ssh_keys = m
-        .strings("ssh-keys", d)
-        .into_iter()
-        .filter_map(|(k, loc)| match check_ssh_key(k) {
-            Ok(()) => Some(k.trim().to_string()),
-            Err(e) => {
-                d.push(loc, "ssh-key", e);
-                None
-            }
-        })
-        .collect();
+    let kernel_args = checked_list(&m, "kernel-args", d, |a| {
+        if a.contains(['"', '\n']) || a.trim().is_empty() || a.contains(char::is_whitespace) {
+            Err(("kernel-arg", format!("kernel argument `{a}` must be one word without quotes; give one list item per argument")))
+        } else {
+            Ok(a.to_string())
+        }
+    });
+    let sysctl_presets = checked_list(&m, "sysctl-presets", d, |p| {
+        cairn_sysctl::find_builtin(p)
+            .map(|_| p.to_string())
+            .map_err(|e| ("unknown-preset", e.to_string()))
+    });
+    let ssh_keys = checked_list(&m, "ssh-keys", d, |k| {
+        check_ssh_key(k)
+            .map(|()| k.trim().to_string())
+            .map_err(|e| ("ssh-key", e))
+    });
     let root_password = m
         .str("root-password", d)
         .and_then(|(p, loc)| match check_crypt_hash(p) {
@@ -194,24 +108,7 @@ pub(super) fn resolve(
                 None
             }
         });
-    let timezone = match m.str("timezone", d) {
-        None => "UTC".to_string(),
-        Some((tz, loc)) => {
-            if !tz
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c))
-                || tz.starts_with('/')
-                || tz.contains("..")
-            {
-                d.push(
-                    loc,
-                    "timezone",
-                    format!("`{tz}` is not a time zone name (e.g. Europe/Paris, UTC)"),
-                );
-            }
-            tz.to_string()
-        }
-    };
+    let timezone = timezone(&m, d);
     let pxe = Pxe {
         kernel: m
             .str("pxe.kernel", d)
@@ -248,6 +145,102 @@ pub(super) fn resolve(
             ip: ip_loc,
         },
     })
+}
+
+/// The short name, the FQDN (with `domain` when the name has no dot) and where the name was given.
+fn identity(item: &Node, m: &Merged, d: &mut Diags) -> (String, String, Loc) {
+    let Some(n) = item.get("hostname") else {
+        d.push(&item.loc, "missing", "host has no `hostname`");
+        return (String::new(), String::new(), item.loc.clone());
+    };
+    let Some(h) = n.as_str().filter(|h| valid_hostname(h)) else {
+        d.push(
+            &n.loc,
+            "hostname",
+            "hostname must be dot-separated labels of letters, digits and inner `-` \
+             (RFC 1123), each at most 63 characters",
+        );
+        return (String::new(), String::new(), n.loc.clone());
+    };
+    let domain = m.str("domain", d).map(|(s, _)| s);
+    let fqdn = match (h.contains('.'), domain) {
+        (false, Some(dom)) => format!("{h}.{}", dom.trim_matches('.')),
+        _ => h.to_string(),
+    };
+    let short = h.split('.').next().unwrap_or(h).to_string();
+    (short, fqdn.to_ascii_lowercase(), n.loc.clone())
+}
+
+/// `mac` or `macs` (one or a list), normalised, with where each was written.
+fn macs(item: &Node, hostname: &str, d: &mut Diags) -> (Vec<Mac>, Vec<Loc>) {
+    let nodes: Vec<&Node> = match (item.get("mac"), item.get("macs")) {
+        (Some(n), None) | (None, Some(n)) => match &n.value {
+            Value::Seq(s) => s.iter().collect(),
+            _ => vec![n],
+        },
+        (Some(n), Some(_)) => {
+            d.push(&n.loc, "conflict", "give either `mac` or `macs`, not both");
+            vec![]
+        }
+        (None, None) => {
+            d.push(
+                &item.loc,
+                "missing",
+                format!("host `{hostname}` has no `mac` (PXE clients are matched by MAC)"),
+            );
+            vec![]
+        }
+    };
+    let mut macs = Vec::new();
+    let mut locs = Vec::new();
+    for n in nodes {
+        match n.as_str().map(str::parse::<Mac>) {
+            Some(Ok(mac)) => {
+                macs.push(mac);
+                locs.push(n.loc.clone());
+            }
+            Some(Err(e)) => d.push(&n.loc, "bad-mac", e.to_string()),
+            None => d.push(&n.loc, "bad-mac", "a MAC address must be a quoted string"),
+        }
+    }
+    (macs, locs)
+}
+
+/// The items of list `k` that `check` accepts; each refused one is a diagnostic `(code, message)`
+/// at its own position.
+fn checked_list(
+    m: &Merged,
+    k: &str,
+    d: &mut Diags,
+    check: impl Fn(&str) -> Result<String, (&'static str, String)>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for (item, loc) in m.strings(k, d) {
+        match check(item) {
+            Ok(v) => out.push(v),
+            Err((code, msg)) => d.push(loc, code, msg),
+        }
+    }
+    out
+}
+
+fn timezone(m: &Merged, d: &mut Diags) -> String {
+    let Some((tz, loc)) = m.str("timezone", d) else {
+        return "UTC".to_string();
+    };
+    if !tz
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c))
+        || tz.starts_with('/')
+        || tz.contains("..")
+    {
+        d.push(
+            loc,
+            "timezone",
+            format!("`{tz}` is not a time zone name (e.g. Europe/Paris, UTC)"),
+        );
+    }
+    tz.to_string()
 }
 
 /// A string of space-separated words, or a list of words.

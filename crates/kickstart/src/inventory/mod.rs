@@ -15,11 +15,14 @@ use serde::Serialize;
 
 use super::error::{Diagnostic, KickstartError};
 use super::network::{netmask_to_prefix, parse_cidr, Ipv4Net, Mac};
+use cairn_common::suggest::did_you_mean;
 use cairn_yaml::{self as yaml, Loc, Node, Value};
 
+mod choices;
 mod fields;
 mod merge;
 
+pub use choices::{BondMode, Bootproto, Fstype};
 pub use fields::check_crypt_hash;
 use merge::{resolve, want_url};
 
@@ -73,8 +76,7 @@ pub struct HostLocs {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Network {
-    /// `dhcp` or `static`.
-    pub bootproto: String,
+    pub bootproto: Bootproto,
     pub ip: Option<Ipv4Addr>,
     pub prefix: Option<u8>,
     pub netmask: Option<Ipv4Addr>,
@@ -88,7 +90,7 @@ pub struct Network {
 #[derive(Debug, Clone, Serialize)]
 pub struct Bond {
     pub name: String,
-    pub mode: String,
+    pub mode: BondMode,
     pub slaves: Vec<String>,
     pub options: Option<String>,
 }
@@ -97,7 +99,7 @@ pub struct Bond {
 #[serde(rename_all = "kebab-case")]
 pub struct Disk {
     pub device: String,
-    pub fstype: String,
+    pub fstype: Fstype,
     pub vg: String,
     /// Sizes in MiB; `None` = grow to fill the free space.
     pub boot_size: u64,
@@ -239,7 +241,7 @@ fn build(root: &Node, path: &Path, opts: &LoadOptions, d: &mut Diags) -> Invento
     };
     for (k, v) in top {
         if !TOP_KEYS.contains(&k.name.as_str()) {
-            unknown_key(d, &k.loc, &k.name, TOP_KEYS, "at the top level");
+            unknown_key(d, &k.loc, &k.name, TOP_KEYS, " at the top level");
         } else if k.name == "api-version" && v.as_str() != Some("cairn/v1") {
             d.push(&v.loc, "api-version", "api-version must be `cairn/v1`");
         }
@@ -255,65 +257,76 @@ fn build(root: &Node, path: &Path, opts: &LoadOptions, d: &mut Diags) -> Invento
         Some(n) => flatten(n, false, d),
         None => Layer::default(),
     };
-    let mut roles: Vec<(String, Layer)> = Vec::new();
-    if let Some(r) = root.get("roles") {
-        match r.as_map() {
-            Some(m) => {
-                for (k, v) in m {
-                    roles.push((k.name.clone(), flatten(v, false, d)));
-                }
-            }
-            None => d.push(&r.loc, "type", "`roles` must map role names to settings"),
+    let roles = roles(root, d);
+    for item in host_items(root, d) {
+        let (mut layers, host_roles) = role_layers(item, &defaults, &roles, d);
+        layers.push(flatten(item, true, d));
+        if let Some(host) = resolve(item, &layers, host_roles, inv.server.as_deref(), d) {
+            inv.hosts.push(host);
         }
     }
-    let role_names: Vec<&str> = roles.iter().map(|(n, _)| n.as_str()).collect();
-    match root.get("hosts") {
-        None => d.push(&root.loc, "missing", "no `hosts:` list in the inventory"),
-        Some(h) => match h.as_seq() {
-            None => d.push(&h.loc, "type", "`hosts` must be a list of host mappings"),
-            Some(items) => {
-                for item in items {
-                    let mut layers = vec![defaults.clone()];
-                    let mut host_roles = Vec::new();
-                    for rn in host_role_nodes(item, d) {
-                        let Some(name) = rn.as_str() else {
-                            d.push(&rn.loc, "type", "a role name must be a string");
-                            continue;
-                        };
-                        match roles.iter().find(|(n, _)| n == name) {
-                            Some((_, l)) => {
-                                layers.push(l.clone());
-                                host_roles.push(name.to_string());
-                            }
-                            None => d.push(
-                                &rn.loc,
-                                "unknown-role",
-                                format!(
-                                    "unknown role `{name}`{}",
-                                    suggest(name, &role_names)
-                                        .map(|s| format!("; did you mean `{s}`?"))
-                                        .unwrap_or_else(|| format!(
-                                            "; roles defined: {}",
-                                            if role_names.is_empty() {
-                                                "none".to_string()
-                                            } else {
-                                                role_names.join(", ")
-                                            }
-                                        ))
-                                ),
-                            ),
-                        }
-                    }
-                    layers.push(flatten(item, true, d));
-                    if let Some(host) = resolve(item, &layers, host_roles, inv.server.as_deref(), d)
-                    {
-                        inv.hosts.push(host);
-                    }
-                }
-            }
-        },
-    }
     inv
+}
+
+fn roles(root: &Node, d: &mut Diags) -> Vec<(String, Layer)> {
+    let Some(r) = root.get("roles") else {
+        return Vec::new();
+    };
+    let Some(m) = r.as_map() else {
+        d.push(&r.loc, "type", "`roles` must map role names to settings");
+        return Vec::new();
+    };
+    m.iter()
+        .map(|(k, v)| (k.name.clone(), flatten(v, false, d)))
+        .collect()
+}
+
+fn host_items<'a>(root: &'a Node, d: &mut Diags) -> &'a [Node] {
+    let Some(h) = root.get("hosts") else {
+        d.push(&root.loc, "missing", "no `hosts:` list in the inventory");
+        return &[];
+    };
+    h.as_seq().unwrap_or_else(|| {
+        d.push(&h.loc, "type", "`hosts` must be a list of host mappings");
+        &[]
+    })
+}
+
+/// The defaults and the layers of the roles a host names, in its order, with those role names.
+fn role_layers(
+    item: &Node,
+    defaults: &Layer,
+    roles: &[(String, Layer)],
+    d: &mut Diags,
+) -> (Vec<Layer>, Vec<String>) {
+    let mut layers = vec![defaults.clone()];
+    let mut names = Vec::new();
+    for rn in host_role_nodes(item, d) {
+        let Some(name) = rn.as_str() else {
+            d.push(&rn.loc, "type", "a role name must be a string");
+            continue;
+        };
+        match roles.iter().find(|(n, _)| n == name) {
+            Some((_, l)) => {
+                layers.push(l.clone());
+                names.push(name.to_string());
+            }
+            None => d.push(&rn.loc, "unknown-role", unknown_role(name, roles)),
+        }
+    }
+    (layers, names)
+}
+
+fn unknown_role(name: &str, roles: &[(String, Layer)]) -> String {
+    let defined: Vec<&str> = roles.iter().map(|(n, _)| n.as_str()).collect();
+    match suggest(name, &defined) {
+        Some(s) => format!("unknown role `{name}`{}", did_you_mean(Some(s))),
+        None if defined.is_empty() => format!("unknown role `{name}`; roles defined: none"),
+        None => format!(
+            "unknown role `{name}`; roles defined: {}",
+            defined.join(", ")
+        ),
+    }
 }
 
 fn host_role_nodes<'a>(item: &'a Node, d: &mut Diags) -> Vec<&'a Node> {
@@ -396,7 +409,7 @@ fn flatten(node: &Node, is_host: bool, d: &mut Diags) -> Layer {
 
 fn unknown_key(d: &mut Diags, loc: &Loc, key: &str, allowed: &[&str], context: &str) {
     let msg = match suggest(key, allowed) {
-        Some(s) => format!("unknown key `{key}`{context}; did you mean `{s}`?"),
+        Some(s) => format!("unknown key `{key}`{context}{}", did_you_mean(Some(s))),
         None => format!(
             "unknown key `{key}`{context}; known keys: {}",
             allowed.join(", ")
@@ -429,6 +442,85 @@ mod tests {
         assert!(check_crypt_hash("$9$aaaa$bbbb")
             .unwrap_err()
             .contains("unknown crypt"));
+    }
+
+    /// One host with everything required, plus `network`.
+    fn with_network(network: &str) -> String {
+        format!(
+            "hosts:\n  - hostname: a\n    mac: \"52:54:00:00:00:01\"\n    disk: {{ device: sda }}\n    \
+             ostree: {{ osname: x, ref: r, url: \"http://x/\" }}\n    network: {network}\n"
+        )
+    }
+
+    fn load_str(src: &str) -> Result<Inventory, Vec<String>> {
+        parse(src, Path::new("inv.yaml"), &LoadOptions::default())
+            .map_err(|e| e.diagnostics().iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn bootproto_is_typed_where_the_inventory_is_read() {
+        let net = |n: &str| load_str(&with_network(n)).unwrap().hosts[0].network.clone();
+        assert_eq!(net("{ mtu: 1500 }").bootproto, Bootproto::Dhcp);
+        let s = net("{ ip: 192.0.2.10/24 }");
+        assert_eq!(s.bootproto, Bootproto::Static);
+        assert_eq!(s.netmask, Some(Ipv4Addr::new(255, 255, 255, 0)));
+        let s = net("{ bootproto: static, ip: 192.0.2.10, netmask: 255.255.255.0 }");
+        assert_eq!((s.bootproto, s.prefix), (Bootproto::Static, Some(24)));
+        assert_eq!(
+            load_str(&with_network("{ bootproto: statc }")).unwrap_err(),
+            ["inv.yaml:6:27: bootproto must be dhcp or static, not `statc` (did you mean `static`?)"]
+        );
+        assert_eq!(
+            load_str(&with_network("{ bootproto: dhcp, ip: 192.0.2.10/24 }")).unwrap_err(),
+            ["inv.yaml:6:27: bootproto is `dhcp` but `network.ip` is set; drop one"]
+        );
+    }
+
+    #[test]
+    fn static_addresses_are_checked_against_gateway_and_subnet() {
+        let errs = |n: &str| load_str(&with_network(n)).unwrap_err();
+        assert_eq!(
+            errs("{ ip: 192.0.2.0/24, gateway: 198.51.100.1 }"),
+            [
+                "inv.yaml:6:20: 192.0.2.0 is the network or broadcast address of 192.0.2.0/24",
+                "inv.yaml:6:43: gateway 198.51.100.1 is outside the host's subnet 192.0.2.0/24 (from ip 192.0.2.0/24)",
+            ]
+        );
+        assert_eq!(
+            errs("{ ip: 192.0.2.300, netmask: 255.255.0.999 }"),
+            [
+                "inv.yaml:6:42: netmask must be an IPv4 address (e.g. 192.0.2.1)",
+                "inv.yaml:6:20: `192.0.2.300` is not an IPv4 address",
+            ]
+        );
+        assert_eq!(
+            errs("{ ip: 192.0.2.5, netmask: 255.0.255.0 }"),
+            ["inv.yaml:6:40: netmask 255.0.255.0 has non-contiguous bits"]
+        );
+        assert_eq!(
+            errs("{ ip: 192.0.2.5/24, subnet: 192.0.2.0/25, vlan: 0 }"),
+            [
+                "inv.yaml:6:20: 192.0.2.5/24 is outside the declared subnet 192.0.2.0/25 (declared at inv.yaml:6:42)",
+                "inv.yaml:6:62: vlan must be an 802.1Q id between 1 and 4094",
+            ]
+        );
+        assert_eq!(
+            errs("{ gateway: 192.0.2.1 }"),
+            ["inv.yaml:6:25: `network.gateway` is set but the host uses DHCP; add `network.ip` or drop it"]
+        );
+    }
+
+    #[test]
+    fn closed_sets_suggest_the_nearest_name() {
+        let src = with_network("{ bond: { name: bond0, mode: active-backp, slaves: [eno1] } }")
+            .replace("device: sda", "device: sda, fstype: ext5");
+        assert_eq!(
+            load_str(&src).unwrap_err(),
+            [
+                "inv.yaml:6:43: bond mode must be balance-rr, active-backup, balance-xor, broadcast, 802.3ad, balance-tlb or balance-alb, not `active-backp` (did you mean `active-backup`?)",
+                "inv.yaml:4:34: fstype must be xfs, ext4, ext3 or btrfs, not `ext5` (did you mean `ext4`?)",
+            ]
+        );
     }
 
     #[test]
