@@ -48,7 +48,7 @@ pub(crate) fn suffix(before: &str, value: Option<&str>, after: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Prints `body` as one `--json` document: `{"apiVersion": "cairn/v1", "kind": KIND, ...}` with
+/// Prints `body` as one `--json` document: `{"apiVersion": API_VERSION, "kind": KIND, ...}` with
 /// the body's fields after those two (a body that is not an object goes under `items`). Every
 /// command's machine output goes through here, so all carry the same version.
 pub(crate) fn print_doc<T: serde::Serialize>(kind: &str, body: &T) -> anyhow::Result<()> {
