@@ -167,7 +167,7 @@ pub fn run(args: ComposeArgs, global: &Global) -> anyhow::Result<Status> {
     }
     let report = result?;
     if args.json {
-        super::print_json(&report)?;
+        super::output::print_doc("ComposeResult", &report)?;
     } else {
         print_human(&report);
     }

@@ -4,8 +4,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use super::{print_json, Global, Status};
-use cairn_ostree::deploy::{self, Host, KargEdits, Remote, UpgradeOptions, UpgradeOutcome};
+use crate::args::Json;
+use crate::output::{err, out, print_doc, suffix};
+use crate::{Global, Status};
+use cairn_ostree::deploy::{
+    self, DeployOutcome, Host, HostStatus, KargEdits, Remote, UpgradeOptions, UpgradeOutcome,
+};
 
 /// Exit status of `upgrade` when there is nothing new (and of `upgrade --check` with no update).
 pub const EXIT_NOTHING_NEW: Status = 77;
@@ -40,37 +44,7 @@ pub enum HostCmd {
         The /etc of the current default is merged 3-way into the new deployment, and its kernel\n\
         arguments are inherited (each --karg replaces the argument of the same key). A first\n\
         deploy into an empty directory initializes it as a sysroot (pass --karg root=... then).")]
-    Deploy {
-        #[command(flatten)]
-        host: HostArgs,
-        /// A ref (`stable`, `REMOTE:REF`) or a 64-hex commit checksum.
-        rev: String,
-        /// Remote to pull REV from first (with --url: added to the sysroot repository when
-        /// missing). Without --remote, REV must already be in the sysroot repository.
-        #[arg(long, value_name = "NAME")]
-        remote: Option<String>,
-        /// URL of the remote: file://, http:// or https://.
-        #[arg(long, value_name = "URL", requires = "remote")]
-        url: Option<String>,
-        /// Verify GPG signatures when adding the remote (import keys beforehand).
-        #[arg(long)]
-        gpg_verify: bool,
-        /// Kernel argument KEY=VALUE, replacing the inherited one with that key (repeatable).
-        #[arg(long = "karg", value_name = "K=V")]
-        kargs: Vec<String>,
-        /// Sysctl preset to write into the new deployment's /etc/sysctl.d (repeatable).
-        #[arg(long = "sysctl-preset", value_name = "PRESET")]
-        presets: Vec<String>,
-        /// Directory of user presets (sysctl.d files; the file name is the preset name).
-        #[arg(long, value_name = "DIR")]
-        preset_dir: Option<PathBuf>,
-        /// Validate and print the plan; change nothing (no pull, no deployment).
-        #[arg(long)]
-        dry_run: bool,
-        /// Print the outcome as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Deploy(Box<DeployArgs>),
     /// Pull the ref the default deployment tracks and deploy it if it changed.
     #[command(
         after_help = "Exit status: 0 when an update was deployed (or, with --check, is available;\n\
@@ -78,19 +52,7 @@ pub enum HostCmd {
         newest commit of its ref; 1 on errors. On a booted host the update is staged (finalized\n\
         at shutdown); on a sysroot in a directory it is deployed directly."
     )]
-    Upgrade {
-        #[command(flatten)]
-        host: HostArgs,
-        /// Only check whether an update exists (fetches commit metadata only).
-        #[arg(long, conflicts_with = "download_only")]
-        check: bool,
-        /// Download the update but do not deploy it.
-        #[arg(long)]
-        download_only: bool,
-        /// Print the outcome as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Upgrade(UpgradeArgs),
     /// Make the previous deployment the default again (nothing is deleted).
     #[command(
         after_help = "On a booted host with a pending update, the booted deployment becomes the\n\
@@ -100,14 +62,15 @@ pub enum HostCmd {
     Rollback {
         #[command(flatten)]
         host: HostArgs,
+        #[command(flatten)]
+        out: Json,
     },
     /// Show deployments: booted, default, rollback, pinned, versions, origins, kernel arguments.
     Status {
         #[command(flatten)]
         host: HostArgs,
-        /// Versioned JSON (`apiVersion: cairn/v1`, `kind: HostStatus`) for scripts.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: Json,
     },
     /// Edit kernel arguments: deploys the default's commit again with the edited list.
     #[command(
@@ -116,33 +79,11 @@ pub enum HostCmd {
         Without edits, prints the default deployment's arguments.\n\nExample:\n  \
         cairn kargs --replace console=ttyS0,115200 --append mitigations=off --delete quiet"
     )]
-    Kargs {
-        #[command(flatten)]
-        host: HostArgs,
-        /// Append KEY[=VALUE] (repeatable keys like console= may appear several times).
-        #[arg(long, value_name = "K=V")]
-        append: Vec<String>,
-        /// Delete KEY (every occurrence) or the exact KEY=VALUE.
-        #[arg(long, value_name = "K[=V]")]
-        delete: Vec<String>,
-        /// Replace every KEY... with KEY=VALUE (appended when absent).
-        #[arg(long, value_name = "K=V")]
-        replace: Vec<String>,
-    },
+    Kargs(KargsArgs),
     /// Pin a deployment so cleanup and new deploys never remove it.
-    Pin {
-        #[command(flatten)]
-        host: HostArgs,
-        /// Deployment index, as `cairn status` shows it.
-        index: usize,
-    },
+    Pin(PinArgs),
     /// Unpin a deployment.
-    Unpin {
-        #[command(flatten)]
-        host: HostArgs,
-        /// Deployment index, as `cairn status` shows it.
-        index: usize,
-    },
+    Unpin(PinArgs),
     /// Remove old deployments beyond --keep and unreferenced repository objects.
     #[command(
         after_help = "The default, booted, rollback and pinned deployments are always kept."
@@ -153,258 +94,347 @@ pub enum HostCmd {
         /// Keep at most N deployments of the OS (besides protected ones); default: keep all.
         #[arg(long, value_name = "N")]
         keep: Option<usize>,
+        #[command(flatten)]
+        out: Json,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    host: HostArgs,
+    /// A ref (`stable`, `REMOTE:REF`) or a 64-hex commit checksum.
+    rev: String,
+    /// Remote to pull REV from first (with --url: added to the sysroot repository when
+    /// missing). Without --remote, REV must already be in the sysroot repository.
+    #[arg(long, value_name = "NAME")]
+    remote: Option<String>,
+    /// URL of the remote: file://, http:// or https://.
+    #[arg(long, value_name = "URL", requires = "remote")]
+    url: Option<String>,
+    /// Verify GPG signatures when adding the remote (import keys beforehand).
+    #[arg(long)]
+    gpg_verify: bool,
+    /// Kernel argument KEY=VALUE, replacing the inherited one with that key (repeatable).
+    #[arg(long = "karg", value_name = "K=V")]
+    kargs: Vec<String>,
+    /// Sysctl preset to write into the new deployment's /etc/sysctl.d (repeatable).
+    #[arg(long = "sysctl-preset", value_name = "PRESET")]
+    presets: Vec<String>,
+    /// Directory of user presets (sysctl.d files; the file name is the preset name).
+    #[arg(long, value_name = "DIR")]
+    preset_dir: Option<PathBuf>,
+    /// Validate and print the plan; change nothing (no pull, no deployment).
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    out: Json,
+}
+
+#[derive(Debug, Args)]
+pub struct UpgradeArgs {
+    #[command(flatten)]
+    host: HostArgs,
+    /// Only check whether an update exists (fetches commit metadata only).
+    #[arg(long, conflicts_with = "download_only")]
+    check: bool,
+    /// Download the update but do not deploy it.
+    #[arg(long)]
+    download_only: bool,
+    #[command(flatten)]
+    out: Json,
+}
+
+#[derive(Debug, Args)]
+pub struct KargsArgs {
+    #[command(flatten)]
+    host: HostArgs,
+    /// Append KEY[=VALUE] (repeatable keys like console= may appear several times).
+    #[arg(long, value_name = "K=V")]
+    append: Vec<String>,
+    /// Delete KEY (every occurrence) or the exact KEY=VALUE.
+    #[arg(long, value_name = "K[=V]")]
+    delete: Vec<String>,
+    /// Replace every KEY... with KEY=VALUE (appended when absent).
+    #[arg(long, value_name = "K=V")]
+    replace: Vec<String>,
+    #[command(flatten)]
+    out: Json,
+}
+
+#[derive(Debug, Args)]
+pub struct PinArgs {
+    #[command(flatten)]
+    host: HostArgs,
+    /// Deployment index, as `cairn status` shows it.
+    index: usize,
+    #[command(flatten)]
+    out: Json,
 }
 
 fn say(global: &Global, msg: impl std::fmt::Display) {
     if !global.quiet {
-        super::err!("{msg}");
+        err!("{msg}");
     }
 }
 
 pub fn run(cmd: HostCmd, global: &Global) -> anyhow::Result<Status> {
     match cmd {
-        HostCmd::Deploy {
-            host,
-            rev,
-            remote,
-            url,
-            gpg_verify,
-            kargs,
-            presets,
-            preset_dir,
-            dry_run,
-            json,
-        } => {
-            let remote = remote.map(|name| Remote {
-                name,
-                url,
-                gpg_verify,
-            });
-            let opts = deploy::DeployOptions {
-                rev,
-                remote,
-                kargs,
-                presets,
-                preset_dir,
-                dry_run,
-            };
-            say(
-                global,
-                format!("deploying {} into {}", opts.rev, host.sysroot.display()),
-            );
-            let out = deploy::deploy(&host.host(), &opts)?;
-            if json {
-                print_json(&out)?;
-            } else if out.dry_run {
-                super::out!(
-                    "dry run: would deploy {} ({}) for {}",
-                    out.origin,
-                    out.checksum.as_deref().unwrap_or("resolved after pull"),
-                    out.osname
-                );
-                if let Some(m) = &out.merge {
-                    super::out!("  merging /etc and kernel arguments from {m}");
-                } else if out.initialized {
-                    super::out!("  initializing a new sysroot");
-                }
-                if let Some(k) = &out.kargs {
-                    super::out!("  kernel arguments: {}", k.join(" "));
-                }
-                for f in &out.files {
-                    super::out!("  would write {}", f.display());
-                }
-            } else {
-                super::out!(
-                    "deployed {} {} for {} as the new default",
-                    out.deployment.as_deref().unwrap_or("?"),
-                    out.version
-                        .as_deref()
-                        .map(|v| format!("(version {v})"))
-                        .unwrap_or_default(),
-                    out.osname
-                );
-                for f in &out.files {
-                    super::out!("  wrote {}", f.display());
-                }
-            }
-            Ok(0)
-        }
-        HostCmd::Upgrade {
-            host,
-            check,
-            download_only,
-            json,
-        } => {
-            let out = deploy::upgrade(
-                &host.host(),
-                UpgradeOptions {
-                    check,
-                    download_only,
-                },
-            )?;
-            if json {
-                print_json(&out)?;
-            }
-            let v = |v: &Option<String>| {
-                v.as_deref()
-                    .map(|v| format!(" (version {v})"))
-                    .unwrap_or_default()
-            };
-            match &out {
-                UpgradeOutcome::NoUpdate { checksum } => {
-                    if !json {
-                        super::out!("no update: the default deployment already runs {checksum}");
-                    }
-                    Ok(EXIT_NOTHING_NEW)
-                }
-                UpgradeOutcome::Available { from, to, version } => {
-                    if !json {
-                        super::out!("update available: {from} -> {to}{}", v(version));
-                    }
-                    Ok(0)
-                }
-                UpgradeOutcome::Downloaded { to, version, .. } => {
-                    if !json {
-                        super::out!("downloaded {to}{}; `cairn upgrade` deploys it", v(version));
-                    }
-                    Ok(0)
-                }
-                UpgradeOutcome::Deployed {
-                    to,
-                    version,
-                    deployment,
-                    staged,
-                    ..
-                } => {
-                    if !json {
-                        let how = if *staged {
-                            "staged (finalized at shutdown)"
-                        } else {
-                            "deployed"
-                        };
-                        super::out!("{how} {to}{} as {deployment}; reboot to use it", v(version));
-                    }
-                    Ok(0)
-                }
-            }
-        }
-        HostCmd::Rollback { host } => {
-            let out = deploy::rollback(&host.host())?;
-            super::out!(
-                "rollback: {} is the default again (was {}); reboot to use it",
-                out.to,
-                out.from
-            );
-            Ok(0)
-        }
-        HostCmd::Status { host, json } => {
-            let st = deploy::status(&host.host())?;
-            if json {
-                print_json(&st)?;
-                return Ok(0);
-            }
-            if st.deployments.is_empty() {
-                super::out!("no deployments in {}", st.sysroot.display());
-            }
-            for d in &st.deployments {
-                let mut flags = Vec::new();
-                for (on, name) in [
-                    (d.booted, "booted"),
-                    (d.default, "default"),
-                    (d.rollback, "rollback"),
-                    (d.pinned, "pinned"),
-                    (d.staged, "staged"),
-                ] {
-                    if on {
-                        flags.push(name);
-                    }
-                }
-                super::out!(
-                    "{} {}: {} {} [{}]",
-                    if d.booted { '*' } else { ' ' },
-                    d.index,
-                    d.osname,
-                    d.id,
-                    flags.join(", ")
-                );
-                if let Some(v) = &d.version {
-                    super::out!("     version: {v}");
-                }
-                if let Some(o) = &d.origin {
-                    super::out!("     origin:  {o}");
-                }
-                super::out!("     kargs:   {}", d.kargs.join(" "));
-                if d.failed_boots > 0 {
-                    super::out!("     health:  {} failed boot(s)", d.failed_boots);
-                }
-            }
-            for e in st.health.events.iter().rev().take(5).rev() {
-                let to = e
-                    .rolled_back_to
-                    .as_deref()
-                    .map(|t| format!(" -> {t}"))
-                    .unwrap_or_default();
-                super::out!(
-                    "health {} {:?} {} (failed boots {}){to}",
-                    e.time,
-                    e.kind,
-                    e.deployment,
-                    e.failed_boots
-                );
-            }
-            Ok(0)
-        }
-        HostCmd::Kargs {
-            host,
-            append,
-            delete,
-            replace,
-        } => {
-            let edits = KargEdits {
-                delete,
-                replace,
-                append,
-            };
-            if edits.is_empty() {
-                let st = deploy::status(&host.host())?;
-                let d = st
-                    .deployments
-                    .first()
-                    .ok_or_else(|| anyhow::anyhow!("no deployments"))?;
-                super::out!("{}", d.kargs.join(" "));
-                return Ok(0);
-            }
-            let out = deploy::edit_kargs(&host.host(), &edits)?;
-            match &out.deployment {
-                Some(id) => super::out!(
-                    "deployed {id} with kernel arguments: {}",
-                    out.after.join(" ")
-                ),
-                None => super::out!("kernel arguments unchanged: {}", out.after.join(" ")),
-            }
-            Ok(0)
-        }
-        HostCmd::Pin { host, index } => {
-            let id = deploy::set_pinned(&host.host(), index, true)?;
-            super::out!("pinned deployment {index} ({id})");
-            Ok(0)
-        }
-        HostCmd::Unpin { host, index } => {
-            let id = deploy::set_pinned(&host.host(), index, false)?;
-            super::out!("unpinned deployment {index} ({id})");
-            Ok(0)
-        }
-        HostCmd::Cleanup { host, keep } => {
-            let out = deploy::cleanup(&host.host(), keep)?;
-            for r in &out.removed {
-                super::out!("removed {r}");
-            }
-            say(
-                global,
-                format!("cleanup done: {} deployment(s) kept", out.kept.len()),
-            );
-            Ok(0)
+        HostCmd::Deploy(a) => deploy_cmd(*a, global),
+        HostCmd::Upgrade(a) => upgrade(a),
+        HostCmd::Rollback { host, out } => rollback(&host, out),
+        HostCmd::Status { host, out } => status(&host, out),
+        HostCmd::Kargs(a) => kargs(a),
+        HostCmd::Pin(a) => pin(a, true),
+        HostCmd::Unpin(a) => pin(a, false),
+        HostCmd::Cleanup { host, keep, out } => cleanup(&host, keep, out, global),
+    }
+}
+
+fn deploy_cmd(a: DeployArgs, global: &Global) -> anyhow::Result<Status> {
+    let opts = deploy::DeployOptions {
+        rev: a.rev,
+        remote: a.remote.map(|name| Remote {
+            name,
+            url: a.url,
+            gpg_verify: a.gpg_verify,
+        }),
+        kargs: a.kargs,
+        presets: a.presets,
+        preset_dir: a.preset_dir,
+        dry_run: a.dry_run,
+    };
+    say(
+        global,
+        format!("deploying {} into {}", opts.rev, a.host.sysroot.display()),
+    );
+    let res = deploy::deploy(&a.host.host(), &opts)?;
+    if a.out.json {
+        print_doc("DeployResult", &res)?;
+    } else if res.dry_run {
+        print_deploy_plan(&res);
+    } else {
+        out!(
+            "deployed {}{} for {} as the new default",
+            res.deployment.as_deref().unwrap_or("?"),
+            version_note(&res.version),
+            res.osname
+        );
+        for f in &res.files {
+            out!("  wrote {}", f.display());
         }
     }
+    Ok(0)
+}
+
+fn print_deploy_plan(res: &DeployOutcome) {
+    out!(
+        "dry run: would deploy {} ({}) for {}",
+        res.origin,
+        res.checksum.as_deref().unwrap_or("resolved after pull"),
+        res.osname
+    );
+    if let Some(m) = &res.merge {
+        out!("  merging /etc and kernel arguments from {m}");
+    } else if res.initialized {
+        out!("  initializing a new sysroot");
+    }
+    if let Some(k) = &res.kargs {
+        out!("  kernel arguments: {}", k.join(" "));
+    }
+    for f in &res.files {
+        out!("  would write {}", f.display());
+    }
+}
+
+fn upgrade(a: UpgradeArgs) -> anyhow::Result<Status> {
+    let res = deploy::upgrade(
+        &a.host.host(),
+        UpgradeOptions {
+            check: a.check,
+            download_only: a.download_only,
+        },
+    )?;
+    if a.out.json {
+        print_doc("UpgradeResult", &res)?;
+    } else {
+        out!("{}", upgrade_summary(&res));
+    }
+    Ok(match res {
+        UpgradeOutcome::NoUpdate { .. } => EXIT_NOTHING_NEW,
+        _ => 0,
+    })
+}
+
+/// ` (version V)` when the commit has a version, for summary lines.
+fn version_note(v: &Option<String>) -> String {
+    suffix(" (version ", v.as_deref(), ")")
+}
+
+fn upgrade_summary(res: &UpgradeOutcome) -> String {
+    let v = version_note;
+    match res {
+        UpgradeOutcome::NoUpdate { checksum } => {
+            format!("no update: the default deployment already runs {checksum}")
+        }
+        UpgradeOutcome::Available { from, to, version } => {
+            format!("update available: {from} -> {to}{}", v(version))
+        }
+        UpgradeOutcome::Downloaded { to, version, .. } => {
+            format!("downloaded {to}{}; `cairn upgrade` deploys it", v(version))
+        }
+        UpgradeOutcome::Deployed {
+            to,
+            version,
+            deployment,
+            staged,
+            ..
+        } => {
+            let how = if *staged {
+                "staged (finalized at shutdown)"
+            } else {
+                "deployed"
+            };
+            format!("{how} {to}{} as {deployment}; reboot to use it", v(version))
+        }
+    }
+}
+
+fn rollback(host: &HostArgs, o: Json) -> anyhow::Result<Status> {
+    let res = deploy::rollback(&host.host())?;
+    if o.json {
+        print_doc("RollbackResult", &res)?;
+    } else {
+        out!(
+            "rollback: {} is the default again (was {}); reboot to use it",
+            res.to,
+            res.from
+        );
+    }
+    Ok(0)
+}
+
+fn status(host: &HostArgs, o: Json) -> anyhow::Result<Status> {
+    let st = deploy::status(&host.host())?;
+    if o.json {
+        print_doc("HostStatus", &st)?;
+    } else {
+        print_status(&st);
+    }
+    Ok(0)
+}
+
+fn print_status(st: &HostStatus) {
+    if st.deployments.is_empty() {
+        out!("no deployments in {}", st.sysroot.display());
+    }
+    for d in &st.deployments {
+        let flags: Vec<&str> = [
+            (d.booted, "booted"),
+            (d.default, "default"),
+            (d.rollback, "rollback"),
+            (d.pinned, "pinned"),
+            (d.staged, "staged"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect();
+        let mark = if d.booted { '*' } else { ' ' };
+        out!(
+            "{mark} {}: {} {} [{}]",
+            d.index,
+            d.osname,
+            d.id,
+            flags.join(", ")
+        );
+        if let Some(v) = &d.version {
+            out!("     version: {v}");
+        }
+        if let Some(o) = &d.origin {
+            out!("     origin:  {o}");
+        }
+        out!("     kargs:   {}", d.kargs.join(" "));
+        if d.failed_boots > 0 {
+            out!("     health:  {} failed boot(s)", d.failed_boots);
+        }
+    }
+    for e in st.health.events.iter().rev().take(5).rev() {
+        let to = suffix(" -> ", e.rolled_back_to.as_deref(), "");
+        out!(
+            "health {} {:?} {} (failed boots {}){to}",
+            e.time,
+            e.kind,
+            e.deployment,
+            e.failed_boots
+        );
+    }
+}
+
+fn kargs(a: KargsArgs) -> anyhow::Result<Status> {
+    let edits = KargEdits {
+        delete: a.delete,
+        replace: a.replace,
+        append: a.append,
+    };
+    let res = if edits.is_empty() {
+        // Printing is an edit that changes nothing: the same document, no new deployment.
+        let st = deploy::status(&a.host.host())?;
+        let d = st
+            .deployments
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("no deployments"))?;
+        deploy::KargsOutcome {
+            before: d.kargs.clone(),
+            after: d.kargs.clone(),
+            deployment: None,
+        }
+    } else {
+        deploy::edit_kargs(&a.host.host(), &edits)?
+    };
+    if a.out.json {
+        print_doc("KargsResult", &res)?;
+        return Ok(0);
+    }
+    match &res.deployment {
+        Some(id) => out!(
+            "deployed {id} with kernel arguments: {}",
+            res.after.join(" ")
+        ),
+        None if edits.is_empty() => out!("{}", res.after.join(" ")),
+        None => out!("kernel arguments unchanged: {}", res.after.join(" ")),
+    }
+    Ok(0)
+}
+
+fn pin(a: PinArgs, pinned: bool) -> anyhow::Result<Status> {
+    let id = deploy::set_pinned(&a.host.host(), a.index, pinned)?;
+    if a.out.json {
+        let body = serde_json::json!({ "index": a.index, "deployment": id, "pinned": pinned });
+        print_doc("PinResult", &body)?;
+    } else {
+        let verb = if pinned { "pinned" } else { "unpinned" };
+        out!("{verb} deployment {} ({id})", a.index);
+    }
+    Ok(0)
+}
+
+fn cleanup(
+    host: &HostArgs,
+    keep: Option<usize>,
+    o: Json,
+    global: &Global,
+) -> anyhow::Result<Status> {
+    let res = deploy::cleanup(&host.host(), keep)?;
+    if o.json {
+        print_doc("CleanupResult", &res)?;
+    } else {
+        for r in &res.removed {
+            out!("removed {r}");
+        }
+    }
+    say(
+        global,
+        format!("cleanup done: {} deployment(s) kept", res.kept.len()),
+    );
+    Ok(0)
 }

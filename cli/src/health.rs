@@ -6,7 +6,9 @@ use std::time::Duration;
 use clap::Subcommand;
 
 use super::deploy::HostArgs;
-use super::{print_json, Global, Status};
+use crate::args::Json;
+use crate::output::{err, out, print_doc};
+use crate::{Global, Status};
 use cairn_ostree::deploy::{self, HealthOptions};
 
 #[derive(Debug, Subcommand)]
@@ -33,9 +35,8 @@ pub enum Cmd {
         /// Seconds a check may run before it is killed (and counts as failed).
         #[arg(long, value_name = "SECS", default_value_t = 300)]
         timeout: u64,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: Json,
     },
 }
 
@@ -46,7 +47,7 @@ pub fn run(cmd: Cmd, global: &Global) -> anyhow::Result<Status> {
             config,
             max_attempts,
             timeout,
-            json,
+            out: o,
         } => {
             let opts = HealthOptions {
                 config,
@@ -54,20 +55,20 @@ pub fn run(cmd: Cmd, global: &Global) -> anyhow::Result<Status> {
                 timeout: Duration::from_secs(timeout),
             };
             let r = deploy::health_check(&host.host(), &opts)?;
-            if json {
-                print_json(&r)?;
+            if o.json {
+                print_doc("HealthReport", &r)?;
             } else {
                 for c in &r.checks {
                     if !global.quiet || !c.passed {
                         let kind = if c.required { "required" } else { "wanted" };
                         let verdict = if c.passed { "ok" } else { "FAILED" };
-                        super::err!("{kind} {}: {verdict} ({})", c.name, c.detail);
+                        err!("{kind} {}: {verdict} ({})", c.name, c.detail);
                     }
                 }
                 if r.passed {
-                    super::out!("healthy: {} (boot counter reset)", r.deployment);
+                    out!("healthy: {} (boot counter reset)", r.deployment);
                 } else {
-                    super::out!(
+                    out!(
                         "unhealthy: {} failed boot {}/{}",
                         r.deployment,
                         r.failed_boots,
@@ -75,7 +76,7 @@ pub fn run(cmd: Cmd, global: &Global) -> anyhow::Result<Status> {
                     );
                 }
                 if let Some(to) = &r.rolled_back_to {
-                    super::out!("rolled back: {to} is the default again; reboot into it");
+                    out!("rolled back: {to} is the default again; reboot into it");
                 }
             }
             Ok(if r.passed { 0 } else { 1 })

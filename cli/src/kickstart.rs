@@ -1,11 +1,13 @@
-//! `cairn kickstart check|render|hosts`
+//! `cairn kickstart check|render|hosts`: flags and printing; the work is in `cairn_kickstart`.
 
 use std::path::PathBuf;
 
 use clap::Subcommand;
 use serde::Serialize;
 
-use super::{Global, Status};
+use crate::args::Json;
+use crate::output::{err, out, print_doc};
+use crate::{Global, Status};
 use cairn_kickstart::{self as kickstart, KickstartError, LoadOptions, Templates};
 
 #[derive(Debug, Subcommand)]
@@ -20,9 +22,8 @@ pub enum Cmd {
         /// The inventory YAML (defaults, roles, hosts).
         #[arg(long, short)]
         inventory: PathBuf,
-        /// Print a JSON report on stdout instead of text on stderr.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: Json,
     },
     /// Render every host to a kickstart, pxelinux/GRUB/iPXE configs and boot.ipxe, written
     /// atomically: OUT is replaced in one rename, or left as it was on any error.
@@ -48,9 +49,8 @@ pub enum Cmd {
         /// Base URL of the boot server (overrides the inventory's `server:`).
         #[arg(long)]
         server_url: Option<String>,
-        /// Print the render report as JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: Json,
     },
     /// Print the fully merged hosts (defaults <- roles <- host) as JSON, to see what a host gets.
     Hosts {
@@ -64,9 +64,6 @@ pub enum Cmd {
 
 #[derive(Serialize)]
 struct CheckReport {
-    #[serde(rename = "apiVersion")]
-    api_version: &'static str,
-    kind: &'static str,
     inventory: PathBuf,
     ok: bool,
     hosts: usize,
@@ -75,42 +72,7 @@ struct CheckReport {
 
 pub fn run(cmd: Cmd, global: &Global) -> anyhow::Result<Status> {
     match cmd {
-        Cmd::Check { inventory, json } => {
-            let res = kickstart::load(&inventory, &LoadOptions::default());
-            let (hosts, errors) = match &res {
-                Ok(inv) => (inv.hosts.len(), vec![]),
-                Err(e @ (KickstartError::Invalid(_) | KickstartError::Yaml(_))) => {
-                    (0, e.diagnostics())
-                }
-                Err(_) => return Err(res.unwrap_err().into()),
-            };
-            let ok = errors.is_empty();
-            if json {
-                super::print_json(&CheckReport {
-                    api_version: "cairn/v1",
-                    kind: "InventoryCheck",
-                    inventory,
-                    ok,
-                    hosts,
-                    errors,
-                })?;
-            } else if ok {
-                if !global.quiet {
-                    super::out!("{}: ok, {hosts} hosts", inventory.display());
-                }
-            } else {
-                for e in &errors {
-                    super::err!("{e}");
-                }
-                super::err!(
-                    "{}: {} problem{}",
-                    inventory.display(),
-                    errors.len(),
-                    if errors.len() == 1 { "" } else { "s" }
-                );
-            }
-            Ok(if ok { 0 } else { 1 })
-        }
+        Cmd::Check { inventory, out } => check(inventory, out, global),
         Cmd::Render {
             inventory,
             out,
@@ -121,10 +83,10 @@ pub fn run(cmd: Cmd, global: &Global) -> anyhow::Result<Status> {
             let inv = kickstart::load(&inventory, &LoadOptions { server_url })?;
             let tpl = Templates::load(templates.as_deref())?;
             let report = kickstart::render_to_dir(&inv, &tpl, &out)?;
-            if json {
-                super::print_json(&report)?;
+            if json.json {
+                print_doc("RenderReport", &report)?;
             } else if !global.quiet {
-                super::out!(
+                out!(
                     "rendered {} hosts ({} files) into {}",
                     report.hosts,
                     report.files,
@@ -138,11 +100,44 @@ pub fn run(cmd: Cmd, global: &Global) -> anyhow::Result<Status> {
             server_url,
         } => {
             let inv = kickstart::load(&inventory, &LoadOptions { server_url })?;
-            super::print_json(&serde_json::json!({
-                "apiVersion": "cairn/v1", "kind": "InventoryHosts", "inventory": inv.path,
-                "server": inv.server, "hosts": inv.hosts,
-            }))?;
+            let body = serde_json::json!({
+                "inventory": inv.path, "server": inv.server, "hosts": inv.hosts,
+            });
+            print_doc("InventoryHosts", &body)?;
             Ok(0)
         }
     }
+}
+
+fn check(inventory: PathBuf, o: Json, global: &Global) -> anyhow::Result<Status> {
+    let (hosts, errors) = match kickstart::load(&inventory, &LoadOptions::default()) {
+        Ok(inv) => (inv.hosts.len(), vec![]),
+        Err(e @ (KickstartError::Invalid(_) | KickstartError::Yaml(_))) => (0, e.diagnostics()),
+        Err(e) => return Err(e.into()),
+    };
+    let ok = errors.is_empty();
+    if o.json {
+        let report = CheckReport {
+            inventory,
+            ok,
+            hosts,
+            errors,
+        };
+        print_doc("InventoryCheck", &report)?;
+    } else if ok {
+        if !global.quiet {
+            out!("{}: ok, {hosts} hosts", inventory.display());
+        }
+    } else {
+        for e in &errors {
+            err!("{e}");
+        }
+        err!(
+            "{}: {} problem{}",
+            inventory.display(),
+            errors.len(),
+            if errors.len() == 1 { "" } else { "s" }
+        );
+    }
+    Ok(if ok { 0 } else { 1 })
 }

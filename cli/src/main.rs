@@ -1,4 +1,5 @@
-//! The command layer: flag parsing and printing only. Domain work happens in the domain modules.
+//! The `cairn` binary: the command tree, exit statuses and error reporting. Each command family
+//! has a module here for its flags and printing; the work happens in the domain crates.
 
 use std::process::ExitCode;
 
@@ -6,9 +7,9 @@ use clap::{Parser, Subcommand};
 
 mod args;
 mod output;
-use output::{err, out, print_json};
+use output::{err, out};
 mod compose;
-pub mod deploy;
+mod deploy;
 mod health;
 mod image;
 mod kickstart;

@@ -40,13 +40,15 @@ pub(crate) fn write_out(args: std::fmt::Arguments<'_>) {
     }
 }
 
-/// Prints a value as pretty JSON on stdout, the one format `--json` flags emit.
-pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
-    out!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
+/// `{before}{value}{after}` when there is a value, else nothing: the optional parts of a summary
+/// line (` (version 2)`, ` by Build key`).
+pub(crate) fn suffix(before: &str, value: Option<&str>, after: &str) -> String {
+    value
+        .map(|v| format!("{before}{v}{after}"))
+        .unwrap_or_default()
 }
 
-/// Prints `body` as one `--json` document: `{"apiVersion": "cairn/v1", "kind": KIND, ...}` with
+/// Prints `body` as one `--json` document: `{"apiVersion": API_VERSION, "kind": KIND, ...}` with
 /// the body's fields after those two (a body that is not an object goes under `items`). Every
 /// command's machine output goes through here, so all carry the same version.
 pub(crate) fn print_doc<T: serde::Serialize>(kind: &str, body: &T) -> anyhow::Result<()> {
@@ -61,8 +63,17 @@ fn envelope<T: serde::Serialize>(kind: &str, body: &T) -> anyhow::Result<serde_j
     match serde_json::to_value(body)? {
         serde_json::Value::Object(fields) => {
             for (k, v) in fields {
-                if k != "apiVersion" && k != "kind" {
-                    doc.insert(k, v);
+                match doc.get(&k) {
+                    // A report that still names its own version or kind may repeat ours, but a
+                    // field of its own under those names would be silently replaced: refuse.
+                    Some(ours) => anyhow::ensure!(
+                        *ours == v,
+                        "internal error: the {kind} document's field `{k}` ({v}) clashes with \
+                         the JSON envelope's"
+                    ),
+                    None => {
+                        doc.insert(k, v);
+                    }
                 }
             }
         }
@@ -71,4 +82,37 @@ fn envelope<T: serde::Serialize>(kind: &str, body: &T) -> anyhow::Result<serde_j
         }
     }
     Ok(serde_json::Value::Object(doc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::envelope;
+    use serde_json::json;
+
+    #[test]
+    fn object_fields_follow_version_and_kind() {
+        let doc = envelope("Thing", &json!({"a": 1, "b": [2]})).unwrap();
+        assert_eq!(
+            serde_json::to_string(&doc).unwrap(),
+            r#"{"apiVersion":"cairn/v1","kind":"Thing","a":1,"b":[2]}"#
+        );
+    }
+
+    #[test]
+    fn other_bodies_go_under_items() {
+        let doc = envelope("Things", &vec!["x", "y"]).unwrap();
+        assert_eq!(
+            doc,
+            json!({"apiVersion": "cairn/v1", "kind": "Things", "items": ["x", "y"]})
+        );
+    }
+
+    #[test]
+    fn a_clashing_field_is_an_error_not_lost() {
+        let e = envelope("PackerRender", &json!({"kind": "qemu-iso"})).unwrap_err();
+        assert!(e.to_string().contains("`kind`"), "{e}");
+        // Repeating the envelope's own values is harmless.
+        let doc = envelope("X", &json!({"apiVersion": "cairn/v1", "kind": "X", "n": 1})).unwrap();
+        assert_eq!(doc["n"], 1);
+    }
 }

@@ -1,10 +1,12 @@
-//! `cairn packer ...`
+//! `cairn packer render|profiles`: flags and printing; the work is in `cairn_packer`.
 
 use std::path::PathBuf;
 
 use clap::Subcommand;
 
-use super::{Global, Status};
+use crate::args::Json;
+use crate::output::{out, print_doc};
+use crate::{Global, Status};
 use cairn_packer as packer;
 
 #[derive(Debug, Subcommand)]
@@ -32,18 +34,16 @@ Examples:
         #[arg(long, short)]
         out: PathBuf,
         /// Override a template variable, KEY=VALUE (typed: numbers must be whole numbers).
-        #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
+        #[arg(long = "var", value_name = "KEY=VALUE", value_parser = packer::parse_var)]
         vars: Vec<(String, String)>,
-        /// Print what was written as JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: Json,
     },
     /// List the built-in profiles.
-    Profiles,
-}
-
-fn parse_var(s: &str) -> Result<(String, String), String> {
-    packer::parse_var(s).map_err(|e| e.to_string())
+    Profiles {
+        #[command(flatten)]
+        out: Json,
+    },
 }
 
 pub fn run(cmd: Cmd, global: &Global) -> anyhow::Result<Status> {
@@ -56,21 +56,41 @@ pub fn run(cmd: Cmd, global: &Global) -> anyhow::Result<Status> {
         } => {
             let p = packer::profile::load(&profile)?;
             let r = packer::render(&p, &out, &vars)?;
-            if json {
-                super::print_json(&r)?;
+            if json.json {
+                print_doc("PackerRender", &r)?;
             } else if !global.quiet {
                 for f in &r.files {
-                    super::out!("{}", f.display());
+                    out!("{}", f.display());
                 }
             }
             Ok(0)
         }
-        Cmd::Profiles => {
-            for (name, _) in packer::profile::BUILTIN {
-                let p = packer::profile::load(name)?;
-                super::out!("{name:<14} {}", p.description);
-            }
-            Ok(0)
+        Cmd::Profiles { out: o } => profiles(o),
+    }
+}
+
+fn profiles(o: Json) -> anyhow::Result<Status> {
+    let all = packer::profile::BUILTIN
+        .iter()
+        .map(|(name, _)| packer::profile::load(name))
+        .collect::<Result<Vec<_>, _>>()?;
+    if o.json {
+        let list: Vec<_> = all
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "name": p.name, "profileKind": p.kind, "description": p.description,
+                })
+            })
+            .collect();
+        print_doc(
+            "PackerProfileList",
+            &serde_json::json!({ "profiles": list }),
+        )?;
+    } else {
+        for p in &all {
+            out!("{:<14} {}", p.name, p.description);
         }
     }
+    Ok(0)
 }

@@ -2,12 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
+use cairn_common::named::Named;
+use cairn_ostree::repo::{CommitOptions, Mode, Parent, Repo, SignType, Signature, VerifyOptions};
 use clap::{Args, Subcommand};
-use serde::Serialize;
 
-use cairn_ostree::repo::{self, CommitOptions, Mode, Parent, Repo, SignType};
-
-use super::{print_json, Global, Status};
+use crate::args::Json;
+use crate::output::{err, out, print_doc, suffix};
+use crate::{Global, Status};
 
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
@@ -26,7 +27,7 @@ Examples:
   cairn commit ./rootfs --repo repo --ref os/stable \\
       --gpg-sign 0123ABCD --gpg-homedir ~/.gnupg --add-metadata build.id=4711
 
-Prints the new commit's checksum on stdout (or a JSON object with --json). Permissions are
+Prints the new commit's checksum on stdout (or a CommitResult document with --json). Permissions are
 canonical (owner 0:0, mode & 0755, like `ostree commit --canonical-permissions`) unless
 --keep-permissions. Failpoint for crash tests: CAIRN_FAILPOINT=repo-commit-before-ref=pause.";
 
@@ -47,7 +48,7 @@ pub struct CommitArgs {
     #[arg(long)]
     pub version: Option<String>,
     /// Extra string metadata KEY=VALUE; repeatable.
-    #[arg(long = "add-metadata", value_name = "KEY=VALUE", value_parser = parse_kv)]
+    #[arg(long = "add-metadata", value_name = "KEY=VALUE", value_parser = crate::args::key_value)]
     pub add_metadata: Vec<(String, String)>,
     /// Parent commit: `auto` (the ref's current commit), `none`, or a checksum/ref.
     #[arg(long, default_value = "auto", value_name = "auto|none|CHECKSUM")]
@@ -62,21 +63,13 @@ pub struct CommitArgs {
     #[arg(long, value_name = "DIR", requires = "gpg_sign")]
     pub gpg_homedir: Option<PathBuf>,
     /// Signature type: gpg, or ed25519 where this libostree was built with it.
-    #[arg(long, default_value = "gpg", value_name = "gpg|ed25519")]
-    pub sign_type: String,
+    #[arg(long, value_parser = crate::args::named::<SignType>(), default_value = "gpg")]
+    pub sign_type: SignType,
     /// Store real owners and mode bits (setuid, non-root owners) instead of canonical ones.
     #[arg(long)]
     pub keep_permissions: bool,
-    /// Print the result as JSON.
-    #[arg(long)]
-    pub json: bool,
-}
-
-fn parse_kv(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-        _ => Err(format!("`{s}`: expected KEY=VALUE")),
-    }
+    #[command(flatten)]
+    pub out: Json,
 }
 
 #[derive(Debug, Args)]
@@ -84,6 +77,22 @@ pub struct RepoArg {
     /// The OSTree repository.
     #[arg(long)]
     pub repo: PathBuf,
+}
+
+/// The repository and `--json`: what every inspecting subcommand takes.
+#[derive(Debug, Args)]
+pub struct Inspect {
+    #[command(flatten)]
+    pub repo: RepoArg,
+    #[command(flatten)]
+    pub out: Json,
+}
+
+#[derive(Debug, Args)]
+pub struct KeyringArg {
+    /// Check GPG signatures against this keyring (a .gpg file or a directory of them).
+    #[arg(long, value_name = "PATH")]
+    pub keyring: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -94,39 +103,29 @@ pub enum RepoCmd {
         /// Where to create it (an absent or empty directory).
         path: PathBuf,
         /// archive (compressed, servable over HTTP), bare-user (no root needed) or bare.
-        #[arg(long, default_value = "archive", value_name = "archive|bare-user|bare")]
-        mode: String,
+        #[arg(long, value_parser = crate::args::named::<Mode>(), default_value = "archive")]
+        mode: Mode,
     },
     /// List refs and the commits they point at.
     Refs {
         #[command(flatten)]
-        repo: RepoArg,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
+        at: Inspect,
     },
     /// Show a ref's history, newest first.
     Log {
         /// A ref or commit checksum.
         rev: String,
         #[command(flatten)]
-        repo: RepoArg,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
+        at: Inspect,
     },
     /// Show one commit: version, timestamp, parent, subject, metadata, signatures.
     Show {
         /// A ref or commit checksum.
         rev: String,
         #[command(flatten)]
-        repo: RepoArg,
-        /// Check signatures against this keyring (a .gpg file or a directory of them).
-        #[arg(long, value_name = "PATH")]
-        keyring: Option<PathBuf>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
+        keyring: KeyringArg,
+        #[command(flatten)]
+        at: Inspect,
     },
     /// Files (and packages, when both commits carry a manifest) changed between two commits.
     Diff {
@@ -135,10 +134,7 @@ pub enum RepoCmd {
         /// The newer ref or commit.
         to: String,
         #[command(flatten)]
-        repo: RepoArg,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
+        at: Inspect,
     },
     /// Static deltas: what `ostree pull` downloads instead of single objects.
     #[command(subcommand)]
@@ -149,21 +145,14 @@ pub enum RepoCmd {
         #[arg(long, value_name = "N")]
         keep: u32,
         #[command(flatten)]
-        repo: RepoArg,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
+        at: Inspect,
     },
-    /// Check every object's checksum and, with --keyring, every ref's signature.
+    /// Check every object's checksum and, with --keyring, that every ref is signed by a key in it.
     Verify {
         #[command(flatten)]
-        repo: RepoArg,
-        /// Require a valid GPG signature from this keyring (a .gpg file or a directory).
-        #[arg(long, value_name = "PATH")]
-        keyring: Option<PathBuf>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
+        keyring: KeyringArg,
+        #[command(flatten)]
+        at: Inspect,
     },
 }
 
@@ -189,28 +178,8 @@ pub enum DeltaCmd {
     /// List static deltas.
     List {
         #[command(flatten)]
-        repo: RepoArg,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
+        at: Inspect,
     },
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Versioned<T: Serialize> {
-    api_version: &'static str,
-    kind: &'static str,
-    #[serde(flatten)]
-    value: T,
-}
-
-fn versioned<T: Serialize>(kind: &'static str, value: T) -> Versioned<T> {
-    Versioned {
-        api_version: "cairn/v1",
-        kind,
-        value,
-    }
 }
 
 pub fn run(cmd: Cmd, global: &Global) -> anyhow::Result<Status> {
@@ -220,14 +189,32 @@ pub fn run(cmd: Cmd, global: &Global) -> anyhow::Result<Status> {
     }
 }
 
-fn open(path: &Path) -> anyhow::Result<Repo> {
-    Ok(Repo::open(path)?)
+fn repo_cmd(c: RepoCmd, global: &Global) -> anyhow::Result<Status> {
+    match c {
+        RepoCmd::Init { path, mode } => init(&path, mode, global),
+        RepoCmd::Refs { at } => refs(&at),
+        RepoCmd::Log { rev, at } => log(&rev, &at),
+        RepoCmd::Show { rev, at, keyring } => show(&rev, &at, &keyring),
+        RepoCmd::Diff { from, to, at } => diff(&from, &to, &at),
+        RepoCmd::Delta(DeltaCmd::Generate {
+            from,
+            empty: _,
+            to,
+            repo,
+        }) => delta_generate(from.as_deref(), &to, &repo, global),
+        RepoCmd::Delta(DeltaCmd::List { at }) => delta_list(&at),
+        RepoCmd::Prune { keep, at } => prune(keep, &at, global),
+        RepoCmd::Verify { at, keyring } => verify(&at, keyring),
+    }
+}
+
+fn open(repo: &RepoArg) -> anyhow::Result<Repo> {
+    Ok(Repo::open(&repo.repo)?)
 }
 
 fn commit(a: CommitArgs, global: &Global) -> anyhow::Result<Status> {
-    let sign_type: SignType = a.sign_type.parse()?;
-    sign_type.ensure_available()?;
-    let r = open(&a.repo)?;
+    a.sign_type.ensure_available()?;
+    let r = Repo::open(&a.repo)?;
     let opts = CommitOptions {
         refname: a.refname,
         subject: a.subject,
@@ -244,7 +231,7 @@ fn commit(a: CommitArgs, global: &Global) -> anyhow::Result<Status> {
         keep_permissions: a.keep_permissions,
     };
     if !global.quiet {
-        super::err!(
+        err!(
             "Committing {} to {} as {}",
             a.rootfs.display(),
             a.repo.display(),
@@ -252,22 +239,50 @@ fn commit(a: CommitArgs, global: &Global) -> anyhow::Result<Status> {
         );
     }
     let res = r.commit_tree(&a.rootfs, &opts)?;
-    if a.json {
-        print_json(&versioned("CommitResult", &res))?;
+    if a.out.json {
+        print_doc("CommitResult", &res)?;
+        return Ok(0);
+    }
+    if !global.quiet {
+        let note = if res.content_unchanged {
+            " (tree unchanged from parent)"
+        } else {
+            ""
+        };
+        err!("{} -> {}{note}", res.refname, res.checksum);
+    }
+    out!("{}", res.checksum);
+    Ok(0)
+}
+
+fn init(path: &Path, mode: Mode, global: &Global) -> anyhow::Result<Status> {
+    Repo::init(path, mode)?;
+    if !global.quiet {
+        err!("Created {} repository {}", mode.name(), path.display());
+    }
+    Ok(0)
+}
+
+fn refs(at: &Inspect) -> anyhow::Result<Status> {
+    let refs = open(&at.repo)?.refs()?;
+    let lines = refs.iter().map(|(name, csum)| format!("{name} {csum}"));
+    print_listing(at.out, "RefList", "refs", &refs, lines)
+}
+
+/// A listing: one line per entry, or with `--json` one document holding the entries as `field`.
+fn print_listing<T: serde::Serialize>(
+    o: Json,
+    kind: &str,
+    field: &str,
+    entries: &T,
+    lines: impl Iterator<Item = String>,
+) -> anyhow::Result<Status> {
+    if o.json {
+        print_doc(kind, &serde_json::json!({ field: entries }))?;
     } else {
-        if !global.quiet {
-            super::err!(
-                "{} -> {}{}",
-                res.refname,
-                res.checksum,
-                if res.content_unchanged {
-                    " (tree unchanged from parent)"
-                } else {
-                    ""
-                }
-            );
+        for l in lines {
+            out!("{l}");
         }
-        super::out!("{}", res.checksum);
     }
     Ok(0)
 }
@@ -278,238 +293,196 @@ fn date(ts: u64) -> String {
         .unwrap_or_else(|| ts.to_string())
 }
 
-fn repo_cmd(c: RepoCmd, global: &Global) -> anyhow::Result<Status> {
-    match c {
-        RepoCmd::Init { path, mode } => {
-            let mode: Mode = mode.parse()?;
-            Repo::init(&path, mode)?;
-            if !global.quiet {
-                super::err!("Created {} repository {}", mode.as_str(), path.display());
-            }
-            Ok(0)
+fn log(rev: &str, at: &Inspect) -> anyhow::Result<Status> {
+    let (entries, truncated) = open(&at.repo)?.log(rev)?;
+    if at.out.json {
+        let body = serde_json::json!({ "commits": entries, "truncated": truncated });
+        print_doc("CommitLog", &body)?;
+        return Ok(0);
+    }
+    for e in &entries {
+        out!("commit {}", e.checksum);
+        out!("Date:    {}", date(e.timestamp));
+        if let Some(v) = &e.version {
+            out!("Version: {v}");
         }
-        RepoCmd::Refs { repo, json } => {
-            let refs = open(&repo.repo)?.refs()?;
-            if json {
-                print_json(&versioned("RefList", serde_json::json!({ "refs": refs })))?;
-            } else {
-                for (name, csum) in refs {
-                    super::out!("{name} {csum}");
-                }
-            }
-            Ok(0)
+        if !e.subject.is_empty() {
+            out!("\n    {}", e.subject);
         }
-        RepoCmd::Log { rev, repo, json } => {
-            let (entries, truncated) = open(&repo.repo)?.log(&rev)?;
-            if json {
-                print_json(&versioned(
-                    "CommitLog",
-                    serde_json::json!({ "commits": entries, "truncated": truncated }),
-                ))?;
-            } else {
-                for e in &entries {
-                    super::out!("commit {}", e.checksum);
-                    super::out!("Date:    {}", date(e.timestamp));
-                    if let Some(v) = &e.version {
-                        super::out!("Version: {v}");
-                    }
-                    if !e.subject.is_empty() {
-                        super::out!("\n    {}", e.subject);
-                    }
-                    super::out!();
-                }
-                if truncated {
-                    super::out!("<< History beyond this commit is not in the repository (pruned or not pulled) >>");
-                }
-            }
-            Ok(0)
-        }
-        RepoCmd::Show {
-            rev,
-            repo,
-            keyring,
-            json,
-        } => {
-            let info = open(&repo.repo)?.commit_info_with_keyring(&rev, keyring.as_deref())?;
-            if json {
-                print_json(&versioned("Commit", &info))?;
-                return Ok(0);
-            }
-            super::out!("commit {}", info.checksum);
-            super::out!("Parent:  {}", info.parent.as_deref().unwrap_or("(none)"));
-            super::out!("Date:    {} ({})", date(info.timestamp), info.timestamp);
-            if let Some(v) = &info.version {
-                super::out!("Version: {v}");
-            }
-            super::out!("Subject: {}", info.subject);
-            if !info.metadata.is_empty() {
-                super::out!("Metadata:");
-                for (k, v) in &info.metadata {
-                    let v = match v {
-                        serde_json::Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    };
-                    let v = if v.len() > 120 {
-                        format!(
-                            "{}... ({} bytes; --json for all)",
-                            &v[..v.floor_char_boundary_compat(100)],
-                            v.len()
-                        )
-                    } else {
-                        v
-                    };
-                    super::out!("  {k}: {v}");
-                }
-            }
-            if info.signatures.is_empty() {
-                super::out!("Signatures: none");
-            } else {
-                super::out!("Signatures:");
-                for s in &info.signatures {
-                    let state = if s.valid {
-                        "good"
-                    } else if s.key_missing {
-                        "key not in keyring (pass --keyring)"
-                    } else {
-                        "BAD"
-                    };
-                    super::out!(
-                        "  {} {} {} made {}{}",
-                        s.kind,
-                        s.fingerprint,
-                        state,
-                        date(s.timestamp.max(0) as u64),
-                        s.user
-                            .as_deref()
-                            .map(|u| format!(" by {u}"))
-                            .unwrap_or_default()
-                    );
-                }
-            }
-            Ok(0)
-        }
-        RepoCmd::Diff {
-            from,
-            to,
-            repo,
-            json,
-        } => {
-            let d = open(&repo.repo)?.diff(&from, &to)?;
-            if json {
-                print_json(&d)?;
-                return Ok(0);
-            }
-            for p in &d.files.added {
-                super::out!("A {p}");
-            }
-            for p in &d.files.removed {
-                super::out!("D {p}");
-            }
-            for p in &d.files.modified {
-                super::out!("M {p}");
-            }
-            if let Some(pk) = &d.packages {
-                if !pk.is_empty() {
-                    super::out!("Packages:");
-                }
-                for p in &pk.added {
-                    super::out!("  + {} {} {}", p.name, p.evr(), p.arch);
-                }
-                for p in &pk.removed {
-                    super::out!("  - {} {} {}", p.name, p.evr(), p.arch);
-                }
-                for c in &pk.changed {
-                    super::out!("  ~ {} {} -> {} {}", c.name, c.from, c.to, c.arch);
-                }
-            }
-            Ok(0)
-        }
-        RepoCmd::Delta(DeltaCmd::Generate {
-            from,
-            empty: _,
-            to,
-            repo,
-        }) => {
-            let d = open(&repo.repo)?.generate_delta(from.as_deref(), &to)?;
-            if !global.quiet {
-                super::err!(
-                    "Generated static delta {} -> {}",
-                    d.from.as_deref().unwrap_or("(empty)"),
-                    d.to
-                );
-            }
-            Ok(0)
-        }
-        RepoCmd::Delta(DeltaCmd::List { repo, json }) => {
-            let deltas = open(&repo.repo)?.deltas()?;
-            if json {
-                print_json(&versioned(
-                    "DeltaList",
-                    serde_json::json!({ "deltas": deltas }),
-                ))?;
-            } else {
-                for d in deltas {
-                    super::out!("{} -> {}", d.from.as_deref().unwrap_or("(empty)"), d.to);
-                }
-            }
-            Ok(0)
-        }
-        RepoCmd::Prune { keep, repo, json } => {
-            let res = open(&repo.repo)?.prune(keep)?;
-            if json {
-                print_json(&res)?;
-            } else if !global.quiet {
-                super::out!(
-                    "Pruned {} of {} objects, freed {} bytes",
-                    res.objects_pruned,
-                    res.objects_total,
-                    res.bytes_freed
-                );
-            }
-            Ok(0)
-        }
-        RepoCmd::Verify {
-            repo,
-            keyring,
-            json,
-        } => {
-            let report = open(&repo.repo)?.verify(&repo::VerifyOptions { keyring })?;
-            if json {
-                print_json(&report)?;
-            } else {
-                for e in &report.errors {
-                    super::out!("error: {e}");
-                }
-                super::out!(
-                    "{}: {} objects checked, {} refs, {} problem(s)",
-                    if report.ok { "ok" } else { "FAILED" },
-                    report.objects_checked,
-                    report.refs.len(),
-                    report.errors.len()
-                );
-            }
-            if report.ok {
-                Ok(0)
-            } else {
-                anyhow::bail!(
-                    "{}: verification failed ({} problem(s))",
-                    repo.repo.display(),
-                    report.errors.len()
-                )
-            }
+        out!();
+    }
+    if truncated {
+        out!("<< History beyond this commit is not in the repository (pruned or not pulled) >>");
+    }
+    Ok(0)
+}
+
+fn show(rev: &str, at: &Inspect, keyring: &KeyringArg) -> anyhow::Result<Status> {
+    let info = open(&at.repo)?.commit_info_with_keyring(rev, keyring.keyring.as_deref())?;
+    if at.out.json {
+        print_doc("Commit", &info)?;
+        return Ok(0);
+    }
+    out!("commit {}", info.checksum);
+    out!("Parent:  {}", info.parent.as_deref().unwrap_or("(none)"));
+    out!("Date:    {} ({})", date(info.timestamp), info.timestamp);
+    if let Some(v) = &info.version {
+        out!("Version: {v}");
+    }
+    out!("Subject: {}", info.subject);
+    print_metadata(&info.metadata);
+    print_signatures(&info.signatures);
+    Ok(0)
+}
+
+/// Long values (package manifests, SBOM digests) are cut so one key cannot flood the terminal.
+fn print_metadata(metadata: &serde_json::Map<String, serde_json::Value>) {
+    if metadata.is_empty() {
+        return;
+    }
+    out!("Metadata:");
+    for (k, v) in metadata {
+        let v = match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        if v.len() > 120 {
+            let cut = floor_char_boundary(&v, 100);
+            out!(
+                "  {k}: {}... ({} bytes; --json for all)",
+                &v[..cut],
+                v.len()
+            );
+        } else {
+            out!("  {k}: {v}");
         }
     }
 }
 
-trait FloorCharBoundary {
-    fn floor_char_boundary_compat(&self, i: usize) -> usize;
+fn print_signatures(signatures: &[Signature]) {
+    if signatures.is_empty() {
+        out!("Signatures: none");
+        return;
+    }
+    out!("Signatures:");
+    for s in signatures {
+        let state = if s.valid {
+            "good"
+        } else if s.key_missing {
+            "key not in keyring (pass --keyring)"
+        } else {
+            "BAD"
+        };
+        let by = suffix(" by ", s.user.as_deref(), "");
+        out!(
+            "  {} {} {state} made {}{by}",
+            s.kind,
+            s.fingerprint,
+            date(s.timestamp.max(0) as u64)
+        );
+    }
 }
 
-impl FloorCharBoundary for String {
-    fn floor_char_boundary_compat(&self, mut i: usize) -> usize {
-        while i > 0 && !self.is_char_boundary(i) {
-            i -= 1;
-        }
-        i
+/// `str::floor_char_boundary` is newer than the minimum Rust version.
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
     }
+    i
+}
+
+fn diff(from: &str, to: &str, at: &Inspect) -> anyhow::Result<Status> {
+    let d = open(&at.repo)?.diff(from, to)?;
+    if at.out.json {
+        print_doc("CommitDiff", &d)?;
+        return Ok(0);
+    }
+    for (mark, paths) in [
+        ('A', &d.files.added),
+        ('D', &d.files.removed),
+        ('M', &d.files.modified),
+    ] {
+        for p in paths {
+            out!("{mark} {p}");
+        }
+    }
+    if let Some(pk) = &d.packages {
+        if !pk.is_empty() {
+            out!("Packages:");
+        }
+        for p in &pk.added {
+            out!("  + {} {} {}", p.name, p.evr(), p.arch);
+        }
+        for p in &pk.removed {
+            out!("  - {} {} {}", p.name, p.evr(), p.arch);
+        }
+        for c in &pk.changed {
+            out!("  ~ {} {} -> {} {}", c.name, c.from, c.to, c.arch);
+        }
+    }
+    Ok(0)
+}
+
+fn delta_generate(
+    from: Option<&str>,
+    to: &str,
+    repo: &RepoArg,
+    global: &Global,
+) -> anyhow::Result<Status> {
+    let d = open(repo)?.generate_delta(from, to)?;
+    if !global.quiet {
+        let from = d.from.as_deref().unwrap_or("(empty)");
+        err!("Generated static delta {from} -> {}", d.to);
+    }
+    Ok(0)
+}
+
+fn delta_list(at: &Inspect) -> anyhow::Result<Status> {
+    let deltas = open(&at.repo)?.deltas()?;
+    let lines = deltas
+        .iter()
+        .map(|d| format!("{} -> {}", d.from.as_deref().unwrap_or("(empty)"), d.to));
+    print_listing(at.out, "DeltaList", "deltas", &deltas, lines)
+}
+
+fn prune(keep: u32, at: &Inspect, global: &Global) -> anyhow::Result<Status> {
+    let res = open(&at.repo)?.prune(keep)?;
+    if at.out.json {
+        print_doc("PruneResult", &res)?;
+    } else if !global.quiet {
+        out!(
+            "Pruned {} of {} objects, freed {} bytes",
+            res.objects_pruned,
+            res.objects_total,
+            res.bytes_freed
+        );
+    }
+    Ok(0)
+}
+
+fn verify(at: &Inspect, keyring: KeyringArg) -> anyhow::Result<Status> {
+    let report = open(&at.repo)?.verify(&VerifyOptions {
+        keyring: keyring.keyring,
+    })?;
+    if at.out.json {
+        print_doc("VerifyReport", &report)?;
+    } else {
+        for e in &report.errors {
+            out!("error: {e}");
+        }
+        out!(
+            "{}: {} objects checked, {} refs, {} problem(s)",
+            if report.ok { "ok" } else { "FAILED" },
+            report.objects_checked,
+            report.refs.len(),
+            report.errors.len()
+        );
+    }
+    anyhow::ensure!(
+        report.ok,
+        "{}: verification failed ({} problem(s))",
+        at.repo.repo.display(),
+        report.errors.len()
+    );
+    Ok(0)
 }

@@ -1,4 +1,4 @@
-//! `cairn serve`
+//! `cairn serve`: its flags; the server itself is `cairn_serve`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

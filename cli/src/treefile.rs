@@ -1,12 +1,14 @@
 //! `cairn treefile render|check|diff`: flags and printing; the work is in `cairn_treefile`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
 
-use super::{Global, Status};
+use crate::args::Json;
+use crate::output::{err, out, print_doc};
+use crate::{Global, Status};
 use cairn_treefile::{self as treefile, Diagnostic, LoadOptions, Severity, Treefile};
 
 #[derive(Debug, Subcommand)]
@@ -41,9 +43,8 @@ pub enum Cmd {
         files: Vec<PathBuf>,
         #[command(flatten)]
         load: LoadArgs,
-        /// Print a JSON array of {file, line, col, severity, message, included_from}.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: Json,
     },
     /// Show packages added/removed and keys changed from A to B (for pull-request review).
     #[command(after_help = "Example:
@@ -55,9 +56,8 @@ pub enum Cmd {
         b: PathBuf,
         #[command(flatten)]
         load: LoadArgs,
-        /// Print the difference as JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: Json,
     },
 }
 
@@ -74,12 +74,8 @@ pub struct LoadArgs {
     pub arch: Option<String>,
     /// Set a variable, overriding every treefile's `variables` (repeatable). VALUE is read as a
     /// YAML scalar: `prod=false` is a boolean, `n=3` a number, anything else a string.
-    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = treefile::parse_var_arg)]
     pub vars: Vec<(String, String)>,
-}
-
-fn parse_var(s: &str) -> Result<(String, String), String> {
-    treefile::parse_var_arg(s).map_err(|e| e.to_string())
 }
 
 impl LoadArgs {
@@ -93,11 +89,11 @@ impl LoadArgs {
 
 fn print_warnings(warnings: &[Diagnostic]) {
     for w in warnings {
-        super::err!("{w}");
+        err!("{w}");
     }
 }
 
-fn load(file: &std::path::Path, args: &LoadArgs) -> anyhow::Result<Treefile> {
+fn load(file: &Path, args: &LoadArgs) -> anyhow::Result<Treefile> {
     let tf = treefile::load(file, &args.options())?;
     print_warnings(&tf.warnings);
     Ok(tf)
@@ -126,11 +122,17 @@ impl From<&Diagnostic> for JsonDiagnostic {
     }
 }
 
+/// `check --json`: the counts a CI gate reads, then every diagnostic.
 #[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
+struct CheckOut<'a> {
+    files: &'a [PathBuf],
+    errors: usize,
+    warnings: usize,
+    diagnostics: Vec<JsonDiagnostic>,
+}
+
+#[derive(Serialize)]
 struct DiffOut<'a> {
-    api_version: &'static str,
-    kind: &'static str,
     old: String,
     new: String,
     #[serde(flatten)]
@@ -144,114 +146,135 @@ fn show(v: &Option<serde_json::Value>) -> String {
     }
 }
 
+/// Prints a treefile itself (not a cairn report): the output is fed back to cairn or
+/// rpm-ostree as a treefile, so it carries no `apiVersion`/`kind` envelope.
+fn print_treefile(json: &impl Serialize) -> anyhow::Result<()> {
+    out!("{}", serde_json::to_string_pretty(json)?);
+    Ok(())
+}
+
 pub fn run(cmd: Cmd, global: &Global) -> anyhow::Result<Status> {
     match cmd {
         Cmd::Render {
             file,
             load: args,
-            for_tool,
-            output_dir,
+            for_tool: None,
+            output_dir: _,
         } => {
-            let tf = load(&file, &args)?;
-            match for_tool {
-                None => super::print_json(&tf.json)?,
-                Some(ForTool::RpmOstree) => {
-                    let low = tf.for_rpm_ostree()?;
-                    if !global.quiet {
-                        for n in &low.notes {
-                            super::err!("note: {n}");
-                        }
-                    }
-                    match output_dir {
-                        Some(dir) => {
-                            let path = low
-                                .write_to(&dir)
-                                .with_context(|| format!("writing {}", dir.display()))?;
-                            super::out!("{}", path.display());
-                        }
-                        None => {
-                            if !low.generated.is_empty() && !global.quiet {
-                                super::err!(
-                                    "note: add-files names {} generated file(s) under {}/; pass --output-dir DIR to write them",
-                                    low.generated.len(),
-                                    treefile::GENERATED_DIR
-                                );
-                            }
-                            super::print_json(&low.json)?;
-                        }
-                    }
-                }
-            }
+            print_treefile(&load(&file, &args)?.json)?;
             Ok(0)
         }
+        Cmd::Render {
+            file,
+            load: args,
+            for_tool: Some(ForTool::RpmOstree),
+            output_dir,
+        } => render_for_rpm_ostree(&load(&file, &args)?, output_dir, global),
         Cmd::Check {
             files,
             load: args,
-            json,
-        } => {
-            let opts = args.options();
-            let mut all = Vec::new();
-            for f in &files {
-                all.extend(treefile::check(f, &opts));
-            }
-            let errors = all.iter().filter(|d| d.severity == Severity::Error).count();
-            let warnings = all.len() - errors;
-            if json {
-                let out: Vec<JsonDiagnostic> = all.iter().map(JsonDiagnostic::from).collect();
-                super::print_json(&out)?;
-            } else {
-                for d in &all {
-                    super::err!("{d}");
-                }
-                if !global.quiet || errors > 0 {
-                    super::err!(
-                        "checked {} treefile(s): {errors} error(s), {warnings} warning(s)",
-                        files.len()
-                    );
-                }
-            }
-            Ok(if errors > 0 { 1 } else { 0 })
-        }
+            out,
+        } => check(&files, &args, out, global),
         Cmd::Diff {
             a,
             b,
             load: args,
-            json,
-        } => {
-            let ta = load(&a, &args)?;
-            let tb = load(&b, &args)?;
-            let d = treefile::diff(&ta, &tb);
-            if json {
-                super::print_json(&DiffOut {
-                    api_version: "cairn/v1",
-                    kind: "TreefileDiff",
-                    old: a.display().to_string(),
-                    new: b.display().to_string(),
-                    diff: &d,
-                })?;
-                return Ok(0);
-            }
-            super::out!("--- {}\n+++ {}", a.display(), b.display());
-            if d.is_empty() {
-                super::out!("no differences");
-            }
-            if !d.packages_added.is_empty() || !d.packages_removed.is_empty() {
-                super::out!(
-                    "packages: +{} -{}",
-                    d.packages_added.len(),
-                    d.packages_removed.len()
-                );
-                for p in &d.packages_added {
-                    super::out!("  + {p}");
-                }
-                for p in &d.packages_removed {
-                    super::out!("  - {p}");
-                }
-            }
-            for c in &d.changed {
-                super::out!("{}:\n  - {}\n  + {}", c.key, show(&c.old), show(&c.new));
-            }
-            Ok(0)
+            out,
+        } => diff(&a, &b, &args, out),
+    }
+}
+
+fn render_for_rpm_ostree(
+    tf: &Treefile,
+    output_dir: Option<PathBuf>,
+    global: &Global,
+) -> anyhow::Result<Status> {
+    let low = tf.for_rpm_ostree()?;
+    if !global.quiet {
+        for n in &low.notes {
+            err!("note: {n}");
         }
     }
+    if let Some(dir) = output_dir {
+        let path = low
+            .write_to(&dir)
+            .with_context(|| format!("writing {}", dir.display()))?;
+        out!("{}", path.display());
+        return Ok(0);
+    }
+    if !low.generated.is_empty() && !global.quiet {
+        err!(
+            "note: add-files names {} generated file(s) under {}/; pass --output-dir DIR to write them",
+            low.generated.len(),
+            treefile::GENERATED_DIR
+        );
+    }
+    print_treefile(&low.json)?;
+    Ok(0)
+}
+
+fn check(files: &[PathBuf], args: &LoadArgs, o: Json, global: &Global) -> anyhow::Result<Status> {
+    let opts = args.options();
+    let all: Vec<Diagnostic> = files
+        .iter()
+        .flat_map(|f| treefile::check(f, &opts))
+        .collect();
+    let errors = all.iter().filter(|d| d.severity == Severity::Error).count();
+    let warnings = all.len() - errors;
+    if o.json {
+        print_doc(
+            "TreefileCheck",
+            &CheckOut {
+                files,
+                errors,
+                warnings,
+                diagnostics: all.iter().map(JsonDiagnostic::from).collect(),
+            },
+        )?;
+    } else {
+        for d in &all {
+            err!("{d}");
+        }
+        if !global.quiet || errors > 0 {
+            err!(
+                "checked {} treefile(s): {errors} error(s), {warnings} warning(s)",
+                files.len()
+            );
+        }
+    }
+    Ok(if errors > 0 { 1 } else { 0 })
+}
+
+fn diff(a: &Path, b: &Path, args: &LoadArgs, o: Json) -> anyhow::Result<Status> {
+    let d = treefile::diff(&load(a, args)?, &load(b, args)?);
+    if o.json {
+        let body = DiffOut {
+            old: a.display().to_string(),
+            new: b.display().to_string(),
+            diff: &d,
+        };
+        print_doc("TreefileDiff", &body)?;
+        return Ok(0);
+    }
+    out!("--- {}\n+++ {}", a.display(), b.display());
+    if d.is_empty() {
+        out!("no differences");
+    }
+    if !d.packages_added.is_empty() || !d.packages_removed.is_empty() {
+        out!(
+            "packages: +{} -{}",
+            d.packages_added.len(),
+            d.packages_removed.len()
+        );
+        for p in &d.packages_added {
+            out!("  + {p}");
+        }
+        for p in &d.packages_removed {
+            out!("  - {p}");
+        }
+    }
+    for c in &d.changed {
+        out!("{}:\n  - {}\n  + {}", c.key, show(&c.old), show(&c.new));
+    }
+    Ok(0)
 }

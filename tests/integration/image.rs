@@ -36,7 +36,11 @@ fn build(
     args.extend(extra.iter().map(|s| (*s).to_owned()));
     let o = run_cairn(&args);
     assert!(o.status.success(), "image build failed: {}", stderr(&o));
-    serde_json::from_str(&stdout(&o)).expect("JSON report")
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON report");
+    // cli::every_json_command_prints_one_envelope cannot afford a build: the envelope is checked here.
+    assert_eq!(report["apiVersion"], "cairn/v1");
+    assert_eq!(report["kind"], "ImageBuildResult");
+    report
 }
 
 /// The GPT as sgdisk prints it: (number, start sector, end sector, code, name).

@@ -179,7 +179,7 @@ fn fcos_checks_clean_on_every_arch() {
             .unwrap();
         assert!(o.status.success(), "{arch}: {}", stdout(&o));
         let d: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-        assert_eq!(d, json!([]), "{arch}");
+        assert_eq!(d["diagnostics"], json!([]), "{arch}");
     }
 }
 
@@ -482,7 +482,7 @@ fn shipped_k8s_node_lowers_for_rpm_ostree() {
     ]);
     assert!(o.status.success());
     assert_eq!(
-        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap(),
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["diagnostics"],
         json!([])
     );
     let back = render_ok(out.path(), "treefile.json", &["--arch", "x86_64"]);
@@ -860,7 +860,7 @@ fn check_reports_everything_as_json() {
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let diags = v.as_array().unwrap();
+    let diags = v["diagnostics"].as_array().unwrap();
     let find = |needle: &str| {
         diags
             .iter()

@@ -88,7 +88,6 @@ pub struct BuildOptions {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BuildReport {
-    pub api_version: &'static str,
     pub out: PathBuf,
     pub format: Format,
     pub virtual_size: u64,
@@ -228,7 +227,6 @@ pub fn build(opts: &BuildOptions, progress: &dyn Fn(&str)) -> Result<BuildReport
     std::fs::rename(&tmp_out, &opts.out).map_err(|e| ImageError::io(&opts.out, e))?;
 
     Ok(BuildReport {
-        api_version: "cairn/v1",
         out: opts.out.clone(),
         format: opts.format,
         virtual_size: layout.disk_size,

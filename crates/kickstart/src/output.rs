@@ -15,6 +15,7 @@ use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
+use cairn_common::API_VERSION;
 use rustix::fs::{AtFlags, Mode, OFlags};
 use serde::Serialize;
 
@@ -25,9 +26,6 @@ use super::render::{HostDocs, Templates};
 /// What `render_to_dir` wrote.
 #[derive(Debug, Clone, Serialize)]
 pub struct RenderReport {
-    #[serde(rename = "apiVersion")]
-    pub api_version: &'static str,
-    pub kind: &'static str,
     pub out: PathBuf,
     pub hosts: usize,
     pub files: usize,
@@ -114,7 +112,7 @@ pub fn render_to_dir(
             })
         })
         .collect();
-    let manifest = serde_json::json!({"apiVersion": "cairn/v1", "kind": "RenderManifest",
+    let manifest = serde_json::json!({"apiVersion": API_VERSION, "kind": "RenderManifest",
         "inventory": inv.path, "hosts": manifest});
     std::fs::write(
         root.join("manifest.json"),
@@ -146,8 +144,6 @@ pub fn render_to_dir(
         let _ = tmp.keep();
     }
     Ok(RenderReport {
-        api_version: "cairn/v1",
-        kind: "RenderReport",
         out: out.to_path_buf(),
         hosts: inv.hosts.len(),
         files: files + 3,

@@ -17,6 +17,7 @@ pub mod template;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use cairn_common::API_VERSION;
 use serde::Serialize;
 
 pub use profile::{Kind, Post, Profile};
@@ -56,9 +57,10 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PackerError + '_ {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Rendered {
-    pub api_version: &'static str,
     pub profile: String,
     pub origin: String,
+    /// Named so it cannot be mistaken for the `kind` of the JSON document it is printed in.
+    #[serde(rename = "profileKind")]
     pub kind: Kind,
     pub dir: PathBuf,
     pub template: PathBuf,
@@ -102,13 +104,10 @@ fn typed_value(key: &str, ty: TypeExpr, raw: &str) -> Result<Expr, PackerError> 
 
 /// Splits `K=V`.
 pub fn parse_var(s: &str) -> Result<(String, String), PackerError> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
-        _ => Err(PackerError::BadVar {
-            key: s.to_owned(),
-            msg: "expected KEY=VALUE".to_owned(),
-        }),
-    }
+    cairn_common::kv::split_owned(s, "KEY=VALUE").map_err(|e| PackerError::BadVar {
+        key: e.arg,
+        msg: format!("expected {}", e.shape),
+    })
 }
 
 /// Virtual size in bytes of a disk image, from `qemu-img info`.
@@ -240,7 +239,7 @@ pub fn kickstart(p: &Profile) -> Result<String, PackerError> {
         .ok_or_else(|| PackerError::Kickstart("profile has no kickstart section".into()))?;
     // JSON is YAML: serde_json quotes every value, so profile text cannot change the structure.
     let inventory = serde_json::json!({
-        "api-version": "cairn/v1",
+        "api-version": API_VERSION,
         "defaults": {
             "timezone": "Etc/UTC",
             "kernel-args": ks.kargs,
@@ -347,7 +346,6 @@ pub fn render(
         })
         .collect();
     Ok(Rendered {
-        api_version: "cairn/v1",
         profile: p.name.clone(),
         origin: p.origin.clone(),
         kind: p.kind,

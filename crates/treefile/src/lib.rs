@@ -101,9 +101,8 @@ pub fn parse_var_arg(arg: &str) -> Result<(String, String), TreefileError> {
         arg: arg.to_string(),
         msg: msg.to_string(),
     };
-    let (k, v) = arg
-        .split_once('=')
-        .ok_or_else(|| bad("expected NAME=VALUE, e.g. --var prod=true"))?;
+    let (k, v) = cairn_common::kv::split(arg, "NAME=VALUE")
+        .map_err(|e| bad(&format!("expected {}, e.g. --var prod=true", e.shape)))?;
     if !load::valid_var_name(k) {
         return Err(bad("the name may only contain letters, digits and `_`"));
     }

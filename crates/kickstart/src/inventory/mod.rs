@@ -11,6 +11,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
+use cairn_common::API_VERSION;
 use serde::Serialize;
 
 use super::error::{Diagnostic, KickstartError};
@@ -242,8 +243,12 @@ fn build(root: &Node, path: &Path, opts: &LoadOptions, d: &mut Diags) -> Invento
     for (k, v) in top {
         if !TOP_KEYS.contains(&k.name.as_str()) {
             unknown_key(d, &k.loc, &k.name, TOP_KEYS, " at the top level");
-        } else if k.name == "api-version" && v.as_str() != Some("cairn/v1") {
-            d.push(&v.loc, "api-version", "api-version must be `cairn/v1`");
+        } else if k.name == "api-version" && v.as_str() != Some(API_VERSION) {
+            d.push(
+                &v.loc,
+                "api-version",
+                format!("api-version must be `{API_VERSION}`"),
+            );
         }
     }
     inv.server = match &opts.server_url {

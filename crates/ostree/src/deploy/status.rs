@@ -4,15 +4,13 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::state::{BootCounter, HealthEvent, State, API_VERSION};
+use super::state::{BootCounter, HealthEvent, State};
 use super::sysroot::{Open, SysrootGuard};
 use super::{commit_version, deployment_id, kargs_of, origin_refspec, rollback, DeployError, Host};
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HostStatus {
-    pub api_version: &'static str,
-    pub kind: &'static str,
     pub sysroot: PathBuf,
     /// True when this process runs on the sysroot it inspects (a booted OSTree host).
     pub is_booted: bool,
@@ -101,8 +99,6 @@ pub(crate) fn status_of(guard: &SysrootGuard, os: Option<&str>) -> Result<HostSt
         });
     }
     Ok(HostStatus {
-        api_version: API_VERSION,
-        kind: "HostStatus",
         sysroot: guard.path().to_path_buf(),
         is_booted: booted.is_some(),
         deployments,

@@ -24,7 +24,6 @@ pub struct FileDiff {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TreeDiff {
-    pub api_version: &'static str,
     pub from: String,
     pub to: String,
     pub files: FileDiff,
@@ -59,7 +58,6 @@ impl Repo {
             _ => None,
         };
         Ok(TreeDiff {
-            api_version: "cairn/v1",
             from: ca,
             to: cb,
             files,

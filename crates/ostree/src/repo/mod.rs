@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use cairn_common::named::Named;
 use ostree::gio;
 use ostree::glib;
 
@@ -48,27 +49,17 @@ impl Mode {
             Mode::Bare => ostree::RepoMode::Bare,
         }
     }
+}
 
-    /// The mode's name as `ostree init --mode` spells it.
-    pub fn as_str(self) -> &'static str {
+/// Names as `ostree init --mode` spells them.
+impl Named for Mode {
+    const ALL: &'static [Self] = &[Mode::Archive, Mode::BareUser, Mode::Bare];
+
+    fn name(self) -> &'static str {
         match self {
             Mode::Archive => "archive",
             Mode::BareUser => "bare-user",
             Mode::Bare => "bare",
-        }
-    }
-}
-
-impl std::str::FromStr for Mode {
-    type Err = RepoError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "archive" | "archive-z2" => Ok(Mode::Archive),
-            "bare-user" => Ok(Mode::BareUser),
-            "bare" => Ok(Mode::Bare),
-            other => Err(RepoError::BadInput(format!(
-                "unknown repo mode `{other}`: use archive, bare-user or bare"
-            ))),
         }
     }
 }

@@ -7,7 +7,6 @@ use super::{Ctx, Repo, RepoError, NO_CANCEL};
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PruneResult {
-    pub api_version: &'static str,
     pub objects_total: i32,
     pub objects_pruned: i32,
     pub bytes_freed: u64,
@@ -33,7 +32,6 @@ impl Repo {
             .ctx(|| format!("{}: pruning static deltas", self.path.display()))?;
         self.update_summary()?;
         Ok(PruneResult {
-            api_version: "cairn/v1",
             objects_total: total,
             objects_pruned: pruned,
             bytes_freed: freed,

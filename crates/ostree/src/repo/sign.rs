@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use cairn_common::named::Named;
 use ostree::gio;
 use ostree::glib;
 use ostree::prelude::*;
@@ -15,15 +16,15 @@ pub enum SignType {
     Ed25519,
 }
 
-impl std::str::FromStr for SignType {
-    type Err = RepoError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "gpg" => Ok(SignType::Gpg),
-            "ed25519" => Ok(SignType::Ed25519),
-            other => Err(RepoError::BadInput(format!(
-                "unknown signature type `{other}`: use gpg (or ed25519 where libostree has it)"
-            ))),
+/// Every scheme is nameable even when this libostree cannot sign with it, so asking for one gets
+/// [`SignType::ensure_available`]'s explanation rather than an unknown-name error.
+impl Named for SignType {
+    const ALL: &'static [Self] = &[SignType::Gpg, SignType::Ed25519];
+
+    fn name(self) -> &'static str {
+        match self {
+            SignType::Gpg => "gpg",
+            SignType::Ed25519 => "ed25519",
         }
     }
 }

@@ -16,7 +16,6 @@ pub struct VerifyOptions {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VerifyReport {
-    pub api_version: &'static str,
     pub ok: bool,
     pub objects_checked: usize,
     pub refs: Vec<RefReport>,
@@ -100,7 +99,6 @@ impl Repo {
             });
         }
         Ok(VerifyReport {
-            api_version: "cairn/v1",
             ok: errors.is_empty(),
             objects_checked: checked,
             refs,
