@@ -9,8 +9,12 @@ use cairn_common::named::Named;
 /// A clap value parser for a domain's [`Named`] enum: `--help` lists the names, a wrong one is
 /// refused with them.
 pub fn named<T: Named + Send + Sync>() -> impl TypedValueParser<Value = T> {
-    PossibleValuesParser::new(T::ALL.iter().map(|v| PossibleValue::new(v.name())))
-        .map(|s| T::from_name(&s).expect("clap accepted only listed names"))
+    PossibleValuesParser::new(
+        T::ALL
+            .iter()
+            .map(|v| PossibleValue::new(v.name()).aliases(v.aliases())),
+    )
+    .map(|s| T::from_name(&s).expect("clap accepted only listed names"))
 }
 
 /// `KEY=VALUE` (`--add-metadata` and friends); the value may be empty.

@@ -8,8 +8,16 @@ pub trait Named: Sized + Copy + 'static {
 
     fn name(self) -> &'static str;
 
+    /// Other accepted spellings (legacy names), never printed.
+    fn aliases(self) -> &'static [&'static str] {
+        &[]
+    }
+
     fn from_name(s: &str) -> Option<Self> {
-        Self::ALL.iter().copied().find(|v| v.name() == s)
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|v| v.name() == s || v.aliases().contains(&s))
     }
 
     /// The names, for error messages: `a, b or c`.

@@ -62,6 +62,14 @@ impl Named for Mode {
             Mode::Bare => "bare",
         }
     }
+
+    /// `archive-z2`: ostree's older name for `archive`, still accepted by `ostree init`.
+    fn aliases(self) -> &'static [&'static str] {
+        match self {
+            Mode::Archive => &["archive-z2"],
+            _ => &[],
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
