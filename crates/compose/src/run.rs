@@ -13,8 +13,8 @@ use super::{inputs, manifest, postprocess, version, ComposeError};
 use cairn_ostree::repo::{CommitInfo, CommitOptions, CommitResult, Mode, Parent, Repo};
 use cairn_treefile::{self as treefile, Backend, LoadOptions, Treefile};
 
-/// Metadata keys compose writes on every commit; their meaning for users is in docs/compose.md
-/// ("Commit"), and `cairn repo diff` and `cairn deploy` read them back.
+/// Metadata keys compose writes on every commit, documented for users in docs/compose.md
+/// ("Commit"); `cairn repo diff` reads `cairn.packages` back.
 pub const META_INPUT_HASH: &str = "cairn.input-hash";
 pub const META_PACKAGES: &str = "cairn.packages";
 pub const META_TREEFILE: &str = "cairn.treefile";
