@@ -1,27 +1,15 @@
 //! `cairn compose TREEFILE --repo R`: build an OSTree commit from a treefile.
 
-use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use clap::{Args, ValueEnum};
+use clap::Args;
+use serde::Serialize;
 
 use super::{Global, Status};
-use cairn_compose::{self as compose, ComposeOptions, Event};
+use cairn_compose::{self as compose, ComposeOptions};
+use cairn_treefile::Backend;
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum BackendArg {
-    /// The treefile's `cairn.backend`; else rpm-ostree if installed and the treefile has
-    /// `repos`, else dnf if `repos`, else mmdebstrap if `cairn.mmdebstrap`, else rootfs.
-    Auto,
-    /// `rpm-ostree compose tree --unified-core` on the treefile rendered for rpm-ostree.
-    RpmOstree,
-    /// `dnf --installroot` with the `.repo` files beside the treefile.
-    Dnf,
-    /// Debian/Ubuntu from `cairn.mmdebstrap` (suite, mirror, components, variant).
-    Mmdebstrap,
-    /// An existing directory or tarball from `cairn.rootfs.path`.
-    Rootfs,
-}
+mod progress;
 
 /// Compose a treefile into an OSTree commit: install packages into a fresh root filesystem,
 /// postprocess it into an OSTree-ready tree, commit it with a package manifest and an SBOM.
@@ -46,9 +34,11 @@ pub struct ComposeArgs {
     /// The OSTree repository to commit into (created in archive mode if absent).
     #[arg(long)]
     pub repo: PathBuf,
-    /// The package backend; `auto` lets the treefile and host decide.
-    #[arg(long, value_enum)]
-    pub backend: Option<BackendArg>,
+    /// The package backend. `auto`: the treefile's `cairn.backend`; else rpm-ostree if installed
+    /// and the treefile has `repos`, else dnf if `repos`, else mmdebstrap if `cairn.mmdebstrap`,
+    /// else rootfs (`cairn.rootfs.path`, a directory or tarball).
+    #[arg(long, value_parser = crate::args::named::<Backend>())]
+    pub backend: Option<Backend>,
     /// Cache directory kept between composes (downloaded packages, build trees). Default:
     /// `cairn-cache` beside the repository.
     #[arg(long)]
@@ -57,8 +47,8 @@ pub struct ComposeArgs {
     #[arg(long)]
     pub arch: Option<String>,
     /// Override a treefile variable (`--var releasever=40`); repeatable.
-    #[arg(long = "var", value_name = "NAME=VALUE")]
-    pub vars: Vec<String>,
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = cairn_treefile::parse_var_arg)]
+    pub vars: Vec<(String, String)>,
     /// Print the plan (backend, command, packages, ref, next version) and write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -68,106 +58,64 @@ pub struct ComposeArgs {
     /// Exit 77 instead of 0 when nothing changed (for CI pipelines that skip later stages).
     #[arg(long)]
     pub unchanged_exit_77: bool,
-    /// Print the result as JSON (apiVersion cairn/v1), phase timings included.
+    /// Print the result as JSON (a ComposeResult document), phase timings included.
     #[arg(long)]
     pub json: bool,
+    /// Stream tool output (mmdebstrap, apt, dnf, dracut, postprocess scripts) on stderr as it
+    /// comes; without it, tool output only goes to the log file.
+    #[arg(long, short)]
+    pub verbose: bool,
+    /// The log file every line of tool output is written to. Default:
+    /// `CACHEDIR/logs/compose-<UTC time>.log` (the newest 10 are kept).
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
     /// Where to write the SPDX 2.3 JSON SBOM. Default: `<ref with / as _>.spdx.json` beside
     /// the repository.
     #[arg(long)]
     pub sbom: Option<PathBuf>,
 }
 
-/// Progress on stderr: a spinner per phase on a TTY, plain lines otherwise.
-struct Progress {
-    quiet: bool,
-    bar: Option<indicatif::ProgressBar>,
-    tty: bool,
-}
-
-impl Progress {
-    fn event(&mut self, e: Event) {
-        if self.quiet {
-            return;
-        }
-        match e {
-            Event::Start(p) => {
-                if self.tty {
-                    let bar = indicatif::ProgressBar::new_spinner();
-                    bar.set_style(
-                        indicatif::ProgressStyle::with_template(
-                            "{spinner} {prefix:<12} {elapsed:>4} {wide_msg}",
-                        )
-                        .expect("template"),
-                    );
-                    bar.set_prefix(p.as_str());
-                    bar.enable_steady_tick(std::time::Duration::from_millis(120));
-                    self.bar = Some(bar);
-                } else {
-                    super::err!("compose: {} ...", p.as_str());
-                }
-            }
-            Event::Line(l) => match &self.bar {
-                Some(b) => b.set_message(l.to_string()),
-                None => super::err!("  | {l}"),
-            },
-            Event::Done(p, secs) => {
-                if let Some(b) = self.bar.take() {
-                    b.finish_with_message(format!("done in {secs:.1}s"));
-                } else {
-                    super::err!("compose: {} done in {secs:.1}s", p.as_str());
-                }
-            }
-            Event::Warning(w) => {
-                if let Some(b) = &self.bar {
-                    b.suspend(|| super::err!("warning: {w}"));
-                } else {
-                    super::err!("warning: {w}");
-                }
-            }
-        }
-    }
+/// The `--json` body: the report, plus where its tool output went.
+#[derive(Serialize)]
+struct ComposeDoc<'a> {
+    #[serde(flatten)]
+    report: &'a compose::ComposeReport,
+    /// Absent when no tool ran (no changes, dry run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    log: Option<&'a Path>,
 }
 
 pub fn run(args: ComposeArgs, global: &Global) -> anyhow::Result<Status> {
-    use cairn_treefile::Backend;
-    let vars = args
-        .vars
-        .iter()
-        .map(|v| {
-            v.split_once('=')
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .ok_or_else(|| anyhow::anyhow!("--var `{v}`: expected NAME=VALUE"))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
     let opts = ComposeOptions {
         treefile: args.treefile.clone(),
         repo: args.repo.clone(),
-        backend: args.backend.map(|b| match b {
-            BackendArg::Auto => Backend::Auto,
-            BackendArg::RpmOstree => Backend::RpmOstree,
-            BackendArg::Dnf => Backend::Dnf,
-            BackendArg::Mmdebstrap => Backend::Mmdebstrap,
-            BackendArg::Rootfs => Backend::Rootfs,
-        }),
+        backend: args.backend,
         cachedir: args.cachedir.clone(),
         arch: args.arch.clone(),
-        vars,
+        vars: args.vars.clone(),
         dry_run: args.dry_run,
         force_nocache: args.force_nocache,
         sbom: args.sbom.clone(),
     };
-    let mut progress = Progress {
-        quiet: global.quiet,
-        bar: None,
-        tty: std::io::stderr().is_terminal(),
+    let log = match &args.log {
+        Some(path) => progress::LogTarget::File(path.clone()),
+        None => progress::LogTarget::Dir(
+            args.cachedir
+                .clone()
+                .unwrap_or_else(|| compose::default_cachedir(&args.repo))
+                .join("logs"),
+        ),
     };
-    let result = compose::compose(&opts, &mut |e| progress.event(e));
-    if let Some(b) = progress.bar.take() {
-        b.abandon_with_message("failed");
-    }
+    let mut display = progress::Display::new(progress::mode(args.verbose, global.quiet), log);
+    let result = compose::compose(&opts, &mut |e| display.event(e));
+    let log = display.finish(result.is_ok());
     let report = result?;
     if args.json {
-        super::output::print_doc("ComposeResult", &report)?;
+        let doc = ComposeDoc {
+            report: &report,
+            log: log.as_deref(),
+        };
+        super::output::print_doc("ComposeResult", &doc)?;
     } else {
         print_human(&report);
     }

@@ -3,14 +3,14 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use cairn_compose::backend::{self, dnf, DnfSpec, MmdebstrapSpec, PackageDb, RootfsSpec};
+use cairn_compose::backend::{self, dnf, DnfSpec, MmdebstrapSpec, Note, PackageDb, RootfsSpec};
 use cairn_compose::manifest;
 use cairn_compose::postprocess::{self, PostprocessSpec};
 
 use crate::common::compose::{rpm_repo, standard_rpms};
 use crate::common::{have_tool, tempdir};
 
-fn quiet() -> impl FnMut(&str) {
+fn quiet() -> impl FnMut(Note) {
     |_| {}
 }
 
@@ -81,9 +81,12 @@ fn dnf_installroot_from_local_rpms() {
         .count();
     assert_eq!(solv, 1);
     assert!(!root.join("var/cache/dnf").exists());
+    postprocess_rpm_tree(t.path(), &root);
+}
 
-    // Postprocess the RPM tree: rpm-based remove-from-packages, units, sysctl, scripts, layout.
-    let src = t.path().join("extra.conf");
+/// Postprocess on an RPM tree: rpm-based remove-from-packages, units, sysctl, scripts, layout.
+fn postprocess_rpm_tree(work: &Path, root: &Path) {
+    let src = work.join("extra.conf");
     std::fs::write(&src, "extra\n").unwrap();
     let spec = PostprocessSpec {
         db: Some(PackageDb::Rpm {
@@ -97,7 +100,7 @@ fn dnf_installroot_from_local_rpms() {
         postprocess: vec!["echo from-script; echo made > /usr/share/made-by-script".into()],
         ..Default::default()
     };
-    let report = postprocess::run(&root, &spec, &mut quiet()).expect("postprocess");
+    let report = postprocess::run(root, &spec, &mut quiet()).expect("postprocess");
     assert_eq!(report.removed_from_packages, 1);
     assert!(!root.join("usr/share/cairn-base/base.txt").exists());
     assert!(root.join("usr/share/cairn-base").is_dir());
@@ -136,7 +139,7 @@ fn dnf_installroot_from_local_rpms() {
     // The rpmdb stayed in /usr and still answers.
     assert_eq!(
         manifest::read(
-            &root,
+            root,
             PackageDb::Rpm {
                 dbpath: dnf::DEFAULT_DBPATH
             }
@@ -279,7 +282,12 @@ fn mmdebstrap_minbase_then_postprocess() {
             "{link}"
         );
     }
-    // The dpkg database survives in the factory and is recreated in /var at boot.
+    assert_var_recreated_at_boot(&root);
+}
+
+/// The dpkg database survives in the factory and /var is recreated from tmpfiles.d, as at boot;
+/// no device nodes anywhere; runtime dirs empty.
+fn assert_var_recreated_at_boot(root: &Path) {
     assert!(root.join("usr/share/factory/var/lib/dpkg/status").is_file());
     let tmpfiles = std::fs::read_to_string(root.join("usr/lib/tmpfiles.d/cairn-var.conf")).unwrap();
     assert!(
@@ -293,7 +301,7 @@ fn mmdebstrap_minbase_then_postprocess() {
     );
     assert_eq!(std::fs::read_dir(root.join("var")).unwrap().count(), 0);
     // No device nodes anywhere; runtime dirs empty.
-    for e in walkdir::WalkDir::new(&root) {
+    for e in walkdir::WalkDir::new(root) {
         let e = e.unwrap();
         let mode = e.path().symlink_metadata().unwrap().mode() & 0o170000;
         assert!(
@@ -487,8 +495,14 @@ fn compose_dnf_commit_unchanged_and_diff() {
     let c1 = rev(&repo, "test/dnf/x86_64").expect("ref exists");
     assert_eq!(j["commit"], c1.as_str());
 
-    // The tree, through the real ostree CLI.
-    assert!(ostree(&repo, &["ls", "test/dnf/x86_64", "/usr/etc"]).starts_with('d'));
+    assert_dnf_commit(&repo, &c1, &sbom);
+    recompose_unchanged_then_forced(&tf, &src, &repo, &cache, &c1);
+}
+
+/// The committed tree, its metadata and SBOM, through the real ostree CLI.
+fn assert_dnf_commit(repo: &Path, c1: &str, sbom: &Path) {
+    let year = chrono::Utc::now().format("%Y").to_string();
+    assert!(ostree(repo, &["ls", "test/dnf/x86_64", "/usr/etc"]).starts_with('d'));
     let no_etc = std::process::Command::new("ostree")
         .arg(format!("--repo={}", repo.display()))
         .args(["ls", "test/dnf/x86_64", "/etc"])
@@ -496,7 +510,7 @@ fn compose_dnf_commit_unchanged_and_diff() {
         .unwrap();
     assert!(!no_etc.status.success(), "/etc must not be in the commit");
     assert!(ostree(
-        &repo,
+        repo,
         &[
             "cat",
             "test/dnf/x86_64",
@@ -505,7 +519,7 @@ fn compose_dnf_commit_unchanged_and_diff() {
     )
     .contains("net.ipv4.ip_forward = 1"));
     let link = ostree(
-        &repo,
+        repo,
         &[
             "ls",
             "test/dnf/x86_64",
@@ -517,15 +531,15 @@ fn compose_dnf_commit_unchanged_and_diff() {
         "{link}"
     );
     assert_eq!(
-        ostree(&repo, &["cat", "test/dnf/x86_64", "/usr/share/script-ran"]),
+        ostree(repo, &["cat", "test/dnf/x86_64", "/usr/share/script-ran"]),
         "script-ran\n"
     );
     assert_eq!(
-        ostree(&repo, &["cat", "test/dnf/x86_64", "/usr/etc/machine-id"]),
+        ostree(repo, &["cat", "test/dnf/x86_64", "/usr/etc/machine-id"]),
         ""
     );
     assert!(ostree(
-        &repo,
+        repo,
         &[
             "ls",
             "test/dnf/x86_64",
@@ -535,19 +549,19 @@ fn compose_dnf_commit_unchanged_and_diff() {
     .starts_with('-'));
 
     // Metadata keys.
-    assert_eq!(meta(&repo, &c1, "version"), format!("'1.{year}'"));
-    let hash = meta(&repo, &c1, "cairn.input-hash");
+    assert_eq!(meta(repo, c1, "version"), format!("'1.{year}'"));
+    let hash = meta(repo, c1, "cairn.input-hash");
     assert_eq!(hash.trim_matches('\'').len(), 64);
-    let pkgs = meta(&repo, &c1, "cairn.packages");
+    let pkgs = meta(repo, c1, "cairn.packages");
     assert!(
         pkgs.contains("\"name\":\"cairn-hello\"") && pkgs.contains("\"version\":\"1.0\""),
         "{pkgs}"
     );
-    assert!(meta(&repo, &c1, "cairn.treefile").contains("test/dnf/x86_64"));
+    assert!(meta(repo, c1, "cairn.treefile").contains("test/dnf/x86_64"));
 
     // SBOM: SPDX 2.3 with one element per package.
     let doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&sbom).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(sbom).unwrap()).unwrap();
     assert_eq!(doc["spdxVersion"], "SPDX-2.3");
     let purls: Vec<String> = doc["packages"]
         .as_array()
@@ -563,35 +577,39 @@ fn compose_dnf_commit_unchanged_and_diff() {
         purls.contains(&"pkg:rpm/rpm/cairn-hello@1.0-1?arch=noarch".to_string()),
         "{purls:?}"
     );
+}
 
-    // Unchanged inputs: no commit, exit 0, then 77 with the flag.
-    let again = run_cairn(compose_args(&tf, &repo, &cache));
+/// Unchanged inputs: no commit (exit 0, or 77 on request); a forced recompose picks up a new
+/// package version from the repository, and `repo diff` shows it.
+fn recompose_unchanged_then_forced(tf: &Path, src: &Path, repo: &Path, cache: &Path, c1: &str) {
+    let year = chrono::Utc::now().format("%Y").to_string();
+    let again = run_cairn(compose_args(tf, repo, cache));
     assert!(again.status.success(), "{}", stderr(&again));
     assert!(stdout(&again).contains("no changes"), "{}", stdout(&again));
-    assert_eq!(rev(&repo, "test/dnf/x86_64").unwrap(), c1);
-    let mut args77 = compose_args(&tf, &repo, &cache);
+    assert_eq!(rev(repo, "test/dnf/x86_64").unwrap(), c1);
+    let mut args77 = compose_args(tf, repo, cache);
     args77.push("--unchanged-exit-77".into());
     assert_eq!(run_cairn(&args77).status.code(), Some(77));
-    assert_eq!(rev(&repo, "test/dnf/x86_64").unwrap(), c1);
+    assert_eq!(rev(repo, "test/dnf/x86_64").unwrap(), c1);
 
     // The repository now serves cairn-hello 1.1: a forced recompose picks it up; repo diff shows it.
     std::fs::remove_dir_all(src.join("repo")).unwrap();
     std::fs::remove_dir_all(src.join("rpmbuild")).unwrap();
-    rpm_repo(&src, &standard_rpms("1.1"));
-    let mut forced = compose_args(&tf, &repo, &cache);
+    rpm_repo(src, &standard_rpms("1.1"));
+    let mut forced = compose_args(tf, repo, cache);
     forced.push("--force-nocache".into());
     let out = run_cairn(&forced);
     assert!(out.status.success(), "{}", stderr(&out));
-    let c2 = rev(&repo, "test/dnf/x86_64").unwrap();
+    let c2 = rev(repo, "test/dnf/x86_64").unwrap();
     assert_ne!(c2, c1);
-    assert_eq!(meta(&repo, &c2, "version"), format!("'1.{year}.1'"));
-    assert_eq!(ostree(&repo, &["rev-parse", &format!("{c2}^")]).trim(), c1);
+    assert_eq!(meta(repo, &c2, "version"), format!("'1.{year}.1'"));
+    assert_eq!(ostree(repo, &["rev-parse", &format!("{c2}^")]).trim(), c1);
     let diff = run_cairn([
         "repo",
         "diff",
         "--repo",
         &repo.display().to_string(),
-        &c1,
+        c1,
         &c2,
     ]);
     let text = stdout(&diff);
@@ -785,4 +803,211 @@ fn compose_mmdebstrap_minbase_into_repo() {
     assert!(ostree(&repo, &["ls", r, "/usr/bin/su"]).starts_with("-04755"));
     // The SBOM lands beside the repository by default.
     assert!(t.path().join("test_debian_minbase.spdx.json").is_file());
+}
+
+// ---- What `cairn compose` prints: short output, tool output in the log file ----
+
+/// A root filesystem with only a shell (the host's dash and the two libraries it loads): enough
+/// for postprocess scripts to run in it, composed in well under a second by the rootfs backend.
+fn shell_rootfs(dir: &Path) -> std::path::PathBuf {
+    let arch = std::env::consts::ARCH;
+    let libc = format!("lib/{arch}-linux-gnu/libc.so.6");
+    let ld = if arch == "x86_64" {
+        "lib64/ld-linux-x86-64.so.2".to_string()
+    } else {
+        format!("lib/ld-linux-{arch}.so.1")
+    };
+    let root = dir.join("rootfs-src");
+    for (from, to) in [
+        ("/bin/dash".to_string(), "bin/sh".to_string()),
+        (format!("/{libc}"), libc.clone()),
+        (format!("/{ld}"), ld.clone()),
+    ] {
+        let to = root.join(to);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(from, to).unwrap();
+    }
+    std::fs::create_dir_all(root.join("usr/share")).unwrap();
+    root
+}
+
+/// A rootfs treefile whose postprocess script prints `NOISE` lines (`noisy-line-N`, one to
+/// stderr) and then runs `tail` (shell text, e.g. `exit 3` to fail).
+const NOISE: usize = 300;
+
+fn noisy_treefile(dir: &Path, tail: &str) -> std::path::PathBuf {
+    let root = shell_rootfs(dir);
+    let tf = dir.join("noisy.yaml");
+    std::fs::write(
+        &tf,
+        format!(
+            "ref: test/rootfs/noisy\npostprocess:\n  - |\n    i=0\n    while [ $i -lt {NOISE} ]; do echo \"noisy-line-$i\"; i=$((i+1)); done\n\
+             \x20   echo noisy-stderr >&2\n    {tail}\n\
+             cairn:\n  backend: rootfs\n  bootable: false\n  rootfs: {{path: {}}}\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    tf
+}
+
+/// The log path from the one `log: PATH` line a compose prints on stderr.
+fn log_path(stderr: &str) -> std::path::PathBuf {
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("log: ")).collect();
+    assert_eq!(lines.len(), 1, "one log line: {stderr}");
+    std::path::PathBuf::from(&lines[0]["log: ".len()..])
+}
+
+/// How many lines of `text` are exactly `noisy-line-N`, or end with it (`  | noisy-line-N`).
+fn noise_lines(text: &str) -> usize {
+    (0..NOISE)
+        .filter(|i| {
+            let want = format!("noisy-line-{i}");
+            text.lines().any(|l| l.ends_with(&want))
+        })
+        .count()
+}
+
+#[test]
+fn compose_off_a_terminal_prints_the_result_and_logs_tool_output() {
+    let t = tempdir();
+    let tf = noisy_treefile(t.path(), "true");
+    let repo = t.path().join("repo");
+    let cache = t.path().join("cache");
+    // Older logs beyond the newest 10 are removed when a compose starts.
+    std::fs::create_dir_all(cache.join("logs")).unwrap();
+    for i in 0..12 {
+        std::fs::write(
+            cache.join(format!("logs/compose-2000010{i:02}T000000Z.log")),
+            "old\n",
+        )
+        .unwrap();
+    }
+    let out = run_cairn(compose_args(&tf, &repo, &cache));
+    let (o, e) = (stdout(&out), stderr(&out));
+    assert!(out.status.success(), "{e}");
+    // stdout: the summary (ref, commit, version, packages, sbom, time); stderr: the log path.
+    assert_eq!(o.lines().count(), 6, "{o}");
+    assert!(
+        o.starts_with("ref:      test/rootfs/noisy\ncommit:   "),
+        "{o}"
+    );
+    assert_eq!(e.lines().count(), 1, "{e}");
+    for tool_output in ["noisy-line", "noisy-stderr"] {
+        assert!(
+            !o.contains(tool_output) && !e.contains(tool_output),
+            "{o}{e}"
+        );
+    }
+    let log = log_path(&e);
+    assert_eq!(log.parent().unwrap(), cache.join("logs"));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(noise_lines(&text), NOISE, "{text}");
+    assert!(text.contains("noisy-stderr\n") && text.contains("-- running postprocess[0]\n"));
+    assert!(text.contains("== postprocess done in "), "{text}");
+    let logs = std::fs::read_dir(cache.join("logs")).unwrap().count();
+    assert_eq!(logs, 10);
+    assert!(!cache.join("logs/compose-200001000T000000Z.log").exists());
+
+    // No changes: nothing ran, so no log and no log line; the summary is all there is.
+    let out = run_cairn(compose_args(&tf, &repo, &cache));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+    assert_eq!(stdout(&out).lines().count(), 5, "{}", stdout(&out));
+    assert!(stdout(&out).starts_with("no changes: inputs match test/rootfs/noisy"));
+    assert_eq!(std::fs::read_dir(cache.join("logs")).unwrap().count(), 10);
+
+    // --json names the log (--log chooses it); the envelope carries the version once.
+    let named = t.path().join("logs here/compose.log");
+    let mut args = compose_args(&tf, &repo, &cache);
+    args.extend(["--force-nocache", "--json", "--log"].map(String::from));
+    args.push(named.display().to_string());
+    let out = run_cairn(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let j: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(j["apiVersion"], "cairn/v1");
+    assert_eq!(j["kind"], "ComposeResult");
+    assert_eq!(j["status"], "committed");
+    assert_eq!(j["log"], named.display().to_string());
+    assert!(j.get("api_version").is_none() && j.get("apiVersion").is_some());
+    assert_eq!(j["warnings"], serde_json::json!([]));
+    assert_eq!(
+        rev(&repo, "test/rootfs/noisy").as_deref(),
+        j["commit"].as_str()
+    );
+    assert_eq!(
+        noise_lines(&std::fs::read_to_string(&named).unwrap()),
+        NOISE
+    );
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+}
+
+#[test]
+fn compose_verbose_streams_tool_output() {
+    let t = tempdir();
+    let tf = noisy_treefile(t.path(), "true");
+    let mut args = compose_args(&tf, &t.path().join("repo"), &t.path().join("cache"));
+    args.push("-v".into());
+    let out = run_cairn(&args);
+    let e = stderr(&out);
+    assert!(out.status.success(), "{e}");
+    assert_eq!(noise_lines(&e), NOISE, "{e}");
+    for want in [
+        "compose: packages ...",
+        "compose: running postprocess[0]",
+        "  | noisy-stderr",
+        "compose: commit ...",
+    ] {
+        assert!(e.lines().any(|l| l == want), "{want}: {e}");
+    }
+    // Everything streamed is also in the log.
+    let text = std::fs::read_to_string(log_path(&e)).unwrap();
+    assert_eq!(noise_lines(&text), NOISE);
+    assert_eq!(stdout(&out).lines().count(), 6, "{}", stdout(&out));
+}
+
+#[test]
+fn compose_failure_shows_the_whole_log_then_the_error() {
+    let t = tempdir();
+    let tf = noisy_treefile(t.path(), "echo the-last-straw >&2; exit 3");
+    let repo = t.path().join("repo");
+    let cache = t.path().join("cache");
+    let out = run_cairn(compose_args(&tf, &repo, &cache));
+    let e = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert_eq!(stdout(&out), "");
+    let log = log_path(&e);
+    let text = std::fs::read_to_string(&log).unwrap();
+    // The whole log, framed by its path, then the error (which repeats the script's last lines).
+    assert!(
+        e.contains(&format!(
+            "compose failed; its log ({}):\n{text}(end of ",
+            log.display()
+        )),
+        "{e}"
+    );
+    assert_eq!(noise_lines(&text), NOISE);
+    let after = e.split_once("\n(end of ").unwrap().1;
+    let error = after.lines().nth(1).unwrap();
+    assert!(
+        error.starts_with("error: postprocess: postprocess script postprocess[0] failed"),
+        "{e}"
+    );
+    assert!(e.contains("exit status: 3"), "{e}");
+    assert!(e.lines().count() > NOISE, "{e}");
+    assert_eq!(ostree(&repo, &["refs"]).trim(), "");
+
+    // With -v the output already streamed: it is not shown a second time.
+    let mut args = compose_args(&tf, &repo, &cache);
+    args.push("--verbose".into());
+    let out = run_cairn(&args);
+    let e = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert_eq!(
+        e.lines().filter(|l| l.ends_with("noisy-line-0")).count(),
+        1,
+        "{e}"
+    );
+    assert!(e.contains("compose failed; its log: "), "{e}");
+    assert!(!e.contains("(end of "), "{e}");
 }

@@ -27,11 +27,10 @@ pub struct Inputs {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("hashing input {path}: {source}")]
+#[error("hashing input {path}: {error}")]
 pub struct InputError {
     pub path: PathBuf,
-    #[source]
-    pub source: std::io::Error,
+    pub error: std::io::Error,
 }
 
 /// Keys sorted recursively; the one canonical text of a JSON value.
@@ -83,9 +82,9 @@ pub fn hash(inputs: &Inputs) -> Result<String, InputError> {
     files.sort();
     files.dedup();
     for f in &files {
-        let bytes = std::fs::read(f).map_err(|source| InputError {
+        let bytes = std::fs::read(f).map_err(|error| InputError {
             path: f.clone(),
-            source,
+            error,
         })?;
         part(&mut h, "file", f.to_string_lossy().as_bytes());
         part(&mut h, "content", &bytes);
@@ -103,13 +102,13 @@ fn hash_dir(h: &mut Sha256, dir: &Path) -> Result<(), InputError> {
     for e in walkdir::WalkDir::new(dir).sort_by_file_name() {
         let e = e.map_err(|e| InputError {
             path: dir.to_path_buf(),
-            source: e.into(),
+            error: e.into(),
         })?;
         let p = e.path();
         let rel = p.strip_prefix(dir).unwrap_or(p);
         let m = e.metadata().map_err(|e| InputError {
             path: p.to_path_buf(),
-            source: e.into(),
+            error: e.into(),
         })?;
         part(
             h,
@@ -117,15 +116,15 @@ fn hash_dir(h: &mut Sha256, dir: &Path) -> Result<(), InputError> {
             format!("{} {:o} {}:{}", rel.display(), m.mode(), m.uid(), m.gid()).as_bytes(),
         );
         if m.file_type().is_symlink() {
-            let t = std::fs::read_link(p).map_err(|source| InputError {
+            let t = std::fs::read_link(p).map_err(|error| InputError {
                 path: p.to_path_buf(),
-                source,
+                error,
             })?;
             part(h, "link", t.to_string_lossy().as_bytes());
         } else if m.is_file() {
-            let bytes = std::fs::read(p).map_err(|source| InputError {
+            let bytes = std::fs::read(p).map_err(|error| InputError {
                 path: p.to_path_buf(),
-                source,
+                error,
             })?;
             part(h, "content", &bytes);
         }

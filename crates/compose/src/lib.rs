@@ -18,6 +18,9 @@ pub use run::{
     META_BACKEND, META_INPUT_HASH, META_PACKAGES, META_TREEFILE,
 };
 
+/// Every compose error's message is complete on its own: wrapped errors and I/O causes are part of
+/// the text and not also returned by `source()`, because the CLI prints the whole source chain
+/// and each cause would appear twice.
 #[derive(Debug, thiserror::Error)]
 pub enum ComposeError {
     #[error(transparent)]
@@ -27,19 +30,27 @@ pub enum ComposeError {
     #[error(transparent)]
     Backend(#[from] backend::BackendError),
     #[error("postprocess: {0}")]
-    Postprocess(#[from] postprocess::PostprocessError),
+    Postprocess(postprocess::PostprocessError),
     #[error("package manifest: {0}")]
-    Manifest(#[from] manifest::ManifestError),
+    Manifest(manifest::ManifestError),
     #[error(transparent)]
     Input(#[from] inputs::InputError),
     #[error(transparent)]
     Version(#[from] version::VersionError),
     #[error(transparent)]
     Repo(#[from] cairn_ostree::repo::RepoError),
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{what}: {error}")]
+    Io { what: String, error: std::io::Error },
+}
+
+impl From<postprocess::PostprocessError> for ComposeError {
+    fn from(e: postprocess::PostprocessError) -> Self {
+        ComposeError::Postprocess(e)
+    }
+}
+
+impl From<manifest::ManifestError> for ComposeError {
+    fn from(e: manifest::ManifestError) -> Self {
+        ComposeError::Manifest(e)
+    }
 }

@@ -36,12 +36,8 @@ impl Package {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error("reading {path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("reading {path}: {error}")]
+    Io { path: String, error: std::io::Error },
     #[error("rpm -qa failed: {0}")]
     Rpm(String),
 }
@@ -51,9 +47,9 @@ pub fn read(rootfs: &Path, db: PackageDb) -> Result<Vec<Package>, ManifestError>
     let mut pkgs = match db {
         PackageDb::Dpkg => {
             let p = rootfs.join("var/lib/dpkg/status");
-            let text = std::fs::read_to_string(&p).map_err(|source| ManifestError::Io {
+            let text = std::fs::read_to_string(&p).map_err(|error| ManifestError::Io {
                 path: p.display().to_string(),
-                source,
+                error,
             })?;
             parse_dpkg_status(&text)
         }
@@ -106,9 +102,9 @@ fn read_rpmdb(rootfs: &Path, dbpath: &str) -> Result<Vec<Package>, ManifestError
         .arg("--qf")
         .arg("%{NAME}\\t%{EPOCH}\\t%{VERSION}\\t%{RELEASE}\\t%{ARCH}\\n")
         .output()
-        .map_err(|source| ManifestError::Io {
+        .map_err(|error| ManifestError::Io {
             path: "rpm".into(),
-            source,
+            error,
         })?;
     if !out.status.success() {
         return Err(ManifestError::Rpm(

@@ -116,96 +116,151 @@ pub fn plan(tf: &Treefile, backend: Backend) -> Result<Plan, ComposeError> {
             tf.path.display()
         ))
     })?;
-    let dir = tf.path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let part = match backend {
+        Backend::Mmdebstrap => mmdebstrap_part(tf)?,
+        Backend::Dnf | Backend::RpmOstree => dnf_part(tf, backend)?,
+        Backend::Rootfs => rootfs_part(tf)?,
+        Backend::Auto => unreachable!("choose_backend resolves auto"),
+    };
     let mut files: Vec<PathBuf> = tf.files.clone();
     files.extend(tf.add_files.iter().map(|(s, _)| s.clone()));
     files.extend(tf.postprocess_scripts.iter().cloned());
+    files.extend(part.files);
     let mut backend_inputs = vec![
         ("backend".to_string(), backend.as_str().to_string()),
         ("arch".to_string(), tf.arch.clone()),
         // A new cairn may postprocess differently: its version is an input too.
         ("cairn".to_string(), env!("CARGO_PKG_VERSION").to_string()),
     ];
-    let mut dirs = Vec::new();
-    let (bplan, db) = match backend {
-        Backend::Mmdebstrap => {
-            let m = tf.cairn.mmdebstrap.clone().unwrap_or_default();
-            let spec = MmdebstrapSpec {
-                suite: m.suite,
-                mirror: m.mirror,
-                components: m.components,
-                variant: m.variant,
-                arch: backend::debian_arch(&tf.arch)?.to_string(),
-                packages: tf.packages.clone(),
-            };
-            backend_inputs.extend([
-                ("suite".to_string(), spec.suite.clone()),
-                ("mirror".to_string(), spec.mirror.clone()),
-                ("components".to_string(), spec.components.join(",")),
-                ("variant".to_string(), spec.variant.clone()),
-            ]);
-            (BackendPlan::Mmdebstrap(spec), Some(PackageDb::Dpkg))
-        }
-        Backend::Dnf | Backend::RpmOstree => {
-            let repos = strings(json, "repos")?;
-            if repos.is_empty() {
-                return Err(ComposeError::Treefile(format!(
-                    "the {} backend needs `repos`",
-                    backend.as_str()
-                )));
-            }
-            // dnf reads every .repo file in reposdir; all of them decide what is found.
-            if let Ok(rd) = std::fs::read_dir(&dir) {
-                let mut repo_files: Vec<PathBuf> = rd
-                    .flatten()
-                    .map(|e| e.path())
-                    .filter(|p| p.extension().is_some_and(|x| x == "repo"))
-                    .collect();
-                repo_files.sort();
-                files.extend(repo_files);
-            }
-            let mut spec = DnfSpec::new(dir.clone(), repos.clone(), tf.packages.clone());
-            spec.arch = tf.arch.clone();
-            spec.releasever = string(json, "releasever");
-            spec.exclude_packages = strings(json, "exclude-packages")?;
-            spec.recommends = boolean(json, "recommends", true);
-            spec.documentation = boolean(json, "documentation", true);
-            spec.install_langs = strings(json, "install-langs")?;
-            spec.repo_packages = repo_packages(json)?;
-            backend_inputs.push(("repos".into(), repos.join(",")));
-            backend_inputs.push(("dbpath".into(), spec.dbpath.clone()));
-            let db = PackageDb::Rpm {
-                dbpath: backend::dnf::DEFAULT_DBPATH,
-            };
-            if backend == Backend::RpmOstree {
-                (BackendPlan::RpmOstree, Some(db))
-            } else {
-                (BackendPlan::Dnf(spec), Some(db))
-            }
-        }
-        Backend::Rootfs => {
-            let r = tf.cairn.rootfs.clone().ok_or_else(|| {
-                ComposeError::Treefile(
-                    "the rootfs backend needs `cairn.rootfs.path` (a directory or tarball)".into(),
-                )
-            })?;
-            if r.path.is_dir() {
-                dirs.push(r.path.clone());
-            } else {
-                files.push(r.path.clone());
-            }
-            backend_inputs.push(("rootfs".into(), r.path.display().to_string()));
-            // The package database is whatever the root filesystem brings (detected later).
-            (BackendPlan::Rootfs(RootfsSpec { path: r.path }), None)
-        }
-        Backend::Auto => unreachable!("choose_backend resolves auto"),
+    backend_inputs.extend(part.inputs);
+    let inputs = Inputs {
+        treefile: Value::Object(json.clone()),
+        packages: tf.packages.clone(),
+        backend: backend_inputs,
+        files,
+        dirs: part.dirs,
     };
+    Ok(Plan {
+        refname,
+        backend: part.plan,
+        packages: tf.packages.clone(),
+        postprocess: postprocess_spec(tf, part.db)?,
+        version_prefix: string(json, "automatic-version-prefix"),
+        inputs,
+    })
+}
 
+/// One backend's share of a plan: its spec and what it adds to the input hash.
+struct BackendPart {
+    plan: BackendPlan,
+    /// The package database the backend writes; None: detected in the tree after install.
+    db: Option<PackageDb>,
+    inputs: Vec<(String, String)>,
+    files: Vec<PathBuf>,
+    dirs: Vec<PathBuf>,
+}
+
+fn mmdebstrap_part(tf: &Treefile) -> Result<BackendPart, ComposeError> {
+    let m = tf.cairn.mmdebstrap.clone().unwrap_or_default();
+    let spec = MmdebstrapSpec {
+        suite: m.suite,
+        mirror: m.mirror,
+        components: m.components,
+        variant: m.variant,
+        arch: backend::debian_arch(&tf.arch)?.to_string(),
+        packages: tf.packages.clone(),
+    };
+    let inputs = vec![
+        ("suite".to_string(), spec.suite.clone()),
+        ("mirror".to_string(), spec.mirror.clone()),
+        ("components".to_string(), spec.components.join(",")),
+        ("variant".to_string(), spec.variant.clone()),
+    ];
+    Ok(BackendPart {
+        plan: BackendPlan::Mmdebstrap(spec),
+        db: Some(PackageDb::Dpkg),
+        inputs,
+        files: Vec::new(),
+        dirs: Vec::new(),
+    })
+}
+
+/// dnf, and rpm-ostree (which reads the same keys and `.repo` files).
+fn dnf_part(tf: &Treefile, backend: Backend) -> Result<BackendPart, ComposeError> {
+    let json = &tf.json;
+    let repos = strings(json, "repos")?;
+    if repos.is_empty() {
+        return Err(ComposeError::Treefile(format!(
+            "the {} backend needs `repos`",
+            backend.as_str()
+        )));
+    }
+    let dir = tf.path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    // dnf reads every .repo file in reposdir; all of them decide what is found.
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "repo"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    let mut spec = DnfSpec::new(dir, repos.clone(), tf.packages.clone());
+    spec.arch = tf.arch.clone();
+    spec.releasever = string(json, "releasever");
+    spec.exclude_packages = strings(json, "exclude-packages")?;
+    spec.recommends = boolean(json, "recommends", true);
+    spec.documentation = boolean(json, "documentation", true);
+    spec.install_langs = strings(json, "install-langs")?;
+    spec.repo_packages = repo_packages(json)?;
+    let inputs = vec![
+        ("repos".into(), repos.join(",")),
+        ("dbpath".into(), spec.dbpath.clone()),
+    ];
+    Ok(BackendPart {
+        plan: if backend == Backend::RpmOstree {
+            BackendPlan::RpmOstree
+        } else {
+            BackendPlan::Dnf(spec)
+        },
+        db: Some(PackageDb::Rpm {
+            dbpath: backend::dnf::DEFAULT_DBPATH,
+        }),
+        inputs,
+        files,
+        dirs: Vec::new(),
+    })
+}
+
+fn rootfs_part(tf: &Treefile) -> Result<BackendPart, ComposeError> {
+    let r = tf.cairn.rootfs.clone().ok_or_else(|| {
+        ComposeError::Treefile(
+            "the rootfs backend needs `cairn.rootfs.path` (a directory or tarball)".into(),
+        )
+    })?;
+    let (files, dirs) = if r.path.is_dir() {
+        (Vec::new(), vec![r.path.clone()])
+    } else {
+        (vec![r.path.clone()], Vec::new())
+    };
+    Ok(BackendPart {
+        inputs: vec![("rootfs".into(), r.path.display().to_string())],
+        plan: BackendPlan::Rootfs(RootfsSpec { path: r.path }),
+        // The package database is whatever the root filesystem brings (detected later).
+        db: None,
+        files,
+        dirs,
+    })
+}
+
+fn postprocess_spec(tf: &Treefile, db: Option<PackageDb>) -> Result<PostprocessSpec, ComposeError> {
+    let json = &tf.json;
     let explicit_bootable = json
         .get("cairn")
         .and_then(|c| c.get("bootable"))
         .and_then(Value::as_bool);
-    let postprocess = PostprocessSpec {
+    Ok(PostprocessSpec {
         bootable: explicit_bootable.or(tf.cairn.bootable.then_some(true)),
         db,
         add_files: tf.add_files.clone(),
@@ -220,21 +275,6 @@ pub fn plan(tf: &Treefile, backend: Backend) -> Result<Plan, ComposeError> {
         sysctl: tf.cairn.sysctl.clone(),
         postprocess: strings(json, "postprocess")?,
         postprocess_scripts: tf.postprocess_scripts.clone(),
-    };
-    let inputs = Inputs {
-        treefile: Value::Object(json.clone()),
-        packages: tf.packages.clone(),
-        backend: backend_inputs,
-        files,
-        dirs,
-    };
-    Ok(Plan {
-        refname,
-        backend: bplan,
-        packages: tf.packages.clone(),
-        postprocess,
-        version_prefix: string(json, "automatic-version-prefix"),
-        inputs,
     })
 }
 

@@ -1,18 +1,20 @@
 //! The compose pipeline: load -> input hash -> (unchanged? stop) -> install -> postprocess ->
-//! commit -> SBOM.
+//! commit -> SBOM, one function per phase over a [`Job`] (everything decided before package work).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::Serialize;
 
-use super::backend::{self, rpm_ostree, PackageDb};
+use super::backend::{self, rpm_ostree, Note, PackageDb};
+use super::manifest::Package;
 use super::plan::{self, BackendPlan, Plan};
 use super::{inputs, manifest, postprocess, version, ComposeError};
-use cairn_ostree::repo::{CommitOptions, Mode, Parent, Repo};
-use cairn_treefile::{self as treefile, Backend, LoadOptions};
+use cairn_ostree::repo::{CommitInfo, CommitOptions, CommitResult, Mode, Parent, Repo};
+use cairn_treefile::{self as treefile, Backend, LoadOptions, Treefile};
 
-/// Metadata keys compose writes (CONTRACTS.md).
+/// Metadata keys compose writes on every commit, documented for users in docs/compose.md
+/// ("Commit"); `cairn repo diff` reads `cairn.packages` back.
 pub const META_INPUT_HASH: &str = "cairn.input-hash";
 pub const META_PACKAGES: &str = "cairn.packages";
 pub const META_TREEFILE: &str = "cairn.treefile";
@@ -52,13 +54,25 @@ impl Phase {
     }
 }
 
-/// What a running compose reports, for progress bars or log lines.
-#[derive(Debug)]
+/// What a running compose reports, for progress bars and log files.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Event<'a> {
     Start(Phase),
+    /// A step within the current phase, in cairn's words ("dracut --add ostree for ...").
+    Step(&'a str),
+    /// One line of tool output (mmdebstrap, apt, dnf, dracut, postprocess scripts).
     Line(&'a str),
     Done(Phase, f64),
     Warning(&'a str),
+}
+
+impl<'a> From<Note<'a>> for Event<'a> {
+    fn from(n: Note<'a>) -> Self {
+        match n {
+            Note::Step(s) => Event::Step(s),
+            Note::Output(l) => Event::Line(l),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -80,11 +94,10 @@ pub struct Timings {
     pub total: f64,
 }
 
+/// The result of a compose; printed as the body of a `ComposeResult` document by `--json`.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ComposeReport {
-    pub api_version: &'static str,
-    pub kind: &'static str,
     pub status: Status,
     #[serde(rename = "ref")]
     pub refname: String,
@@ -187,13 +200,80 @@ fn os_release_id(rootfs: &Path) -> Option<String> {
         .map(|v| v.trim_matches(|c| c == '"' || c == '\'').to_string())
 }
 
+/// What a compose decided before any package work.
+struct Job<'o> {
+    opts: &'o ComposeOptions,
+    tf: Treefile,
+    plan: Plan,
+    /// Absolute: mmdebstrap hooks and dnf run with other working directories.
+    cachedir: PathBuf,
+    /// The ref's current commit, if the repository and ref exist.
+    previous: Option<CommitInfo>,
+    started: Instant,
+}
+
+/// The package phase's result: what postprocess, the commit and the SBOM need to know.
+struct Installed {
+    packages: Vec<Package>,
+    db: PackageDb,
+    distro: String,
+}
+
 /// Runs a compose.
 pub fn compose(
     opts: &ComposeOptions,
     events: &mut dyn FnMut(Event),
 ) -> Result<ComposeReport, ComposeError> {
-    let t_total = Instant::now();
-    let mut timings = Timings::default();
+    let (job, repo, mut report) = load(opts, events)?;
+    if let Some(prev) = &job.previous {
+        let same = prev.metadata.get(META_INPUT_HASH).and_then(|v| v.as_str())
+            == Some(report.input_hash.as_str());
+        if same && !opts.force_nocache {
+            return Ok(unchanged(&job, prev, report));
+        }
+    }
+    report.version = match &job.plan.version_prefix {
+        Some(p) => Some(version::compute(
+            p,
+            job.previous.as_ref().and_then(|p| p.version.as_deref()),
+            chrono::Utc::now(),
+        )?),
+        None => None,
+    };
+    if opts.dry_run {
+        return Ok(finish(&job, report));
+    }
+    let repo = match repo {
+        Some(r) => r,
+        // Archive mode: servable over plain HTTP (`cairn serve`, nginx) and pullable into sysroots.
+        None => Repo::init(&opts.repo, Mode::Archive)?,
+    };
+    let build = build_dir(&job.cachedir)?;
+    if matches!(job.plan.backend, BackendPlan::RpmOstree) {
+        return compose_rpm_ostree(&job, &repo, build.path(), report, events);
+    }
+    let rootfs = build.path().join("rootfs");
+    let installed = install_packages(&job, &rootfs, &mut report, events)?;
+    let pp = postprocess_tree(&job, &rootfs, &installed, &mut report, events)?;
+    let committed = commit(&job, &repo, &rootfs, &installed, &mut report, events)?;
+    drop(build);
+    let sbom = write_sbom(&job, &installed, &committed, report.version.as_deref())?;
+    report.status = Status::Committed;
+    report.commit = Some(committed.checksum);
+    report.parent = committed.parent;
+    report.package_count = Some(installed.packages.len());
+    report.kernel = pp.kernel;
+    report.sbom = Some(sbom);
+    Ok(finish(&job, report))
+}
+
+/// Loads the treefile and plans the compose; opens the repository if it exists. The report
+/// starts as a dry run's.
+fn load<'o>(
+    opts: &'o ComposeOptions,
+    events: &mut dyn FnMut(Event),
+) -> Result<(Job<'o>, Option<Repo>, ComposeReport), ComposeError> {
+    let started = Instant::now();
     let tf = treefile::load(
         &opts.treefile,
         &LoadOptions {
@@ -201,14 +281,13 @@ pub fn compose(
             vars: opts.vars.clone(),
         },
     )?;
-    let mut warnings: Vec<String> = tf.warnings.iter().map(|w| w.to_string()).collect();
+    let warnings: Vec<String> = tf.warnings.iter().map(|w| w.to_string()).collect();
     for w in &warnings {
         events(Event::Warning(w));
     }
     let chosen = plan::choose_backend(&tf, opts.backend, backend::tool_exists("rpm-ostree"))?;
     let plan = plan::plan(&tf, chosen)?;
     let input_hash = inputs::hash(&plan.inputs)?;
-
     let repo = match Repo::open(&opts.repo) {
         Ok(r) => Some(r),
         Err(_) if !opts.repo.exists() => None,
@@ -221,244 +300,276 @@ pub fn compose(
         },
         None => None,
     };
-    // Absolute: mmdebstrap hooks and dnf run with other working directories.
     let cachedir = opts
         .cachedir
         .clone()
         .unwrap_or_else(|| default_cachedir(&opts.repo));
     let cachedir = std::path::absolute(&cachedir).unwrap_or(cachedir);
-    let argv = display_argv(&plan, Path::new("<rootfs>"), &cachedir, &opts.repo);
-    timings.load = secs(t_total);
-
-    let mut report = ComposeReport {
-        api_version: "cairn/v1",
-        kind: "ComposeResult",
+    let report = ComposeReport {
         status: Status::DryRun,
         refname: plan.refname.clone(),
         commit: None,
         parent: previous.as_ref().map(|p| p.checksum.clone()),
         version: None,
-        input_hash: input_hash.clone(),
+        input_hash,
         backend: plan.backend.name(),
-        argv,
+        argv: display_argv(&plan, Path::new("<rootfs>"), &cachedir, &opts.repo),
         requested_packages: plan.packages.clone(),
         package_count: None,
         kernel: None,
         sbom: None,
-        timings: Timings::default(),
-        warnings: Vec::new(),
+        timings: Timings {
+            load: secs(started),
+            ..Timings::default()
+        },
+        warnings,
     };
+    let job = Job {
+        opts,
+        tf,
+        plan,
+        cachedir,
+        previous,
+        started,
+    };
+    Ok((job, repo, report))
+}
 
-    if let Some(prev) = &previous {
-        let same = prev.metadata.get(META_INPUT_HASH).and_then(|v| v.as_str())
-            == Some(input_hash.as_str());
-        if same && !opts.force_nocache {
-            report.status = Status::Unchanged;
-            report.commit = Some(prev.checksum.clone());
-            report.parent = prev.parent.clone();
-            report.version = prev.version.clone();
-            report.package_count = prev
-                .metadata
-                .get(META_PACKAGES)
-                .and_then(|v| v.as_str())
-                .and_then(|s| serde_json::from_str::<Vec<serde_json::Value>>(s).ok())
-                .map(|v| v.len());
-            timings.total = secs(t_total);
-            report.timings = timings;
-            report.warnings = warnings;
-            return Ok(report);
-        }
-    }
-    let next_version = match &plan.version_prefix {
-        Some(p) => Some(version::compute(
-            p,
-            previous.as_ref().and_then(|p| p.version.as_deref()),
-            chrono::Utc::now(),
-        )?),
-        None => None,
-    };
-    report.version = next_version.clone();
-    if opts.dry_run {
-        timings.total = secs(t_total);
-        report.timings = timings;
-        report.warnings = warnings;
-        return Ok(report);
-    }
+/// The report of a compose whose inputs match the ref's commit: that commit, nothing built.
+fn unchanged(job: &Job, prev: &CommitInfo, mut report: ComposeReport) -> ComposeReport {
+    report.status = Status::Unchanged;
+    report.commit = Some(prev.checksum.clone());
+    report.parent = prev.parent.clone();
+    report.version = prev.version.clone();
+    report.package_count = prev
+        .metadata
+        .get(META_PACKAGES)
+        .and_then(|v| v.as_str())
+        .and_then(|s| serde_json::from_str::<Vec<serde_json::Value>>(s).ok())
+        .map(|v| v.len());
+    finish(job, report)
+}
 
-    let repo = match repo {
-        Some(r) => r,
-        // Archive mode: servable over plain HTTP (`cairn serve`, nginx) and pullable into sysroots.
-        None => Repo::init(&opts.repo, Mode::Archive)?,
-    };
-    std::fs::create_dir_all(&cachedir).map_err(|e| ComposeError::Io {
+fn finish(job: &Job, mut report: ComposeReport) -> ComposeReport {
+    report.timings.total = secs(job.started);
+    report
+}
+
+/// A fresh build directory in the cache dir, never in the repo: a compose killed at any point
+/// leaves the repository as it was (the commit itself is one libostree transaction).
+fn build_dir(cachedir: &Path) -> Result<tempfile::TempDir, ComposeError> {
+    std::fs::create_dir_all(cachedir).map_err(|e| ComposeError::Io {
         what: format!("creating {}", cachedir.display()),
-        source: e,
+        error: e,
     })?;
-    clean_stale_builds(&cachedir);
-    // The tree is built in the cache dir, never in the repo: a compose killed at any point leaves
-    // the repository as it was (the commit itself is one libostree transaction).
-    let build = tempfile::Builder::new()
+    clean_stale_builds(cachedir);
+    tempfile::Builder::new()
         .prefix(&format!("build-{}-", std::process::id()))
-        .tempdir_in(&cachedir)
+        .tempdir_in(cachedir)
         .map_err(|e| ComposeError::Io {
             what: format!("creating a build dir in {}", cachedir.display()),
-            source: e,
-        })?;
-    let rootfs = build.path().join("rootfs");
+            error: e,
+        })
+}
 
-    if matches!(plan.backend, BackendPlan::RpmOstree) {
-        return compose_rpm_ostree(
-            &tf,
-            &plan,
-            &repo,
-            &cachedir,
-            build.path(),
-            report,
-            timings,
-            t_total,
-            opts,
-            events,
-        );
-    }
-
-    // Packages.
+/// Times one phase, bracketed by its Start and Done events; `work` gets the event sink back.
+fn phase<T>(
+    phase: Phase,
+    events: &mut dyn FnMut(Event),
+    work: impl FnOnce(&mut dyn FnMut(Event)) -> Result<T, ComposeError>,
+) -> Result<(T, f64), ComposeError> {
     let t = Instant::now();
-    events(Event::Start(Phase::Packages));
-    {
-        let mut line = |l: &str| events(Event::Line(l));
-        match &plan.backend {
+    events(Event::Start(phase));
+    let value = work(events)?;
+    let took = secs(t);
+    events(Event::Done(phase, took));
+    Ok((value, took))
+}
+
+/// The package phase: the backend fills `rootfs`; the package database is read back.
+fn install_packages(
+    job: &Job,
+    rootfs: &Path,
+    report: &mut ComposeReport,
+    events: &mut dyn FnMut(Event),
+) -> Result<Installed, ComposeError> {
+    let (installed, took) = phase(Phase::Packages, events, |events| {
+        let mut note = |n: Note| events(n.into());
+        let cache = Some(job.cachedir.as_path());
+        match &job.plan.backend {
             BackendPlan::Mmdebstrap(s) => {
-                backend::mmdebstrap::install(s, &rootfs, Some(&cachedir), &mut line)?
+                backend::mmdebstrap::install(s, rootfs, cache, &mut note)?
             }
-            BackendPlan::Dnf(s) => backend::dnf::install(s, &rootfs, Some(&cachedir), &mut line)?,
-            BackendPlan::Rootfs(s) => backend::rootfs::install(s, &rootfs, &mut line)?,
-            BackendPlan::RpmOstree => unreachable!(),
+            BackendPlan::Dnf(s) => backend::dnf::install(s, rootfs, cache, &mut note)?,
+            BackendPlan::Rootfs(s) => backend::rootfs::install(s, rootfs, &mut note)?,
+            BackendPlan::RpmOstree => unreachable!("rpm-ostree composes in compose_rpm_ostree"),
         }
-    }
-    let db = plan
-        .postprocess
-        .db
-        .unwrap_or_else(|| plan::detect_db(&rootfs));
-    let packages = manifest::read(&rootfs, db)?;
-    let distro = os_release_id(&rootfs).unwrap_or_else(|| {
-        if matches!(db, PackageDb::Rpm { .. }) {
-            "rpm".into()
-        } else {
-            "debian".into()
-        }
-    });
-    timings.packages = secs(t);
-    events(Event::Done(Phase::Packages, timings.packages));
+        let db = job
+            .plan
+            .postprocess
+            .db
+            .unwrap_or_else(|| plan::detect_db(rootfs));
+        let packages = manifest::read(rootfs, db)?;
+        let distro = os_release_id(rootfs).unwrap_or_else(|| {
+            if matches!(db, PackageDb::Rpm { .. }) {
+                "rpm".into()
+            } else {
+                "debian".into()
+            }
+        });
+        Ok(Installed {
+            packages,
+            db,
+            distro,
+        })
+    })?;
+    report.timings.packages = took;
+    Ok(installed)
+}
 
-    // Postprocess.
-    let t = Instant::now();
-    events(Event::Start(Phase::Postprocess));
-    let mut pp = plan.postprocess.clone();
-    pp.db = Some(db);
-    pp.version = next_version.clone();
-    let pp_report = {
-        let mut line = |l: &str| events(Event::Line(l));
-        postprocess::run(&rootfs, &pp, &mut line)?
-    };
-    timings.postprocess = secs(t);
-    events(Event::Done(Phase::Postprocess, timings.postprocess));
+/// The postprocess phase: the installed tree becomes an OSTree-ready one, in place.
+fn postprocess_tree(
+    job: &Job,
+    rootfs: &Path,
+    installed: &Installed,
+    report: &mut ComposeReport,
+    events: &mut dyn FnMut(Event),
+) -> Result<postprocess::Report, ComposeError> {
+    let mut spec = job.plan.postprocess.clone();
+    spec.db = Some(installed.db);
+    spec.version = report.version.clone();
+    let (pp, took) = phase(Phase::Postprocess, events, |events| {
+        let mut note = |n: Note| events(n.into());
+        Ok(postprocess::run(rootfs, &spec, &mut note)?)
+    })?;
+    report.timings.postprocess = took;
+    Ok(pp)
+}
 
-    // Commit.
-    let t = Instant::now();
-    events(Event::Start(Phase::Commit));
-    let commit_opts = CommitOptions {
-        refname: plan.refname.clone(),
-        subject: Some(match &next_version {
-            Some(v) => format!("{} {v}", plan.refname),
-            None => plan.refname.clone(),
+/// The commit phase: the tree, its version and the metadata keys, in one transaction.
+fn commit(
+    job: &Job,
+    repo: &Repo,
+    rootfs: &Path,
+    installed: &Installed,
+    report: &mut ComposeReport,
+    events: &mut dyn FnMut(Event),
+) -> Result<CommitResult, ComposeError> {
+    let refname = &job.plan.refname;
+    let opts = CommitOptions {
+        refname: refname.clone(),
+        subject: Some(match &report.version {
+            Some(v) => format!("{refname} {v}"),
+            None => refname.clone(),
         }),
-        version: next_version.clone(),
+        version: report.version.clone(),
         metadata: vec![
-            (META_INPUT_HASH.into(), input_hash.clone().into()),
+            (META_INPUT_HASH.into(), report.input_hash.clone().into()),
             (
                 META_PACKAGES.into(),
-                manifest::to_metadata_json(&packages).into(),
+                manifest::to_metadata_json(&installed.packages).into(),
             ),
             (
                 META_TREEFILE.into(),
-                serde_json::to_string(&tf.json).expect("json").into(),
+                serde_json::to_string(&job.tf.json).expect("json").into(),
             ),
-            (META_BACKEND.into(), plan.backend.name().into()),
+            (META_BACKEND.into(), job.plan.backend.name().into()),
         ],
         parent: Parent::Auto,
         // An OS tree needs its real modes and owners (setuid binaries, /var/mail 2775 root:mail).
         keep_permissions: true,
         ..Default::default()
     };
-    let committed = repo.commit_tree(&rootfs, &commit_opts)?;
-    timings.commit = secs(t);
-    events(Event::Done(Phase::Commit, timings.commit));
-    drop(build);
+    let (committed, took) = phase(Phase::Commit, events, |events| {
+        events(Event::Step(&format!("writing the tree to {refname}")));
+        Ok(repo.commit_tree(rootfs, &opts)?)
+    })?;
+    report.timings.commit = took;
+    Ok(committed)
+}
 
-    let sbom_path = opts
+/// Writes the SPDX SBOM of the commit; returns its path.
+fn write_sbom(
+    job: &Job,
+    installed: &Installed,
+    committed: &CommitResult,
+    version: Option<&str>,
+) -> Result<PathBuf, ComposeError> {
+    let path = job
+        .opts
         .sbom
         .clone()
-        .unwrap_or_else(|| sbom_default(&opts.repo, &plan.refname));
+        .unwrap_or_else(|| sbom_default(&job.opts.repo, &job.plan.refname));
     let doc = manifest::sbom(
-        &packages,
+        &installed.packages,
         &manifest::SbomSubject {
-            name: &plan.refname,
-            version: next_version.as_deref(),
+            name: &job.plan.refname,
+            version,
             unique: &committed.checksum,
-            db,
-            distro: &distro,
+            db: installed.db,
+            distro: &installed.distro,
             created: chrono::Utc::now(),
         },
     );
-    std::fs::write(
-        &sbom_path,
-        serde_json::to_string_pretty(&doc).expect("json"),
-    )
-    .map_err(|e| ComposeError::Io {
-        what: format!("writing SBOM {}", sbom_path.display()),
-        source: e,
-    })?;
-
-    for (name, out) in &pp_report.scripts {
-        if !out.trim().is_empty() {
-            warnings.push(format!("{name} output:\n{out}"));
+    std::fs::write(&path, serde_json::to_string_pretty(&doc).expect("json")).map_err(|e| {
+        ComposeError::Io {
+            what: format!("writing SBOM {}", path.display()),
+            error: e,
         }
-    }
-    report.status = Status::Committed;
-    report.commit = Some(committed.checksum);
-    report.parent = committed.parent;
-    report.package_count = Some(packages.len());
-    report.kernel = pp_report.kernel;
-    report.sbom = Some(sbom_path);
-    timings.total = secs(t_total);
-    report.timings = timings;
-    report.warnings = warnings;
-    Ok(report)
+    })?;
+    Ok(path)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// rpm-ostree installs, postprocesses and commits by itself; cairn renders its input and reads
+/// back the commit.
 fn compose_rpm_ostree(
-    tf: &treefile::Treefile,
-    plan: &Plan,
+    job: &Job,
     repo: &Repo,
-    cachedir: &Path,
     build: &Path,
     mut report: ComposeReport,
-    mut timings: Timings,
-    t_total: Instant,
-    opts: &ComposeOptions,
     events: &mut dyn FnMut(Event),
 ) -> Result<ComposeReport, ComposeError> {
-    let rendered = tf.for_rpm_ostree()?;
-    // Rendered into the build dir (never over a user's file); rpm-ostree finds .repo files
-    // beside its treefile, so the treefile directory's are copied next to it.
-    let dir = build.join("rpm-ostree-input");
+    let spec = rpm_ostree::RpmOstreeSpec {
+        rendered_treefile: render_for_rpm_ostree(&job.tf, &build.join("rpm-ostree-input"))?,
+        repo: repo.path().to_path_buf(),
+        cachedir: job.cachedir.join("rpm-ostree"),
+        metadata: vec![
+            (META_INPUT_HASH.into(), report.input_hash.clone()),
+            (META_BACKEND.into(), "rpm-ostree".into()),
+        ],
+        commitid_file: build.join("commitid"),
+        force_nocache: job.opts.force_nocache,
+    };
+    report.argv = rpm_ostree::argv(&spec);
+    let (commit, took) = phase(Phase::Packages, events, |events| {
+        let mut note = |n: Note| events(n.into());
+        Ok(rpm_ostree::install(&spec, &mut note)?)
+    })?;
+    report.timings.packages = took;
+    if let Some(c) = &commit {
+        if let Some(v) = repo.commit_info(c)?.version {
+            report.version = Some(v);
+        }
+    }
+    report.status = if commit.is_some() {
+        Status::Committed
+    } else {
+        Status::Unchanged
+    };
+    report.commit = commit;
+    Ok(finish(job, report))
+}
+
+/// Writes `tf` rendered for rpm-ostree into `dir` (never over a user's file), with the `.repo`
+/// files of the treefile's directory beside it, where rpm-ostree looks for them.
+fn render_for_rpm_ostree(tf: &Treefile, dir: &Path) -> Result<PathBuf, ComposeError> {
     let io = |what: &str| {
         let what = what.to_string();
-        move |e| ComposeError::Io { what, source: e }
+        move |e| ComposeError::Io { what, error: e }
     };
-    let rendered_path = rendered
-        .write_to(&dir)
+    let rendered = tf
+        .for_rpm_ostree()?
+        .write_to(dir)
         .map_err(io("writing the treefile rendered for rpm-ostree"))?;
     let tfdir = tf.path.parent().unwrap_or(Path::new("."));
     for e in std::fs::read_dir(tfdir)
@@ -469,42 +580,5 @@ fn compose_rpm_ostree(
             std::fs::copy(e.path(), dir.join(e.file_name())).map_err(io("copying .repo files"))?;
         }
     }
-    let spec = rpm_ostree::RpmOstreeSpec {
-        rendered_treefile: rendered_path,
-        repo: repo.path().to_path_buf(),
-        cachedir: cachedir.join("rpm-ostree"),
-        metadata: vec![
-            (META_INPUT_HASH.into(), report.input_hash.clone()),
-            (META_BACKEND.into(), "rpm-ostree".into()),
-        ],
-        commitid_file: build.join("commitid"),
-        force_nocache: opts.force_nocache,
-    };
-    report.argv = rpm_ostree::argv(&spec);
-    let t = Instant::now();
-    events(Event::Start(Phase::Packages));
-    let commit = {
-        let mut line = |l: &str| events(Event::Line(l));
-        rpm_ostree::install(&spec, &mut line)?
-    };
-    timings.packages = secs(t);
-    events(Event::Done(Phase::Packages, timings.packages));
-    let info = match &commit {
-        Some(c) => Some(repo.commit_info(c)?),
-        None => None,
-    };
-    report.status = if commit.is_some() {
-        Status::Committed
-    } else {
-        Status::Unchanged
-    };
-    report.version = info
-        .as_ref()
-        .and_then(|i| i.version.clone())
-        .or(report.version);
-    report.commit = commit;
-    let _ = plan;
-    timings.total = secs(t_total);
-    report.timings = timings;
-    Ok(report)
+    Ok(rendered)
 }

@@ -44,6 +44,19 @@ impl Backend {
     }
 }
 
+impl cairn_common::named::Named for Backend {
+    const ALL: &'static [Self] = &[
+        Self::Auto,
+        Self::RpmOstree,
+        Self::Dnf,
+        Self::Mmdebstrap,
+        Self::Rootfs,
+    ];
+    fn name(self) -> &'static str {
+        self.as_str()
+    }
+}
+
 /// Debian/Ubuntu bootstrap settings (mmdebstrap(1)).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Mmdebstrap {

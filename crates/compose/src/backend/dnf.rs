@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{require_tool, run_tool, BackendError, Progress};
+use super::{require_tool, run_tool, BackendError, Note, Progress};
 
 /// Where the rpmdb lives inside trees cairn builds.
 pub const DEFAULT_DBPATH: &str = "/usr/lib/sysimage/rpm";
@@ -163,6 +163,10 @@ pub fn install(
         if let Some(c) = &cache {
             move_dir(c, &in_root_cache)?;
         }
+        progress(Note::Step(&match t {
+            Some((repo, pkgs)) => format!("dnf install {} package(s) from {repo}", pkgs.len()),
+            None => format!("dnf install {} package(s)", spec.packages.len()),
+        }));
         let mut cmd = Command::new("dnf");
         cmd.env("HOME", home.path()).env("LC_ALL", "C.UTF-8");
         cmd.args(argv(spec, rootfs, &config, cache.is_some(), t));

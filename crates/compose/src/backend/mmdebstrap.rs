@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{require_tool, run_tool, BackendError, Progress};
+use super::{require_tool, run_tool, BackendError, Note, Progress};
 
 /// What an mmdebstrap install needs; independent of the treefile spelling.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -88,6 +88,12 @@ pub fn install(
         std::fs::create_dir_all(c)
             .map_err(BackendError::io(format!("creating {}", c.display())))?;
     }
+    progress(Note::Step(&format!(
+        "mmdebstrap {} {} + {} package(s)",
+        spec.suite,
+        spec.variant,
+        spec.packages.len()
+    )));
     let mut cmd = Command::new("mmdebstrap");
     cmd.args(argv(spec, rootfs, cache.as_deref()));
     // Debian's kernel hooks (/etc/kernel/postinst.d/{dracut,initramfs-tools}) skip building an

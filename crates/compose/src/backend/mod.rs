@@ -18,8 +18,17 @@ pub use mmdebstrap::MmdebstrapSpec;
 pub use rootfs::RootfsSpec;
 pub use rpm_ostree::RpmOstreeSpec;
 
-/// A line of progress: tool output or a status message, for a spinner or a log line.
-pub type Progress<'a> = &'a mut dyn FnMut(&str);
+/// What a running backend or postprocess step reports, for a progress line or a log file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Note<'a> {
+    /// A step cairn starts ("dracut --add ostree for 6.1.0-28-amd64"): short, worth showing.
+    Step(&'a str),
+    /// One line a tool printed (stdout and stderr interleaved as they came): the log's content.
+    Output(&'a str),
+}
+
+/// Where progress goes: a spinner, a log file, or nowhere.
+pub type Progress<'a> = &'a mut dyn FnMut(Note);
 
 /// Which package manager wrote the tree: decides how its package database is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -51,12 +60,8 @@ pub enum BackendError {
         status: String,
         output: String,
     },
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{what}: {error}")]
+    Io { what: String, error: std::io::Error },
     #[error("{0}")]
     Invalid(String),
 }
@@ -64,7 +69,7 @@ pub enum BackendError {
 impl BackendError {
     pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BackendError {
         let what = what.into();
-        move |source| BackendError::Io { what, source }
+        move |error| BackendError::Io { what, error }
     }
 }
 
@@ -130,7 +135,7 @@ pub fn run_tool(mut cmd: Command, progress: Progress) -> Result<ToolOutput, Back
     drop(tx);
     let mut lines = Vec::new();
     for line in rx {
-        progress(&line);
+        progress(Note::Output(&line));
         lines.push(line);
     }
     for r in readers {
@@ -216,7 +221,7 @@ mod tests {
         let mut cmd = Command::new("sh");
         cmd.args(["-c", "echo out; echo err >&2; exit 3"]);
         let mut seen = Vec::new();
-        let out = run_tool(cmd, &mut |l| seen.push(l.to_string())).unwrap();
+        let out = run_tool(cmd, &mut |n| seen.push(format!("{n:?}"))).unwrap();
         assert!(!out.success);
         assert!(out.lines.contains(&"out".to_string()) && out.lines.contains(&"err".to_string()));
         assert_eq!(seen.len(), 2);

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{require_tool, run_tool, BackendError, Progress};
+use super::{require_tool, run_tool, BackendError, Note, Progress};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RootfsSpec {
@@ -60,7 +60,10 @@ pub fn install(spec: &RootfsSpec, rootfs: &Path, progress: Progress) -> Result<(
         if meta.is_dir() { "cp" } else { "tar" },
         if meta.is_dir() { "coreutils" } else { "tar" },
     )?;
-    progress(&format!("copying {} into the tree", spec.path.display()));
+    progress(Note::Step(&format!(
+        "copying {} into the tree",
+        spec.path.display()
+    )));
     let mut cmd = Command::new(&a[0]);
     cmd.args(&a[1..]);
     let out = run_tool(cmd, progress)?;

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use super::{require_tool, run_tool, BackendError, Progress};
+use super::{require_tool, run_tool, BackendError, Note, Progress};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RpmOstreeSpec {
@@ -49,6 +49,7 @@ pub fn install(spec: &RpmOstreeSpec, progress: Progress) -> Result<Option<String
     require_tool("rpm-ostree", "rpm-ostree (not packaged for Debian)")?;
     let _ = std::fs::remove_file(&spec.commitid_file);
     let a = argv(spec);
+    progress(Note::Step("rpm-ostree compose tree"));
     let mut cmd = Command::new(&a[0]);
     cmd.args(&a[1..]);
     let out = run_tool(cmd, progress)?;

@@ -58,7 +58,7 @@ pub fn add_files(rootfs: &Path, files: &[(PathBuf, String)]) -> Result<(), Postp
         )
         .map_err(|e| PostprocessError::Io {
             what: format!("chown {dest}"),
-            source: e.into(),
+            error: e.into(),
         })?;
     }
     Ok(())

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{io, run_in_tree, PostprocessError};
-use crate::backend::Progress;
+use crate::backend::{Note, Progress};
 
 /// Kernel versions present: from `boot/vmlinuz-$kver` (Debian) or `usr/lib/modules/$kver/vmlinuz`.
 pub fn find_kernels(rootfs: &Path) -> Result<Vec<String>, PostprocessError> {
@@ -73,7 +73,7 @@ pub fn process(
             )))
         }
     };
-    progress(&format!("postprocess: kernel {kver}"));
+    progress(Note::Step(&format!("kernel {kver}")));
     let moddir = rootfs.join("usr/lib/modules").join(&kver);
     std::fs::create_dir_all(&moddir).map_err(io(format!("creating {}", moddir.display())))?;
     let boot_kernel = rootfs.join("boot").join(format!("vmlinuz-{kver}"));
@@ -95,9 +95,9 @@ pub fn process(
              add `ostree-boot` (Debian) or `ostree` (Fedora) to packages"
         )));
     }
-    progress(&format!(
-        "postprocess: dracut --add ostree for {kver} (in the tree)"
-    ));
+    progress(Note::Step(&format!(
+        "dracut --add ostree for {kver} (in the tree)"
+    )));
     let out_inside = format!("/usr/lib/modules/{kver}/initramfs.img");
     let argv = [
         dracut,

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::backend::{run_tool, PackageDb, Progress};
+use super::backend::{run_tool, Note, PackageDb, Progress};
 
 mod config;
 mod kernel;
@@ -60,12 +60,8 @@ pub struct Report {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PostprocessError {
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{what}: {error}")]
+    Io { what: String, error: std::io::Error },
     #[error("postprocess script {script} failed ({status}); its output:\n{output}")]
     Script {
         script: String,
@@ -86,7 +82,7 @@ pub enum PostprocessError {
 
 pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> PostprocessError {
     let what = what.into();
-    move |source| PostprocessError::Io { what, source }
+    move |error| PostprocessError::Io { what, error }
 }
 
 /// Runs every postprocess step on `rootfs` in place.
@@ -97,13 +93,15 @@ pub fn run(
 ) -> Result<Report, PostprocessError> {
     let mut report = Report::default();
     if !spec.remove_from_packages.is_empty() {
-        progress("postprocess: remove-from-packages");
+        progress(Note::Step("remove-from-packages"));
         report.removed_from_packages = config::remove_from_packages(rootfs, spec)?;
     }
-    progress("postprocess: remove-files, add-files");
+    progress(Note::Step("remove-files, add-files"));
     config::remove_files(rootfs, &spec.remove_files)?;
     config::add_files(rootfs, &spec.add_files)?;
-    progress("postprocess: units, default target, groups, sysctl, os-release");
+    progress(Note::Step(
+        "units, default target, groups, sysctl, os-release",
+    ));
     report.enabled_units = config::enable_units(rootfs, &spec.units)?;
     if let Some(t) = &spec.default_target {
         config::set_default_target(rootfs, t)?;
@@ -117,7 +115,9 @@ pub fn run(
     let (kver, regenerated) = kernel::process(rootfs, spec.bootable, progress)?;
     report.kernel = kver;
     report.initramfs_regenerated = regenerated;
-    progress("postprocess: OSTree layout (/usr/etc, /var as tmpfiles.d, top-level links)");
+    progress(Note::Step(
+        "OSTree layout (/usr/etc, /var as tmpfiles.d, top-level links)",
+    ));
     report.device_nodes_dropped = layout::drop_special_files(rootfs)?;
     layout::empty_machine_id(rootfs)?;
     report.ssh_host_keys_removed = layout::drop_ssh_host_keys(rootfs)?.len();
@@ -149,7 +149,7 @@ fn run_scripts(
     }
     let mut outputs = Vec::new();
     for (i, (name, body)) in scripts.iter().enumerate() {
-        progress(&format!("postprocess: running {name}"));
+        progress(Note::Step(&format!("running {name}")));
         let inside = format!("/tmp/cairn-postprocess-{i}");
         let host = rootfs.join(inside.trim_start_matches('/'));
         std::fs::create_dir_all(rootfs.join("tmp")).map_err(io("creating tmp in the tree"))?;
