@@ -9,7 +9,8 @@ use ostree::{gio, glib};
 
 use super::error::{Context, DeployError};
 use super::pull::{self, Remote};
-use super::{is_checksum, kargs, Open, SysrootGuard};
+use super::{kargs, Open, SysrootGuard};
+use crate::is_checksum;
 
 #[derive(Debug, Clone)]
 pub struct ProvisionOptions<'a> {

@@ -59,7 +59,7 @@ impl Repo {
             _ => None,
         };
         Ok(TreeDiff {
-            api_version: "cairn/v1",
+            api_version: cairn_common::API_VERSION,
             from: ca,
             to: cb,
             files,

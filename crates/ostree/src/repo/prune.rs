@@ -33,7 +33,7 @@ impl Repo {
             .ctx(|| format!("{}: pruning static deltas", self.path.display()))?;
         self.update_summary()?;
         Ok(PruneResult {
-            api_version: "cairn/v1",
+            api_version: cairn_common::API_VERSION,
             objects_total: total,
             objects_pruned: pruned,
             bytes_freed: freed,

@@ -100,7 +100,7 @@ impl Repo {
             });
         }
         Ok(VerifyReport {
-            api_version: "cairn/v1",
+            api_version: cairn_common::API_VERSION,
             ok: errors.is_empty(),
             objects_checked: checked,
             refs,
