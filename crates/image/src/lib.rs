@@ -169,7 +169,6 @@ pub fn build(opts: &BuildOptions, progress: &dyn Fn(&str)) -> Result<BuildReport
     );
 
     progress(&format!("deploying {} into a staging sysroot", opts.rev));
-    bootloader::select_syslinux_backend(&root)?;
     let deployed = deploy::provision(
         &root,
         &deploy::ProvisionOptions {
@@ -178,6 +177,7 @@ pub fn build(opts: &BuildOptions, progress: &dyn Fn(&str)) -> Result<BuildReport
             osname: &opts.osname,
             kargs: &kargs,
             remote: opts.remote.as_ref().map(|(n, u)| (n.as_str(), u.as_str())),
+            before_deploy: Some(&bootloader::select_syslinux_backend),
         },
     )?;
     append_fstab(&root.join(&deployed.deployment), &fstab)?;

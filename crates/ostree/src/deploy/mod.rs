@@ -31,7 +31,7 @@ use error::Context;
 pub use error::DeployError;
 pub use health::{check as health_check, CheckResult, HealthOptions, HealthReport};
 pub use kargs::KargEdits;
-pub use provision::{provision, ProvisionOptions, Provisioned};
+pub use provision::{provision, BeforeDeploy, ProvisionOptions, Provisioned};
 pub use pull::Remote;
 use state::write_atomic;
 pub use state::{BootCounter, CheckRecord, EventKind, HealthEvent};
@@ -127,7 +127,8 @@ pub(crate) fn os_name(guard: &SysrootGuard, os: Option<&str>) -> Result<String, 
         .ok_or(DeployError::NeedOsName)
 }
 
-/// The default (first) deployment of `os`: what rollback, kargs and presets act on.
+/// The default (first) deployment of `os`: what upgrade compares with and rollback, kargs and
+/// presets act on.
 fn default_deployment(
     guard: &SysrootGuard,
     os: &str,
