@@ -1,7 +1,7 @@
 //! Compose: real package backends into temp dirs, real postprocess, checked on the resulting tree.
 
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use cairn_compose::backend::{self, dnf, DnfSpec, MmdebstrapSpec, PackageDb, RootfsSpec};
 use cairn_compose::manifest;
@@ -14,7 +14,7 @@ fn quiet() -> impl FnMut(&str) {
     |_| {}
 }
 
-fn dnf_tree(work: &Path, packages: &[&str]) -> Result<std::path::PathBuf, backend::BackendError> {
+fn dnf_tree(work: &Path, packages: &[&str]) -> Result<PathBuf, backend::BackendError> {
     let repos = rpm_repo(&work.join("rpms"), &standard_rpms("1.0"));
     let root = work.join("root");
     let mut spec = DnfSpec::new(
@@ -82,8 +82,12 @@ fn dnf_installroot_from_local_rpms() {
     assert_eq!(solv, 1);
     assert!(!root.join("var/cache/dnf").exists());
 
-    // Postprocess the RPM tree: rpm-based remove-from-packages, units, sysctl, scripts, layout.
-    let src = t.path().join("extra.conf");
+    postprocess_the_rpm_tree(t.path(), &root);
+}
+
+/// Postprocess the RPM tree: rpm-based remove-from-packages, units, sysctl, scripts, layout.
+fn postprocess_the_rpm_tree(t: &Path, root: &Path) {
+    let src = t.join("extra.conf");
     std::fs::write(&src, "extra\n").unwrap();
     let spec = PostprocessSpec {
         db: Some(PackageDb::Rpm {
@@ -97,7 +101,7 @@ fn dnf_installroot_from_local_rpms() {
         postprocess: vec!["echo from-script; echo made > /usr/share/made-by-script".into()],
         ..Default::default()
     };
-    let report = postprocess::run(&root, &spec, &mut quiet()).expect("postprocess");
+    let report = postprocess::run(root, &spec, &mut quiet()).expect("postprocess");
     assert_eq!(report.removed_from_packages, 1);
     assert!(!root.join("usr/share/cairn-base/base.txt").exists());
     assert!(root.join("usr/share/cairn-base").is_dir());
@@ -136,7 +140,7 @@ fn dnf_installroot_from_local_rpms() {
     // The rpmdb stayed in /usr and still answers.
     assert_eq!(
         manifest::read(
-            &root,
+            root,
             PackageDb::Rpm {
                 dbpath: dnf::DEFAULT_DBPATH
             }
@@ -305,8 +309,12 @@ fn mmdebstrap_minbase_then_postprocess() {
     assert_eq!(std::fs::read_dir(root.join("dev")).unwrap().count(), 0);
     assert_eq!(root.join("tmp").metadata().unwrap().mode() & 0o7777, 0o1777);
 
-    // systemd-tmpfiles itself recreates /var from the generated file, as on a first boot
-    // (/etc is where a deployment has it; user and group names resolve through it).
+    tmpfiles_recreates_var(&root);
+}
+
+/// systemd-tmpfiles itself recreates /var from the generated file, as on a first boot
+/// (/etc is where a deployment has it; user and group names resolve through it).
+fn tmpfiles_recreates_var(root: &Path) {
     if have_tool("systemd-tmpfiles", "package systemd") {
         std::os::unix::fs::symlink("usr/etc", root.join("etc")).unwrap();
         let out = std::process::Command::new("systemd-tmpfiles")
@@ -426,7 +434,7 @@ fn meta(repo: &Path, r: &str, key: &str) -> String {
 }
 
 /// A dnf treefile beside the test RPM repo's .repo file; returns its path.
-fn dnf_treefile(dir: &Path, packages: &str, extra: &str) -> std::path::PathBuf {
+fn dnf_treefile(dir: &Path, packages: &str, extra: &str) -> PathBuf {
     let tf = dir.join("host.yaml");
     std::fs::write(
         &tf,
@@ -455,19 +463,45 @@ fn rpm_tools() -> bool {
     have_tool("rpmbuild", "package rpm") && have_tool("createrepo_c", "package createrepo-c")
 }
 
-#[test]
-fn compose_dnf_commit_unchanged_and_diff() {
+/// A temp dir with the standard RPMs in `src/` and a dnf treefile of `packages` (+ `extra`
+/// YAML) over them: (dir, src, treefile, repo path, not yet created). `None` without the RPM
+/// tools.
+fn dnf_compose(
+    packages: &str,
+    extra: &str,
+) -> Option<(tempfile::TempDir, PathBuf, PathBuf, PathBuf)> {
     if !rpm_tools() {
-        return;
+        return None;
     }
     let t = tempdir();
     let src = rpm_repo(&t.path().join("src"), &standard_rpms("1.0"));
-    let tf = dnf_treefile(
-        &src,
+    let tf = dnf_treefile(&src, packages, extra);
+    let repo = t.path().join("repo");
+    Some((t, src, tf, repo))
+}
+
+/// Build trees (`build-*`) left in the compose cache dir.
+fn build_dirs(cache: &Path) -> usize {
+    std::fs::read_dir(cache)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("build-")
+        })
+        .count()
+}
+
+#[test]
+fn compose_dnf_commit_unchanged_and_diff() {
+    let Some((t, src, tf, repo)) = dnf_compose(
         "cairn-hello, cairn-sh",
         "postprocess:\n  - echo script-ran > /usr/share/script-ran\n",
-    );
-    let repo = t.path().join("repo");
+    ) else {
+        return;
+    };
     let cache = t.path().join("cache");
     let sbom = t.path().join("out.spdx.json");
     let mut args = compose_args(&tf, &repo, &cache);
@@ -487,8 +521,60 @@ fn compose_dnf_commit_unchanged_and_diff() {
     let c1 = rev(&repo, "test/dnf/x86_64").expect("ref exists");
     assert_eq!(j["commit"], c1.as_str());
 
-    // The tree, through the real ostree CLI.
-    assert!(ostree(&repo, &["ls", "test/dnf/x86_64", "/usr/etc"]).starts_with('d'));
+    tree_is_in_the_commit(&repo);
+    metadata_and_sbom_describe_it(&repo, &c1, &year, &sbom);
+    // Unchanged inputs: no commit, exit 0, then 77 with the flag.
+    let again = run_cairn(compose_args(&tf, &repo, &cache));
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(stdout(&again).contains("no changes"), "{}", stdout(&again));
+    assert_eq!(rev(&repo, "test/dnf/x86_64").unwrap(), c1);
+    let mut args77 = compose_args(&tf, &repo, &cache);
+    args77.push("--unchanged-exit-77".into());
+    assert_eq!(run_cairn(&args77).status.code(), Some(77));
+    assert_eq!(rev(&repo, "test/dnf/x86_64").unwrap(), c1);
+
+    recompose_picks_up_a_new_package(&src, &tf, &repo, &cache, &c1, &year);
+}
+
+/// The repository now serves cairn-hello 1.1: a forced recompose picks it up; repo diff shows it.
+fn recompose_picks_up_a_new_package(
+    src: &Path,
+    tf: &Path,
+    repo: &Path,
+    cache: &Path,
+    c1: &str,
+    year: &str,
+) {
+    std::fs::remove_dir_all(src.join("repo")).unwrap();
+    std::fs::remove_dir_all(src.join("rpmbuild")).unwrap();
+    rpm_repo(src, &standard_rpms("1.1"));
+    let mut forced = compose_args(tf, repo, cache);
+    forced.push("--force-nocache".into());
+    let out = run_cairn(&forced);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let c2 = rev(repo, "test/dnf/x86_64").unwrap();
+    assert_ne!(c2, c1);
+    assert_eq!(meta(repo, &c2, "version"), format!("'1.{year}.1'"));
+    assert_eq!(ostree(repo, &["rev-parse", &format!("{c2}^")]).trim(), c1);
+    let diff = run_cairn([
+        "repo",
+        "diff",
+        "--repo",
+        &repo.display().to_string(),
+        c1,
+        &c2,
+    ]);
+    let text = stdout(&diff);
+    assert!(diff.status.success(), "{}", stderr(&diff));
+    assert!(
+        text.contains("cairn-hello") && text.contains("1.0-1") && text.contains("1.1-1"),
+        "{text}"
+    );
+}
+
+/// The tree, through the real ostree CLI.
+fn tree_is_in_the_commit(repo: &Path) {
+    assert!(ostree(repo, &["ls", "test/dnf/x86_64", "/usr/etc"]).starts_with('d'));
     let no_etc = std::process::Command::new("ostree")
         .arg(format!("--repo={}", repo.display()))
         .args(["ls", "test/dnf/x86_64", "/etc"])
@@ -496,7 +582,7 @@ fn compose_dnf_commit_unchanged_and_diff() {
         .unwrap();
     assert!(!no_etc.status.success(), "/etc must not be in the commit");
     assert!(ostree(
-        &repo,
+        repo,
         &[
             "cat",
             "test/dnf/x86_64",
@@ -505,7 +591,7 @@ fn compose_dnf_commit_unchanged_and_diff() {
     )
     .contains("net.ipv4.ip_forward = 1"));
     let link = ostree(
-        &repo,
+        repo,
         &[
             "ls",
             "test/dnf/x86_64",
@@ -517,15 +603,15 @@ fn compose_dnf_commit_unchanged_and_diff() {
         "{link}"
     );
     assert_eq!(
-        ostree(&repo, &["cat", "test/dnf/x86_64", "/usr/share/script-ran"]),
+        ostree(repo, &["cat", "test/dnf/x86_64", "/usr/share/script-ran"]),
         "script-ran\n"
     );
     assert_eq!(
-        ostree(&repo, &["cat", "test/dnf/x86_64", "/usr/etc/machine-id"]),
+        ostree(repo, &["cat", "test/dnf/x86_64", "/usr/etc/machine-id"]),
         ""
     );
     assert!(ostree(
-        &repo,
+        repo,
         &[
             "ls",
             "test/dnf/x86_64",
@@ -533,21 +619,23 @@ fn compose_dnf_commit_unchanged_and_diff() {
         ]
     )
     .starts_with('-'));
+}
 
-    // Metadata keys.
-    assert_eq!(meta(&repo, &c1, "version"), format!("'1.{year}'"));
-    let hash = meta(&repo, &c1, "cairn.input-hash");
+/// Metadata keys, and the SBOM: SPDX 2.3 with one element per package.
+fn metadata_and_sbom_describe_it(repo: &Path, c1: &str, year: &str, sbom: &Path) {
+    assert_eq!(meta(repo, c1, "version"), format!("'1.{year}'"));
+    let hash = meta(repo, c1, "cairn.input-hash");
     assert_eq!(hash.trim_matches('\'').len(), 64);
-    let pkgs = meta(&repo, &c1, "cairn.packages");
+    let pkgs = meta(repo, c1, "cairn.packages");
     assert!(
         pkgs.contains("\"name\":\"cairn-hello\"") && pkgs.contains("\"version\":\"1.0\""),
         "{pkgs}"
     );
-    assert!(meta(&repo, &c1, "cairn.treefile").contains("test/dnf/x86_64"));
+    assert!(meta(repo, c1, "cairn.treefile").contains("test/dnf/x86_64"));
 
     // SBOM: SPDX 2.3 with one element per package.
     let doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&sbom).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(sbom).unwrap()).unwrap();
     assert_eq!(doc["spdxVersion"], "SPDX-2.3");
     let purls: Vec<String> = doc["packages"]
         .as_array()
@@ -563,54 +651,14 @@ fn compose_dnf_commit_unchanged_and_diff() {
         purls.contains(&"pkg:rpm/rpm/cairn-hello@1.0-1?arch=noarch".to_string()),
         "{purls:?}"
     );
-
-    // Unchanged inputs: no commit, exit 0, then 77 with the flag.
-    let again = run_cairn(compose_args(&tf, &repo, &cache));
-    assert!(again.status.success(), "{}", stderr(&again));
-    assert!(stdout(&again).contains("no changes"), "{}", stdout(&again));
-    assert_eq!(rev(&repo, "test/dnf/x86_64").unwrap(), c1);
-    let mut args77 = compose_args(&tf, &repo, &cache);
-    args77.push("--unchanged-exit-77".into());
-    assert_eq!(run_cairn(&args77).status.code(), Some(77));
-    assert_eq!(rev(&repo, "test/dnf/x86_64").unwrap(), c1);
-
-    // The repository now serves cairn-hello 1.1: a forced recompose picks it up; repo diff shows it.
-    std::fs::remove_dir_all(src.join("repo")).unwrap();
-    std::fs::remove_dir_all(src.join("rpmbuild")).unwrap();
-    rpm_repo(&src, &standard_rpms("1.1"));
-    let mut forced = compose_args(&tf, &repo, &cache);
-    forced.push("--force-nocache".into());
-    let out = run_cairn(&forced);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let c2 = rev(&repo, "test/dnf/x86_64").unwrap();
-    assert_ne!(c2, c1);
-    assert_eq!(meta(&repo, &c2, "version"), format!("'1.{year}.1'"));
-    assert_eq!(ostree(&repo, &["rev-parse", &format!("{c2}^")]).trim(), c1);
-    let diff = run_cairn([
-        "repo",
-        "diff",
-        "--repo",
-        &repo.display().to_string(),
-        &c1,
-        &c2,
-    ]);
-    let text = stdout(&diff);
-    assert!(diff.status.success(), "{}", stderr(&diff));
-    assert!(
-        text.contains("cairn-hello") && text.contains("1.0-1") && text.contains("1.1-1"),
-        "{text}"
-    );
 }
 
 #[test]
 fn compose_missing_package_commits_nothing() {
-    if !rpm_tools() {
+    let Some((t, _, tf, repo)) = dnf_compose("cairn-hello, cairn-sh, cairn-not-a-package", "")
+    else {
         return;
-    }
-    let t = tempdir();
-    let src = rpm_repo(&t.path().join("src"), &standard_rpms("1.0"));
-    let tf = dnf_treefile(&src, "cairn-hello, cairn-sh, cairn-not-a-package", "");
-    let repo = t.path().join("repo");
+    };
     let out = run_cairn(compose_args(&tf, &repo, &t.path().join("cache")));
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -620,32 +668,18 @@ fn compose_missing_package_commits_nothing() {
     );
     assert_eq!(ostree(&repo, &["refs"]).trim(), "");
     // The build tree is gone too.
-    let builds = std::fs::read_dir(t.path().join("cache"))
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with("build-")
-        })
-        .count();
+    let builds = build_dirs(&t.path().join("cache"));
     assert_eq!(builds, 0);
 }
 
 #[test]
 fn compose_failing_postprocess_shows_stderr() {
-    if !rpm_tools() {
-        return;
-    }
-    let t = tempdir();
-    let src = rpm_repo(&t.path().join("src"), &standard_rpms("1.0"));
-    let tf = dnf_treefile(
-        &src,
+    let Some((t, _, tf, repo)) = dnf_compose(
         "cairn-hello, cairn-sh",
         "postprocess:\n  - echo the-disk-is-lava >&2; exit 4\n",
-    );
-    let repo = t.path().join("repo");
+    ) else {
+        return;
+    };
     let out = run_cairn(compose_args(&tf, &repo, &t.path().join("cache")));
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
@@ -658,13 +692,9 @@ fn compose_failing_postprocess_shows_stderr() {
 
 #[test]
 fn compose_killed_during_commit_leaves_repo_as_it_was() {
-    if !rpm_tools() {
+    let Some((t, _, tf, repo)) = dnf_compose("cairn-hello, cairn-sh", "") else {
         return;
-    }
-    let t = tempdir();
-    let src = rpm_repo(&t.path().join("src"), &standard_rpms("1.0"));
-    let tf = dnf_treefile(&src, "cairn-hello, cairn-sh", "");
-    let repo = t.path().join("repo");
+    };
     let cache = t.path().join("cache");
     let out = run_cairn(compose_args(&tf, &repo, &cache));
     assert!(out.status.success(), "{}", stderr(&out));
@@ -690,16 +720,7 @@ fn compose_killed_during_commit_leaves_repo_as_it_was() {
     let out = run_cairn(&args);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_ne!(rev(&repo, "test/dnf/x86_64").unwrap(), c1);
-    let builds = std::fs::read_dir(&cache)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with("build-")
-        })
-        .count();
+    let builds = build_dirs(&cache);
     assert_eq!(builds, 0);
 }
 

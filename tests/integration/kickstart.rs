@@ -2,7 +2,7 @@
 //! validated by pykickstart's real `ksvalidator`, atomic output, and the CentOS Atomic corpus.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::common::metal::*;
 use crate::common::*;
@@ -453,16 +453,7 @@ fn lines_of<'a>(ks: &'a str, cmd: &str) -> Vec<&'a str> {
 fn corpus_kickstarts_essentials_round_trip() {
     let Some(corpus) = corpus() else { return };
     let dir = corpus.join("kickstarts");
-    let mut originals = Vec::new();
-    for e in walkdir::WalkDir::new(&dir).sort_by_file_name() {
-        let e = e.unwrap();
-        if e.path().extension().is_some_and(|x| x == "ks") {
-            let text = std::fs::read_to_string(e.path()).unwrap();
-            if !lines_of(&text, "ostreesetup").is_empty() {
-                originals.push((e.path().to_path_buf(), text));
-            }
-        }
-    }
+    let originals = with_ostreesetup(&dir);
     if originals.is_empty() {
         eprintln!(
             "SKIP: no kickstart with ostreesetup under {}",
@@ -471,7 +462,37 @@ fn corpus_kickstarts_essentials_round_trip() {
         return;
     }
     let d = tempdir();
-    // Express each original's essentials as one inventory host.
+    let hosts = hosts_of(&originals);
+    // The two disk: keys of one host would clash; merge them textually.
+    let hosts = merge_disk_lines(&hosts);
+    let inv = write(d.path(), "corpus.yaml", &inventory(&hosts));
+    let out = d.path().join("out");
+    let o = render(&inv, &out, &[]);
+    assert!(o.status.success(), "{}\n{hosts}", stderr(&o));
+    for (i, (path, orig)) in originals.iter().enumerate() {
+        let ours = std::fs::read_to_string(out.join(format!("ks/52:54:00:00:0c:{i:02x}"))).unwrap();
+        assert_essentials_kept(path, orig, &ours);
+    }
+    eprintln!("corpus: compared {} kickstarts", originals.len());
+}
+
+/// The kickstarts under `dir` that install OSTree (have `ostreesetup`), in name order.
+fn with_ostreesetup(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut originals = Vec::new();
+    for e in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let e = e.unwrap();
+        if e.path().extension().is_some_and(|x| x == "ks") {
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            if !lines_of(&text, "ostreesetup").is_empty() {
+                originals.push((e.path().to_path_buf(), text));
+            }
+        }
+    }
+    originals
+}
+
+/// Each original's essentials expressed as one inventory host (YAML under `hosts:`).
+fn hosts_of(originals: &[(PathBuf, String)]) -> String {
     let mut hosts = String::new();
     for (i, (_, ks)) in originals.iter().enumerate() {
         let (_, o, _) = parse_line(lines_of(ks, "ostreesetup")[0]);
@@ -507,64 +528,60 @@ fn corpus_kickstarts_essentials_round_trip() {
             hosts += &format!("    disk: {{ device: vda, boot-size: {} }}\n", p["size"]);
         }
     }
-    // The two disk: keys of one host would clash; merge them textually.
-    let hosts = merge_disk_lines(&hosts);
-    let inv = write(d.path(), "corpus.yaml", &inventory(&hosts));
-    let out = d.path().join("out");
-    let o = render(&inv, &out, &[]);
-    assert!(o.status.success(), "{}\n{hosts}", stderr(&o));
-    for (i, (path, orig)) in originals.iter().enumerate() {
-        let ours = std::fs::read_to_string(out.join(format!("ks/52:54:00:00:0c:{i:02x}"))).unwrap();
-        for cmd in ["ostreesetup", "network", "bootloader", "volgroup"] {
-            let Some(line) = lines_of(orig, cmd).first().copied() else {
+    hosts
+}
+
+/// cairn's kickstart `ours` keeps what the original `orig` (at `path`) says in its ostreesetup,
+/// network, bootloader and volgroup lines and its /boot and / volumes.
+fn assert_essentials_kept(path: &Path, orig: &str, ours: &str) {
+    for cmd in ["ostreesetup", "network", "bootloader", "volgroup"] {
+        let Some(line) = lines_of(orig, cmd).first().copied() else {
+            continue;
+        };
+        let (_, want, want_pos) = parse_line(line);
+        let (_, got, got_pos) = parse_line(lines_of(ours, cmd)[0]);
+        for (k, v) in &want {
+            // cairn names the NIC by MAC on purpose (`--device=link` picks whichever NIC
+            // has a carrier, which is wrong on multi-NIC servers).
+            if cmd == "network" && k == "device" {
+                assert!(got[k].parse::<cairn_kickstart::Mac>().is_ok());
                 continue;
-            };
-            let (_, want, want_pos) = parse_line(line);
-            let (_, got, got_pos) = parse_line(lines_of(&ours, cmd)[0]);
-            for (k, v) in &want {
-                // cairn names the NIC by MAC on purpose (`--device=link` picks whichever NIC
-                // has a carrier, which is wrong on multi-NIC servers).
-                if cmd == "network" && k == "device" {
-                    assert!(got[k].parse::<cairn_kickstart::Mac>().is_ok());
-                    continue;
-                }
+            }
+            assert_eq!(
+                got.get(k),
+                Some(v),
+                "{}: {cmd} --{k}\n  original: {line}\n  cairn:    {}",
+                path.display(),
+                lines_of(ours, cmd)[0]
+            );
+        }
+        assert_eq!(
+            got_pos.first(),
+            want_pos.first(),
+            "{}: {cmd}",
+            path.display()
+        );
+    }
+    for (cmd, mount) in [("part", "/boot"), ("logvol", "/")] {
+        let find = |ks: &str| {
+            ks.lines()
+                .find(|l| l.starts_with(&format!("{cmd} {mount} ")))
+                .map(str::to_string)
+        };
+        let Some(line) = find(orig) else { continue };
+        let (_, want, _) = parse_line(&line);
+        let (_, got, _) = parse_line(&find(ours).unwrap());
+        for k in ["size", "fstype", "name", "vgname"] {
+            if let Some(v) = want.get(k) {
                 assert_eq!(
                     got.get(k),
                     Some(v),
-                    "{}: {cmd} --{k}\n  original: {line}\n  cairn:    {}",
-                    path.display(),
-                    lines_of(&ours, cmd)[0]
+                    "{}: {cmd} {mount} --{k}",
+                    path.display()
                 );
-            }
-            assert_eq!(
-                got_pos.first(),
-                want_pos.first(),
-                "{}: {cmd}",
-                path.display()
-            );
-        }
-        for (cmd, mount) in [("part", "/boot"), ("logvol", "/")] {
-            let find = |ks: &str| {
-                ks.lines()
-                    .find(|l| l.starts_with(&format!("{cmd} {mount} ")))
-                    .map(str::to_string)
-            };
-            let Some(line) = find(orig) else { continue };
-            let (_, want, _) = parse_line(&line);
-            let (_, got, _) = parse_line(&find(&ours).unwrap());
-            for k in ["size", "fstype", "name", "vgname"] {
-                if let Some(v) = want.get(k) {
-                    assert_eq!(
-                        got.get(k),
-                        Some(v),
-                        "{}: {cmd} {mount} --{k}",
-                        path.display()
-                    );
-                }
             }
         }
     }
-    eprintln!("corpus: compared {} kickstarts", originals.len());
 }
 
 fn merge_disk_lines(hosts: &str) -> String {
