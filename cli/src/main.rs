@@ -80,7 +80,18 @@ pub enum Command {
 /// Exit status a command asks for on success (e.g. 77 for "nothing changed" where documented).
 pub type Status = u8;
 
+/// Domains never print; what they have to say arrives here. `listening on` is output (scripts
+/// read it on stdout), everything else is a note for the operator on stderr.
+fn print_notice(n: &cairn_common::notice::Notice) {
+    if n.is_output() {
+        out!("{n}");
+    } else {
+        err!("{n}");
+    }
+}
+
 fn main() -> ExitCode {
+    cairn_common::notice::set_sink(print_notice);
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) if code == 0 && output::STDOUT_LOST.load(std::sync::atomic::Ordering::Relaxed) => {

@@ -1,7 +1,7 @@
 //! Compose: real package backends into temp dirs, real postprocess, checked on the resulting tree.
 
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use cairn_compose::backend::{self, dnf, DnfSpec, MmdebstrapSpec, Note, PackageDb, RootfsSpec};
 use cairn_compose::manifest;
@@ -14,7 +14,7 @@ fn quiet() -> impl FnMut(Note) {
     |_| {}
 }
 
-fn dnf_tree(work: &Path, packages: &[&str]) -> Result<std::path::PathBuf, backend::BackendError> {
+fn dnf_tree(work: &Path, packages: &[&str]) -> Result<PathBuf, backend::BackendError> {
     let repos = rpm_repo(&work.join("rpms"), &standard_rpms("1.0"));
     let root = work.join("root");
     let mut spec = DnfSpec::new(
@@ -81,12 +81,13 @@ fn dnf_installroot_from_local_rpms() {
         .count();
     assert_eq!(solv, 1);
     assert!(!root.join("var/cache/dnf").exists());
-    postprocess_rpm_tree(t.path(), &root);
+
+    postprocess_the_rpm_tree(t.path(), &root);
 }
 
-/// Postprocess on an RPM tree: rpm-based remove-from-packages, units, sysctl, scripts, layout.
-fn postprocess_rpm_tree(work: &Path, root: &Path) {
-    let src = work.join("extra.conf");
+/// Postprocess the RPM tree: rpm-based remove-from-packages, units, sysctl, scripts, layout.
+fn postprocess_the_rpm_tree(t: &Path, root: &Path) {
+    let src = t.join("extra.conf");
     std::fs::write(&src, "extra\n").unwrap();
     let spec = PostprocessSpec {
         db: Some(PackageDb::Rpm {
@@ -282,12 +283,7 @@ fn mmdebstrap_minbase_then_postprocess() {
             "{link}"
         );
     }
-    assert_var_recreated_at_boot(&root);
-}
-
-/// The dpkg database survives in the factory and /var is recreated from tmpfiles.d, as at boot;
-/// no device nodes anywhere; runtime dirs empty.
-fn assert_var_recreated_at_boot(root: &Path) {
+    // The dpkg database survives in the factory and is recreated in /var at boot.
     assert!(root.join("usr/share/factory/var/lib/dpkg/status").is_file());
     let tmpfiles = std::fs::read_to_string(root.join("usr/lib/tmpfiles.d/cairn-var.conf")).unwrap();
     assert!(
@@ -301,7 +297,7 @@ fn assert_var_recreated_at_boot(root: &Path) {
     );
     assert_eq!(std::fs::read_dir(root.join("var")).unwrap().count(), 0);
     // No device nodes anywhere; runtime dirs empty.
-    for e in walkdir::WalkDir::new(root) {
+    for e in walkdir::WalkDir::new(&root) {
         let e = e.unwrap();
         let mode = e.path().symlink_metadata().unwrap().mode() & 0o170000;
         assert!(
@@ -313,8 +309,12 @@ fn assert_var_recreated_at_boot(root: &Path) {
     assert_eq!(std::fs::read_dir(root.join("dev")).unwrap().count(), 0);
     assert_eq!(root.join("tmp").metadata().unwrap().mode() & 0o7777, 0o1777);
 
-    // systemd-tmpfiles itself recreates /var from the generated file, as on a first boot
-    // (/etc is where a deployment has it; user and group names resolve through it).
+    tmpfiles_recreates_var(&root);
+}
+
+/// systemd-tmpfiles itself recreates /var from the generated file, as on a first boot
+/// (/etc is where a deployment has it; user and group names resolve through it).
+fn tmpfiles_recreates_var(root: &Path) {
     if have_tool("systemd-tmpfiles", "package systemd") {
         std::os::unix::fs::symlink("usr/etc", root.join("etc")).unwrap();
         let out = std::process::Command::new("systemd-tmpfiles")
@@ -434,7 +434,7 @@ fn meta(repo: &Path, r: &str, key: &str) -> String {
 }
 
 /// A dnf treefile beside the test RPM repo's .repo file; returns its path.
-fn dnf_treefile(dir: &Path, packages: &str, extra: &str) -> std::path::PathBuf {
+fn dnf_treefile(dir: &Path, packages: &str, extra: &str) -> PathBuf {
     let tf = dir.join("host.yaml");
     std::fs::write(
         &tf,
@@ -463,19 +463,45 @@ fn rpm_tools() -> bool {
     have_tool("rpmbuild", "package rpm") && have_tool("createrepo_c", "package createrepo-c")
 }
 
-#[test]
-fn compose_dnf_commit_unchanged_and_diff() {
+/// A temp dir with the standard RPMs in `src/` and a dnf treefile of `packages` (+ `extra`
+/// YAML) over them: (dir, src, treefile, repo path, not yet created). `None` without the RPM
+/// tools.
+fn dnf_compose(
+    packages: &str,
+    extra: &str,
+) -> Option<(tempfile::TempDir, PathBuf, PathBuf, PathBuf)> {
     if !rpm_tools() {
-        return;
+        return None;
     }
     let t = tempdir();
     let src = rpm_repo(&t.path().join("src"), &standard_rpms("1.0"));
-    let tf = dnf_treefile(
-        &src,
+    let tf = dnf_treefile(&src, packages, extra);
+    let repo = t.path().join("repo");
+    Some((t, src, tf, repo))
+}
+
+/// Build trees (`build-*`) left in the compose cache dir.
+fn build_dirs(cache: &Path) -> usize {
+    std::fs::read_dir(cache)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("build-")
+        })
+        .count()
+}
+
+#[test]
+fn compose_dnf_commit_unchanged_and_diff() {
+    let Some((t, src, tf, repo)) = dnf_compose(
         "cairn-hello, cairn-sh",
         "postprocess:\n  - echo script-ran > /usr/share/script-ran\n",
-    );
-    let repo = t.path().join("repo");
+    ) else {
+        return;
+    };
     let cache = t.path().join("cache");
     let sbom = t.path().join("out.spdx.json");
     let mut args = compose_args(&tf, &repo, &cache);
@@ -495,13 +521,59 @@ fn compose_dnf_commit_unchanged_and_diff() {
     let c1 = rev(&repo, "test/dnf/x86_64").expect("ref exists");
     assert_eq!(j["commit"], c1.as_str());
 
-    assert_dnf_commit(&repo, &c1, &sbom);
-    recompose_unchanged_then_forced(&tf, &src, &repo, &cache, &c1);
+    tree_is_in_the_commit(&repo);
+    metadata_and_sbom_describe_it(&repo, &c1, &year, &sbom);
+    // Unchanged inputs: no commit, exit 0, then 77 with the flag.
+    let again = run_cairn(compose_args(&tf, &repo, &cache));
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(stdout(&again).contains("no changes"), "{}", stdout(&again));
+    assert_eq!(rev(&repo, "test/dnf/x86_64").unwrap(), c1);
+    let mut args77 = compose_args(&tf, &repo, &cache);
+    args77.push("--unchanged-exit-77".into());
+    assert_eq!(run_cairn(&args77).status.code(), Some(77));
+    assert_eq!(rev(&repo, "test/dnf/x86_64").unwrap(), c1);
+
+    recompose_picks_up_a_new_package(&src, &tf, &repo, &cache, &c1, &year);
 }
 
-/// The committed tree, its metadata and SBOM, through the real ostree CLI.
-fn assert_dnf_commit(repo: &Path, c1: &str, sbom: &Path) {
-    let year = chrono::Utc::now().format("%Y").to_string();
+/// The repository now serves cairn-hello 1.1: a forced recompose picks it up; repo diff shows it.
+fn recompose_picks_up_a_new_package(
+    src: &Path,
+    tf: &Path,
+    repo: &Path,
+    cache: &Path,
+    c1: &str,
+    year: &str,
+) {
+    std::fs::remove_dir_all(src.join("repo")).unwrap();
+    std::fs::remove_dir_all(src.join("rpmbuild")).unwrap();
+    rpm_repo(src, &standard_rpms("1.1"));
+    let mut forced = compose_args(tf, repo, cache);
+    forced.push("--force-nocache".into());
+    let out = run_cairn(&forced);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let c2 = rev(repo, "test/dnf/x86_64").unwrap();
+    assert_ne!(c2, c1);
+    assert_eq!(meta(repo, &c2, "version"), format!("'1.{year}.1'"));
+    assert_eq!(ostree(repo, &["rev-parse", &format!("{c2}^")]).trim(), c1);
+    let diff = run_cairn([
+        "repo",
+        "diff",
+        "--repo",
+        &repo.display().to_string(),
+        c1,
+        &c2,
+    ]);
+    let text = stdout(&diff);
+    assert!(diff.status.success(), "{}", stderr(&diff));
+    assert!(
+        text.contains("cairn-hello") && text.contains("1.0-1") && text.contains("1.1-1"),
+        "{text}"
+    );
+}
+
+/// The tree, through the real ostree CLI.
+fn tree_is_in_the_commit(repo: &Path) {
     assert!(ostree(repo, &["ls", "test/dnf/x86_64", "/usr/etc"]).starts_with('d'));
     let no_etc = std::process::Command::new("ostree")
         .arg(format!("--repo={}", repo.display()))
@@ -547,8 +619,10 @@ fn assert_dnf_commit(repo: &Path, c1: &str, sbom: &Path) {
         ]
     )
     .starts_with('-'));
+}
 
-    // Metadata keys.
+/// Metadata keys, and the SBOM: SPDX 2.3 with one element per package.
+fn metadata_and_sbom_describe_it(repo: &Path, c1: &str, year: &str, sbom: &Path) {
     assert_eq!(meta(repo, c1, "version"), format!("'1.{year}'"));
     let hash = meta(repo, c1, "cairn.input-hash");
     assert_eq!(hash.trim_matches('\'').len(), 64);
@@ -579,56 +653,12 @@ fn assert_dnf_commit(repo: &Path, c1: &str, sbom: &Path) {
     );
 }
 
-/// Unchanged inputs: no commit (exit 0, or 77 on request); a forced recompose picks up a new
-/// package version from the repository, and `repo diff` shows it.
-fn recompose_unchanged_then_forced(tf: &Path, src: &Path, repo: &Path, cache: &Path, c1: &str) {
-    let year = chrono::Utc::now().format("%Y").to_string();
-    let again = run_cairn(compose_args(tf, repo, cache));
-    assert!(again.status.success(), "{}", stderr(&again));
-    assert!(stdout(&again).contains("no changes"), "{}", stdout(&again));
-    assert_eq!(rev(repo, "test/dnf/x86_64").unwrap(), c1);
-    let mut args77 = compose_args(tf, repo, cache);
-    args77.push("--unchanged-exit-77".into());
-    assert_eq!(run_cairn(&args77).status.code(), Some(77));
-    assert_eq!(rev(repo, "test/dnf/x86_64").unwrap(), c1);
-
-    // The repository now serves cairn-hello 1.1: a forced recompose picks it up; repo diff shows it.
-    std::fs::remove_dir_all(src.join("repo")).unwrap();
-    std::fs::remove_dir_all(src.join("rpmbuild")).unwrap();
-    rpm_repo(src, &standard_rpms("1.1"));
-    let mut forced = compose_args(tf, repo, cache);
-    forced.push("--force-nocache".into());
-    let out = run_cairn(&forced);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let c2 = rev(repo, "test/dnf/x86_64").unwrap();
-    assert_ne!(c2, c1);
-    assert_eq!(meta(repo, &c2, "version"), format!("'1.{year}.1'"));
-    assert_eq!(ostree(repo, &["rev-parse", &format!("{c2}^")]).trim(), c1);
-    let diff = run_cairn([
-        "repo",
-        "diff",
-        "--repo",
-        &repo.display().to_string(),
-        c1,
-        &c2,
-    ]);
-    let text = stdout(&diff);
-    assert!(diff.status.success(), "{}", stderr(&diff));
-    assert!(
-        text.contains("cairn-hello") && text.contains("1.0-1") && text.contains("1.1-1"),
-        "{text}"
-    );
-}
-
 #[test]
 fn compose_missing_package_commits_nothing() {
-    if !rpm_tools() {
+    let Some((t, _, tf, repo)) = dnf_compose("cairn-hello, cairn-sh, cairn-not-a-package", "")
+    else {
         return;
-    }
-    let t = tempdir();
-    let src = rpm_repo(&t.path().join("src"), &standard_rpms("1.0"));
-    let tf = dnf_treefile(&src, "cairn-hello, cairn-sh, cairn-not-a-package", "");
-    let repo = t.path().join("repo");
+    };
     let out = run_cairn(compose_args(&tf, &repo, &t.path().join("cache")));
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -638,32 +668,18 @@ fn compose_missing_package_commits_nothing() {
     );
     assert_eq!(ostree(&repo, &["refs"]).trim(), "");
     // The build tree is gone too.
-    let builds = std::fs::read_dir(t.path().join("cache"))
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with("build-")
-        })
-        .count();
+    let builds = build_dirs(&t.path().join("cache"));
     assert_eq!(builds, 0);
 }
 
 #[test]
 fn compose_failing_postprocess_shows_stderr() {
-    if !rpm_tools() {
-        return;
-    }
-    let t = tempdir();
-    let src = rpm_repo(&t.path().join("src"), &standard_rpms("1.0"));
-    let tf = dnf_treefile(
-        &src,
+    let Some((t, _, tf, repo)) = dnf_compose(
         "cairn-hello, cairn-sh",
         "postprocess:\n  - echo the-disk-is-lava >&2; exit 4\n",
-    );
-    let repo = t.path().join("repo");
+    ) else {
+        return;
+    };
     let out = run_cairn(compose_args(&tf, &repo, &t.path().join("cache")));
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
@@ -676,13 +692,9 @@ fn compose_failing_postprocess_shows_stderr() {
 
 #[test]
 fn compose_killed_during_commit_leaves_repo_as_it_was() {
-    if !rpm_tools() {
+    let Some((t, _, tf, repo)) = dnf_compose("cairn-hello, cairn-sh", "") else {
         return;
-    }
-    let t = tempdir();
-    let src = rpm_repo(&t.path().join("src"), &standard_rpms("1.0"));
-    let tf = dnf_treefile(&src, "cairn-hello, cairn-sh", "");
-    let repo = t.path().join("repo");
+    };
     let cache = t.path().join("cache");
     let out = run_cairn(compose_args(&tf, &repo, &cache));
     assert!(out.status.success(), "{}", stderr(&out));
@@ -708,16 +720,7 @@ fn compose_killed_during_commit_leaves_repo_as_it_was() {
     let out = run_cairn(&args);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_ne!(rev(&repo, "test/dnf/x86_64").unwrap(), c1);
-    let builds = std::fs::read_dir(&cache)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with("build-")
-        })
-        .count();
+    let builds = build_dirs(&cache);
     assert_eq!(builds, 0);
 }
 
@@ -804,8 +807,6 @@ fn compose_mmdebstrap_minbase_into_repo() {
     // The SBOM lands beside the repository by default.
     assert!(t.path().join("test_debian_minbase.spdx.json").is_file());
 }
-
-// ---- What `cairn compose` prints: short output, tool output in the log file ----
 
 /// A root filesystem with only a shell (the host's dash and the two libraries it loads): enough
 /// for postprocess scripts to run in it, composed in well under a second by the rootfs backend.

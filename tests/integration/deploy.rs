@@ -2,9 +2,9 @@
 //! temp dirs, through real libostree; the real `ostree admin` CLI and the BLS entries libostree
 //! writes are the oracles.
 
-use std::process::Stdio;
-
-use crate::common::sysroot::{serve_dir, Fixture, OS, REF};
+use crate::common::http::HttpServer;
+use crate::common::repo::ostree;
+use crate::common::sysroot::{Fixture, OS, REF};
 use crate::common::*;
 
 fn json(o: &std::process::Output) -> serde_json::Value {
@@ -153,7 +153,7 @@ fn upgrade_exits_77_when_nothing_new_and_deploys_a_new_commit() {
 fn deploy_pulls_over_http() {
     let fx = Fixture::new();
     let v1 = fx.commit("1.0");
-    let url = serve_dir(fx.remote.clone());
+    let url = HttpServer::serve(&fx.remote).url;
     let o = fx.cairn_ok(&[
         "deploy",
         REF,
@@ -183,16 +183,8 @@ fn sigkill_mid_deploy_leaves_the_old_default_bootable() {
     fx.deploy(&["--karg", "root=/dev/vda3"]);
     let before = fx.bls();
     fx.commit("2.0");
-    let mut child = cairn()
-        .args(["upgrade", "--sysroot"])
-        .arg(&fx.sysroot)
-        .args(["--os", OS])
-        .env("CAIRN_FAILPOINT", "deploy-before-write=pause")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_failpoint(&mut child, "deploy-before-write");
+    let mut child = fx.spawn(&["upgrade"], Some("deploy-before-write=pause"));
+    wait_for_failpoint(&mut child.0, "deploy-before-write");
     // The new deployment dir exists at this point; only the boot loader swap is missing.
     let dirs = std::fs::read_dir(fx.sysroot.join(format!("ostree/deploy/{OS}/deploy")))
         .unwrap()
@@ -202,8 +194,8 @@ fn sigkill_mid_deploy_leaves_the_old_default_bootable() {
         dirs, 2,
         "deploy_tree should have written the new deployment"
     );
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    child.0.kill().unwrap(); // SIGKILL
+    child.0.wait().unwrap();
 
     assert_eq!(fx.checksums(), std::slice::from_ref(&v1));
     assert_eq!(fx.ostree_status().len(), 1);
@@ -215,6 +207,41 @@ fn sigkill_mid_deploy_leaves_the_old_default_bootable() {
     // The lock died with the process: the next upgrade works.
     assert_eq!(fx.cairn(&["upgrade"]).status.code(), Some(0));
     assert_eq!(fx.checksums().len(), 2);
+    assert_agree(&fx);
+}
+
+/// A second writer blocks on the sysroot lock, says so, and does its work once the holder is
+/// gone (here: an upgrade SIGKILLed at its failpoint, lock held).
+#[test]
+fn a_second_writer_waits_for_the_lock_and_says_so() {
+    let fx = Fixture::new();
+    let v1 = fx.commit("1.0");
+    fx.deploy(&["--karg", "root=/dev/vda3"]);
+    fx.commit("2.0");
+    let mut holder = fx.spawn(&["upgrade"], Some("deploy-before-write=pause"));
+    wait_for_failpoint(&mut holder.0, "deploy-before-write");
+    let mut waiter = fx.spawn(&["kargs", "--append", "quiet"], None);
+    let line = wait_for_stderr(
+        &mut waiter.0,
+        "waiting for another process",
+        std::time::Duration::from_secs(60),
+    );
+    assert_eq!(
+        line,
+        format!(
+            "waiting for another process to release the lock on {}",
+            fx.sysroot.display()
+        )
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(waiter.0.try_wait().unwrap().is_none(), "it did not wait");
+    drop(holder); // SIGKILL: the kernel releases its lock
+    assert!(waiter.0.wait().unwrap().success());
+    assert_eq!(fx.checksums(), [v1.clone(), v1]);
+    assert_eq!(
+        fx.status()["deployments"][0]["kargs"],
+        serde_json::json!(["root=/dev/vda3", "quiet"])
+    );
     assert_agree(&fx);
 }
 
@@ -333,14 +360,11 @@ fn pins_survive_deploys_and_cleanup() {
     assert_eq!(fx.checksums(), [v4, v3]);
     assert_agree(&fx);
     // The pruned commit is gone from the repo too.
-    let o = std::process::Command::new("ostree")
-        .args([
-            "show",
-            &format!("--repo={}/ostree/repo", fx.sysroot.display()),
-            &v2,
-        ])
-        .output()
-        .unwrap();
+    let o = ostree([
+        "show",
+        &format!("--repo={}/ostree/repo", fx.sysroot.display()),
+        &v2,
+    ]);
     assert!(!o.status.success(), "v2 should have been pruned");
     let bad = fx.cairn(&["pin", "7"]);
     assert!(!bad.status.success() && stderr(&bad).contains("no deployment with index 7"));
@@ -396,14 +420,11 @@ fn kargs_edit_makes_a_new_deployment_and_keeps_the_old_one() {
 
 /// Everything that describes the sysroot, to compare before and after a failed command.
 fn snapshot(fx: &Fixture) -> String {
-    let remotes = std::process::Command::new("ostree")
-        .args([
-            "remote",
-            "list",
-            &format!("--repo={}/ostree/repo", fx.sysroot.display()),
-        ])
-        .output()
-        .unwrap();
+    let remotes = ostree([
+        "remote",
+        "list",
+        &format!("--repo={}/ostree/repo", fx.sysroot.display()),
+    ]);
     let deploy_dirs: Vec<String> =
         std::fs::read_dir(fx.sysroot.join(format!("ostree/deploy/{OS}/deploy")))
             .unwrap()
@@ -430,10 +451,24 @@ fn bad_input_fails_clearly_and_changes_nothing() {
     fx.deploy(&["--karg", "root=/dev/vda3"]);
     let before = snapshot(&fx);
     let url = fx.url();
-    let cases: Vec<(Vec<&str>, &str)> = vec![
+    each_fails_and_changes_nothing(&fx, bad_commands(&url), &before);
+    not_a_sysroot_is_refused(&fx);
+    // Rollback with nothing to roll back to.
+    let o = fx.cairn(&["rollback"]);
+    assert!(
+        stderr(&o).contains("no previous deployment"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(snapshot(&fx), before);
+}
+
+/// Commands that must fail, with what their error must say; `PRESETS` stands for a preset dir.
+fn bad_commands(url: &str) -> Vec<(Vec<&str>, &str)> {
+    vec![
         (vec!["deploy", "no/such/ref"], "neither a ref nor a commit"),
         (
-            vec!["deploy", "no/such/ref", "--remote", "other", "--url", &url],
+            vec!["deploy", "no/such/ref", "--remote", "other", "--url", url],
             "pulling `no/such/ref` from remote other",
         ),
         (
@@ -490,7 +525,10 @@ fn bad_input_fails_clearly_and_changes_nothing() {
             vec!["deploy", "ftp://x", "--remote", "x", "--url", "ftp://x"],
             "unsupported URL",
         ),
-    ];
+    ]
+}
+
+fn each_fails_and_changes_nothing(fx: &Fixture, cases: Vec<(Vec<&str>, &str)>, before: &str) {
     let presets = fx.dir.path().join("presets");
     std::fs::create_dir_all(&presets).unwrap();
     std::fs::write(
@@ -522,9 +560,12 @@ fn bad_input_fails_clearly_and_changes_nothing() {
             "{args:?}: want `{want}` in: {}",
             stderr(&o)
         );
-        assert_eq!(snapshot(&fx), before, "{args:?} changed the sysroot");
+        assert_eq!(snapshot(fx), before, "{args:?} changed the sysroot");
     }
-    // Not a sysroot: a non-empty directory is refused by every host command, untouched.
+}
+
+/// Not a sysroot: a non-empty directory is refused by every host command, untouched.
+fn not_a_sysroot_is_refused(fx: &Fixture) {
     let not = fx.dir.path().join("not-a-sysroot");
     std::fs::create_dir_all(&not).unwrap();
     std::fs::write(not.join("file"), "x").unwrap();
@@ -546,14 +587,6 @@ fn bad_input_fails_clearly_and_changes_nothing() {
         );
     }
     assert_eq!(std::fs::read_dir(&not).unwrap().count(), 1);
-    // Rollback with nothing to roll back to.
-    let o = fx.cairn(&["rollback"]);
-    assert!(
-        stderr(&o).contains("no previous deployment"),
-        "{}",
-        stderr(&o)
-    );
-    assert_eq!(snapshot(&fx), before);
 }
 
 #[test]

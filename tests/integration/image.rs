@@ -4,8 +4,9 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::common::image::{debugfs, make_commit, ok, qemu_img_info, vhd_info, KVER};
-use crate::common::{run_cairn, stderr, stdout, tempdir};
+use crate::common::image::{debugfs, make_commit, qemu_img_info, vhd_info, KVER};
+use crate::common::repo::{ostree_ok, repo_arg, rev_parse};
+use crate::common::{cairn_json, ok, run_cairn, stderr, stdout, tempdir};
 
 const MIB: u64 = 1 << 20;
 
@@ -34,9 +35,7 @@ fn build(
         "--quiet".into(),
     ];
     args.extend(extra.iter().map(|s| (*s).to_owned()));
-    let o = run_cairn(&args);
-    assert!(o.status.success(), "image build failed: {}", stderr(&o));
-    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON report");
+    let report = cairn_json(&args);
     // cli::every_json_command_prints_one_envelope cannot afford a build: the envelope is checked here.
     assert_eq!(report["apiVersion"], "cairn/v1");
     assert_eq!(report["kind"], "ImageBuildResult");
@@ -95,8 +94,38 @@ fn qcow2_image_holds_a_deployed_sysroot_and_a_bios_bootloader() {
     let boot_off = parts[1].1 * 512;
     let root_off = parts[2].1 * 512;
 
-    // The root filesystem: an OSTree sysroot with the commit deployed under the stateroot.
-    let deploys = debugfs(&raw, root_off, "ls -l /ostree/deploy/cairn/deploy");
+    root_fs_holds_the_deployment(&raw, root_off, boot_off, &commit, &report);
+    let root_uuid = report["rootUuid"].as_str().unwrap();
+    boot_fs_holds_the_entry_and_extlinux(&raw, boot_off, root_uuid);
+
+    // MBR boot code is syslinux's gptmbr.bin; the boot sector knows where its partition starts.
+    let mbr = std::fs::read("/usr/lib/syslinux/mbr/gptmbr.bin").unwrap();
+    let disk = std::fs::read(&raw).unwrap();
+    assert_eq!(&disk[..440], &mbr[..440]);
+    let hidden = u32::from_le_bytes(
+        disk[boot_off as usize + 0x1c..boot_off as usize + 0x20]
+            .try_into()
+            .unwrap(),
+    );
+    assert_eq!(u64::from(hidden), parts[1].1);
+    // No staging leftovers next to the output.
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".cairn-image-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// The root filesystem: an OSTree sysroot with the commit deployed under the stateroot.
+fn root_fs_holds_the_deployment(
+    raw: &Path,
+    root_off: u64,
+    boot_off: u64,
+    commit: &crate::common::image::Commit,
+    report: &serde_json::Value,
+) {
+    let deploys = debugfs(raw, root_off, "ls -l /ostree/deploy/cairn/deploy");
     assert!(
         deploys.contains(&format!("{}.0", commit.checksum)),
         "{deploys}"
@@ -107,7 +136,7 @@ fn qcow2_image_holds_a_deployed_sysroot_and_a_bios_bootloader() {
     );
     // The deployment root keeps ostree's immutable bit (EXT4_IMMUTABLE_FL, 0x10).
     let dstat = debugfs(
-        &raw,
+        raw,
         root_off,
         &format!("stat /ostree/deploy/cairn/deploy/{}.0", commit.checksum),
     );
@@ -118,7 +147,7 @@ fn qcow2_image_holds_a_deployed_sysroot_and_a_bios_bootloader() {
         .unwrap_or_else(|| panic!("{dstat}"));
     assert_eq!(flags & 0x10, 0x10, "{dstat}");
     let origin = debugfs(
-        &raw,
+        raw,
         root_off,
         &format!(
             "cat /ostree/deploy/cairn/deploy/{}.0.origin",
@@ -130,7 +159,7 @@ fn qcow2_image_holds_a_deployed_sysroot_and_a_bios_bootloader() {
         "{origin}"
     );
     let fstab = debugfs(
-        &raw,
+        raw,
         root_off,
         &format!(
             "cat /ostree/deploy/cairn/deploy/{}.0/etc/fstab",
@@ -144,27 +173,29 @@ fn qcow2_image_holds_a_deployed_sysroot_and_a_bios_bootloader() {
         "{fstab}"
     );
     // The sysroot repo has the commit, so the machine can deploy it again (and diff against it).
-    let refs = debugfs(&raw, root_off, "ls -l /ostree/repo/refs/heads/cairn/test");
+    let refs = debugfs(raw, root_off, "ls -l /ostree/repo/refs/heads/cairn/test");
     assert!(refs.contains("x86_64"), "{refs}");
     // The UUIDs cairn chose are the filesystems' (root=UUID= must find the root).
-    let stats = debugfs(&raw, root_off, "stats");
+    let stats = debugfs(raw, root_off, "stats");
     assert!(
         stats.contains(&format!("Filesystem UUID:          {root_uuid}")),
         "{stats}"
     );
-    let stats = debugfs(&raw, boot_off, "stats");
+    let stats = debugfs(raw, boot_off, "stats");
     assert!(
         stats.contains(&format!("Filesystem UUID:          {boot_uuid}")),
         "{stats}"
     );
     assert!(
-        debugfs(&raw, root_off, "ls -l /boot").contains(" ."),
+        debugfs(raw, root_off, "ls -l /boot").contains(" ."),
         "empty /boot mount point"
     );
+}
 
-    // The boot filesystem: BLS entry with the kargs, kernel + initramfs, syslinux config and
-    // extlinux itself.
-    let entry = debugfs(&raw, boot_off, "cat /loader/entries/ostree-1-cairn.conf");
+/// The boot filesystem: BLS entry with the kargs, kernel + initramfs, syslinux config and
+/// extlinux itself.
+fn boot_fs_holds_the_entry_and_extlinux(raw: &Path, boot_off: u64, root_uuid: &str) {
+    let entry = debugfs(raw, boot_off, "cat /loader/entries/ostree-1-cairn.conf");
     let options = entry
         .lines()
         .find_map(|l| l.strip_prefix("options "))
@@ -188,21 +219,21 @@ fn qcow2_image_holds_a_deployed_sysroot_and_a_bios_bootloader() {
         .to_str()
         .unwrap()
         .to_owned();
-    let kernels = debugfs(&raw, boot_off, &format!("ls -l {bootcsum_dir}"));
+    let kernels = debugfs(raw, boot_off, &format!("ls -l {bootcsum_dir}"));
     assert!(
         kernels.contains(&format!("initramfs-{KVER}.img")),
         "{kernels}"
     );
     // extlinux reads /syslinux/syslinux.cfg, a link into ostree's current loader directory.
-    let link = debugfs(&raw, boot_off, "stat /syslinux/syslinux.cfg");
+    let link = debugfs(raw, boot_off, "stat /syslinux/syslinux.cfg");
     assert!(
         link.contains("Fast link dest: \"../loader/syslinux.cfg\""),
         "{link}"
     );
-    let cfg = debugfs(&raw, boot_off, "cat /loader/syslinux.cfg");
+    let cfg = debugfs(raw, boot_off, "cat /loader/syslinux.cfg");
     assert!(cfg.contains("UI menu.c32"), "{cfg}");
     assert!(cfg.contains(&format!("\tAPPEND {options}")), "{cfg}");
-    let sl = debugfs(&raw, boot_off, "ls -l /syslinux");
+    let sl = debugfs(raw, boot_off, "ls -l /syslinux");
     for f in [
         "ldlinux.sys",
         "ldlinux.c32",
@@ -212,24 +243,6 @@ fn qcow2_image_holds_a_deployed_sysroot_and_a_bios_bootloader() {
     ] {
         assert!(sl.contains(f), "{f} missing: {sl}");
     }
-
-    // MBR boot code is syslinux's gptmbr.bin; the boot sector knows where its partition starts.
-    let mbr = std::fs::read("/usr/lib/syslinux/mbr/gptmbr.bin").unwrap();
-    let disk = std::fs::read(&raw).unwrap();
-    assert_eq!(&disk[..440], &mbr[..440]);
-    let hidden = u32::from_le_bytes(
-        disk[boot_off as usize + 0x1c..boot_off as usize + 0x20]
-            .try_into()
-            .unwrap(),
-    );
-    assert_eq!(u64::from(hidden), parts[1].1);
-    // No staging leftovers next to the output.
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(".cairn-image-"))
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
 #[test]
@@ -425,14 +438,6 @@ fn boot_until_poweroff(img: &Path, log: &Path, limit: std::time::Duration) -> St
     String::from_utf8_lossy(&std::fs::read(log).unwrap()).into_owned()
 }
 
-fn rev_parse(repo: &Path, rev: &str) -> String {
-    ok(Command::new("ostree")
-        .arg(format!("--repo={}", repo.display()))
-        .args(["rev-parse", rev]))
-    .trim()
-    .to_owned()
-}
-
 /// The proof, end to end: the shipped Debian treefile (plus the cairn binary and a boot-test
 /// unit) composed, built into a native image, booted under TCG: it reaches multi-user with the
 /// ostree deployment booted; inside, `cairn upgrade` from the host's `cairn serve` (QEMU user
@@ -456,13 +461,49 @@ fn boot_upgrade_rollback_and_packer_build_under_tcg() {
     let t_all = std::time::Instant::now();
     let dir = tempdir();
     let d = dir.path();
-    let root = crate::common::project_root();
-    let boot = root.join("tests/integration/boot");
 
     // 1. Compose: the shipped default + what the test needs inside the VM. A private copy of the
     // binary runs everything here: this test outlives many rebuilds of the shared target dir.
     let cairn = d.join("cairn");
     std::fs::copy(env!("CARGO_BIN_EXE_cairn"), &cairn).unwrap();
+    let repo = d.join("repo");
+    let refname = compose_boot_test_tree(&cairn, d, &repo);
+    let v1 = rev_parse(&repo, &refname);
+
+    // 2. The update server, then the image that upgrades from it.
+    let serve = Serve::start(&cairn, &repo);
+    let img = d.join("debian.qcow2");
+    build_boot_test_image(&cairn, &repo, &refname, serve.port, &img);
+    let base = d.join("base.qcow2");
+    std::fs::copy(&img, &base).unwrap();
+    let v2 = commit_v2(d, &repo, &refname);
+    assert_ne!(v1, v2);
+
+    // 3. Boot, upgrade, reboot, rollback, reboot, poweroff: driven by the unit inside.
+    let t = std::time::Instant::now();
+    let serial = boot_until_poweroff(
+        &img,
+        &d.join("serial.log"),
+        std::time::Duration::from_secs(40 * 60),
+    );
+    let boots = t.elapsed();
+    drop(serve);
+    assert_booted_v1_v2_v1(&serial, &v1, &v2);
+    eprintln!(
+        "boot test: 3 boots + upgrade + rollback {:.0}s",
+        boots.as_secs_f64()
+    );
+
+    // 4. Packer template 2 from the pristine image, under TCG.
+    packer_build_from(&cairn, d, &base);
+    eprintln!("boot test: total {:.0}s", t_all.elapsed().as_secs_f64());
+}
+
+/// Composes the shipped Debian default plus the cairn binary and the boot-test driver into
+/// `repo`; returns the composed ref.
+fn compose_boot_test_tree(cairn: &Path, d: &Path, repo: &Path) -> String {
+    let root = crate::common::project_root();
+    let boot = root.join("tests/integration/boot");
     let treefile = d.join("boot-test.yaml");
     std::fs::write(
         &treefile,
@@ -477,10 +518,9 @@ fn boot_upgrade_rollback_and_packer_build_under_tcg() {
         ),
     )
     .unwrap();
-    let repo = d.join("repo");
     let t = std::time::Instant::now();
     let o = run_with(
-        &cairn,
+        cairn,
         [
             "compose".as_ref(),
             treefile.as_os_str(),
@@ -491,29 +531,25 @@ fn boot_upgrade_rollback_and_packer_build_under_tcg() {
     );
     assert!(o.status.success(), "compose: {}{}", stdout(&o), stderr(&o));
     eprintln!("boot test: compose {:.0}s", t.elapsed().as_secs_f64());
-    let refs = ok(Command::new("ostree")
-        .arg(format!("--repo={}", repo.display()))
-        .arg("refs"));
-    let refname = refs
-        .lines()
+    let refs = ostree_ok([repo_arg(repo).as_str(), "refs"]);
+    refs.lines()
         .find(|l| l.starts_with("cairn/debian/12/"))
         .expect("composed ref")
-        .to_owned();
-    let v1 = rev_parse(&repo, &refname);
+        .to_owned()
+}
 
-    // 2. The update server, then the image that upgrades from it.
-    let serve = Serve::start(&cairn, &repo);
-    let img = d.join("debian.qcow2");
+/// The image that boots `refname` and upgrades from `cairn serve` on the host's `port`.
+fn build_boot_test_image(cairn: &Path, repo: &Path, refname: &str, port: u16, img: &Path) {
     let t = std::time::Instant::now();
     let o = run_with(
-        &cairn,
+        cairn,
         [
             "image",
             "build",
             "--repo",
             repo.to_str().unwrap(),
             "--ref",
-            &refname,
+            refname,
             "--format",
             "qcow2",
             "--size",
@@ -528,44 +564,36 @@ fn boot_upgrade_rollback_and_packer_build_under_tcg() {
             "--karg",
             "cairn.boottest=1",
             "--remote",
-            &format!("cairn=http://10.0.2.2:{}/repo/", serve.port),
+            &format!("cairn=http://10.0.2.2:{port}/repo/"),
         ],
     );
     assert!(o.status.success(), "image build: {}", stderr(&o));
     eprintln!("boot test: image build {:.0}s", t.elapsed().as_secs_f64());
-    let base = d.join("base.qcow2");
-    std::fs::copy(&img, &base).unwrap();
+}
 
-    // v2: the same tree plus a marker file, committed on top of v1.
+/// v2: the same tree plus a marker file, committed on top of v1; returns its checksum.
+fn commit_v2(d: &Path, repo: &Path, refname: &str) -> String {
     let overlay = d.join("v2/usr/share/cairn");
     std::fs::create_dir_all(&overlay).unwrap();
     std::fs::write(overlay.join("boot-test-v2"), "v2\n").unwrap();
-    ok(Command::new("ostree")
-        .arg(format!("--repo={}", repo.display()))
-        .args([
-            "commit",
-            "--branch",
-            &refname,
-            "--subject=boot test v2",
-            "--add-metadata-string=version=boot-test-v2",
-        ])
-        .arg(format!("--tree=ref={refname}"))
-        .arg(format!("--tree=dir={}", d.join("v2").display())));
-    ok(Command::new("ostree")
-        .arg(format!("--repo={}", repo.display()))
-        .args(["summary", "-u"]));
-    let v2 = rev_parse(&repo, &refname);
-    assert_ne!(v1, v2);
+    let r = repo_arg(repo);
+    ostree_ok([
+        r.as_str(),
+        "commit",
+        "--branch",
+        refname,
+        "--subject=boot test v2",
+        "--add-metadata-string=version=boot-test-v2",
+        &format!("--tree=ref={refname}"),
+        &format!("--tree=dir={}", d.join("v2").display()),
+    ]);
+    ostree_ok([r.as_str(), "summary", "-u"]);
+    rev_parse(repo, refname)
+}
 
-    // 3. Boot, upgrade, reboot, rollback, reboot, poweroff: driven by the unit inside.
-    let t = std::time::Instant::now();
-    let serial = boot_until_poweroff(
-        &img,
-        &d.join("serial.log"),
-        std::time::Duration::from_secs(40 * 60),
-    );
-    let boots = t.elapsed();
-    drop(serve);
+/// The serial log of the three boots: v1, then v2 after `cairn upgrade`, then v1 after
+/// `cairn rollback`, each with the ostree deployment booted and multi-user reached.
+fn assert_booted_v1_v2_v1(serial: &str, v1: &str, v2: &str) {
     let reports: Vec<(String, String, String)> = serial
         .lines()
         .filter_map(|l| l.split("CAIRN-BOOT-TEST: step=").nth(1))
@@ -581,9 +609,9 @@ fn boot_upgrade_rollback_and_packer_build_under_tcg() {
         })
         .collect();
     let expected = vec![
-        ("0".to_owned(), "yes".to_owned(), v1.clone()),
-        ("1".to_owned(), "yes".to_owned(), v2.clone()),
-        ("2".to_owned(), "yes".to_owned(), v1.clone()),
+        ("0".to_owned(), "yes".to_owned(), v1.to_owned()),
+        ("1".to_owned(), "yes".to_owned(), v2.to_owned()),
+        ("2".to_owned(), "yes".to_owned(), v1.to_owned()),
     ];
     assert_eq!(
         reports,
@@ -617,17 +645,16 @@ fn boot_upgrade_rollback_and_packer_build_under_tcg() {
         serial.contains("Reached target") && serial.contains("Multi-User System"),
         "multi-user not reached"
     );
-    eprintln!(
-        "boot test: 3 boots + upgrade + rollback {:.0}s",
-        boots.as_secs_f64()
-    );
+}
 
-    // 4. Packer template 2 from the pristine image, under TCG.
+/// `cairn packer render --profile qemu-disk` from the pristine image `base`, then a real
+/// `packer build` under TCG: qcow2 and vhd of the same size, manifest and checksums.
+fn packer_build_from(cairn: &Path, d: &Path, base: &Path) {
     let t = std::time::Instant::now();
     let tpl = d.join("packer");
     let out = d.join("packer-out");
     let o = run_with(
-        &cairn,
+        cairn,
         [
             "packer",
             "render",
@@ -691,5 +718,4 @@ fn boot_upgrade_rollback_and_packer_build_under_tcg() {
         "boot test: packer build (qemu-disk, TCG) {:.0}s",
         t.elapsed().as_secs_f64()
     );
-    eprintln!("boot test: total {:.0}s", t_all.elapsed().as_secs_f64());
 }

@@ -2,7 +2,7 @@
 //! validated by pykickstart's real `ksvalidator`, atomic output, and the CentOS Atomic corpus.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::common::metal::*;
 use crate::common::*;
@@ -453,16 +453,7 @@ fn lines_of<'a>(ks: &'a str, cmd: &str) -> Vec<&'a str> {
 fn corpus_kickstarts_essentials_round_trip() {
     let Some(corpus) = corpus() else { return };
     let dir = corpus.join("kickstarts");
-    let mut originals = Vec::new();
-    for e in walkdir::WalkDir::new(&dir).sort_by_file_name() {
-        let e = e.unwrap();
-        if e.path().extension().is_some_and(|x| x == "ks") {
-            let text = std::fs::read_to_string(e.path()).unwrap();
-            if !lines_of(&text, "ostreesetup").is_empty() {
-                originals.push((e.path().to_path_buf(), text));
-            }
-        }
-    }
+    let originals = with_ostreesetup(&dir);
     if originals.is_empty() {
         eprintln!(
             "SKIP: no kickstart with ostreesetup under {}",
@@ -471,12 +462,7 @@ fn corpus_kickstarts_essentials_round_trip() {
         return;
     }
     let d = tempdir();
-    // Express each original's essentials as one inventory host.
-    let hosts: String = originals
-        .iter()
-        .enumerate()
-        .map(|(i, (_, ks))| corpus_host(i, ks))
-        .collect();
+    let hosts = hosts_of(&originals);
     // The two disk: keys of one host would clash; merge them textually.
     let hosts = merge_disk_lines(&hosts);
     let inv = write(d.path(), "corpus.yaml", &inventory(&hosts));
@@ -485,51 +471,69 @@ fn corpus_kickstarts_essentials_round_trip() {
     assert!(o.status.success(), "{}\n{hosts}", stderr(&o));
     for (i, (path, orig)) in originals.iter().enumerate() {
         let ours = std::fs::read_to_string(out.join(format!("ks/52:54:00:00:0c:{i:02x}"))).unwrap();
-        assert_same_essentials(path, orig, &ours);
+        assert_essentials_kept(path, orig, &ours);
     }
     eprintln!("corpus: compared {} kickstarts", originals.len());
 }
 
-/// One inventory host with the essentials of corpus kickstart `ks`: its ostreesetup, kernel
-/// arguments and disk sizes.
-fn corpus_host(i: usize, ks: &str) -> String {
-    let (_, o, _) = parse_line(lines_of(ks, "ostreesetup")[0]);
-    let (_, b, _) = parse_line(lines_of(ks, "bootloader")[0]);
-    let mut host = format!(
-        "  - hostname: corpus{i}\n    mac: \"52:54:00:00:0c:{i:02x}\"\n    ostree:\n      osname: {}\n      remote: {}\n      url: {}\n      ref: \"{}\"\n      gpg: {}\n",
-        o["osname"], o["remote"], o["url"], o["ref"], !o.contains_key("nogpg")
-    );
-    if let Some(a) = b.get("append") {
-        host += "    kernel-args:\n";
-        for w in a.split_whitespace() {
-            host += &format!("      - \"{w}\"\n");
+/// The kickstarts under `dir` that install OSTree (have `ostreesetup`), in name order.
+fn with_ostreesetup(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut originals = Vec::new();
+    for e in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let e = e.unwrap();
+        if e.path().extension().is_some_and(|x| x == "ks") {
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            if !lines_of(&text, "ostreesetup").is_empty() {
+                originals.push((e.path().to_path_buf(), text));
+            }
         }
     }
-    if let Some(vg) = lines_of(ks, "volgroup").first() {
-        let (_, _, pos) = parse_line(vg);
-        let (_, root, _) = parse_line(
-            lines_of(ks, "logvol")
-                .iter()
-                .find(|l| l.contains("logvol / "))
-                .unwrap(),
-        );
-        host += &format!(
-            "    disk: {{ device: vda, vg: {}, root-size: {} }}\n",
-            pos[0], root["size"]
-        );
-    }
-    if let Some(boot) = lines_of(ks, "part")
-        .iter()
-        .find(|l| l.contains("part /boot"))
-    {
-        let (_, p, _) = parse_line(boot);
-        host += &format!("    disk: {{ device: vda, boot-size: {} }}\n", p["size"]);
-    }
-    host
+    originals
 }
 
-/// Every option the original kickstart `orig` gives its essential commands, `ours` gives too.
-fn assert_same_essentials(path: &Path, orig: &str, ours: &str) {
+/// Each original's essentials expressed as one inventory host (YAML under `hosts:`).
+fn hosts_of(originals: &[(PathBuf, String)]) -> String {
+    let mut hosts = String::new();
+    for (i, (_, ks)) in originals.iter().enumerate() {
+        let (_, o, _) = parse_line(lines_of(ks, "ostreesetup")[0]);
+        let (_, b, _) = parse_line(lines_of(ks, "bootloader")[0]);
+        hosts += &format!(
+            "  - hostname: corpus{i}\n    mac: \"52:54:00:00:0c:{i:02x}\"\n    ostree:\n      osname: {}\n      remote: {}\n      url: {}\n      ref: \"{}\"\n      gpg: {}\n",
+            o["osname"], o["remote"], o["url"], o["ref"], !o.contains_key("nogpg")
+        );
+        if let Some(a) = b.get("append") {
+            hosts += "    kernel-args:\n";
+            for w in a.split_whitespace() {
+                hosts += &format!("      - \"{w}\"\n");
+            }
+        }
+        if let Some(vg) = lines_of(ks, "volgroup").first() {
+            let (_, _, pos) = parse_line(vg);
+            let (_, root, _) = parse_line(
+                lines_of(ks, "logvol")
+                    .iter()
+                    .find(|l| l.contains("logvol / "))
+                    .unwrap(),
+            );
+            hosts += &format!(
+                "    disk: {{ device: vda, vg: {}, root-size: {} }}\n",
+                pos[0], root["size"]
+            );
+        }
+        if let Some(boot) = lines_of(ks, "part")
+            .iter()
+            .find(|l| l.contains("part /boot"))
+        {
+            let (_, p, _) = parse_line(boot);
+            hosts += &format!("    disk: {{ device: vda, boot-size: {} }}\n", p["size"]);
+        }
+    }
+    hosts
+}
+
+/// cairn's kickstart `ours` keeps what the original `orig` (at `path`) says in its ostreesetup,
+/// network, bootloader and volgroup lines and its /boot and / volumes.
+fn assert_essentials_kept(path: &Path, orig: &str, ours: &str) {
     for cmd in ["ostreesetup", "network", "bootloader", "volgroup"] {
         let Some(line) = lines_of(orig, cmd).first().copied() else {
             continue;

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::common::image::ok;
+use crate::common::ok;
 use crate::common::{have_tool, run_cairn, stderr, stdout, tempdir};
 
 fn render(profile: &str, out: &Path, vars: &[&str]) -> Output {

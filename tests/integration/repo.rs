@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use crate::common::http::HttpServer;
 use crate::common::repo::*;
 use crate::common::*;
 
@@ -27,16 +28,46 @@ fn ls_checksums(repo: &Path, rev: &str) -> BTreeMap<String, String> {
 }
 
 fn show_json(repo: &Path, rev: &str) -> serde_json::Value {
-    let o = run_cairn([
+    cairn_json([
         "repo",
         "show",
         rev,
         "--repo",
         repo.to_str().unwrap(),
         "--json",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    serde_json::from_str(&stdout(&o)).unwrap()
+    ])
+}
+
+/// A new repo of `mode` at `path` with remote `origin` at `url`; `verify` is `--no-gpg-verify`
+/// or `--gpg-import=KEYRING`.
+fn client(path: &Path, mode: &str, url: &str, verify: &str) -> std::path::PathBuf {
+    ostree_ok(["init", &repo_arg(path), &format!("--mode={mode}")]);
+    ostree_ok(["remote", "add", &repo_arg(path), verify, "origin", url]);
+    path.to_path_buf()
+}
+
+/// `ostree pull` of os/stable from origin that must go through a static delta.
+fn pull_through_delta(client: &Path) -> String {
+    ostree_ok([
+        "pull",
+        &repo_arg(client),
+        "--require-static-deltas",
+        "origin",
+        "os/stable",
+    ])
+}
+
+/// `cairn repo delta generate --repo REPO ARGS...`, asserting success.
+fn delta_generate(repo: &Path, args: &[&str]) {
+    let mut all = vec![
+        "repo",
+        "delta",
+        "generate",
+        "--repo",
+        repo.to_str().unwrap(),
+    ];
+    all.extend_from_slice(args);
+    cairn_ok(all);
 }
 
 #[test]
@@ -85,9 +116,7 @@ fn commit_matches_ostree_cli_in_both_modes() {
 
 #[test]
 fn keep_permissions_stores_setuid() {
-    let t = tempdir();
-    let tree = make_tree(&t.path().join("tree"));
-    let repo = cairn_init(&t.path().join("repo"), "bare-user");
+    let (_t, tree, repo) = tree_and_repo("bare-user");
     cairn_commit(&tree, &repo, "p", &["--keep-permissions"]);
     let ls = ls_checksums(&repo, "p");
     assert!(
@@ -137,9 +166,7 @@ fn same_tree_metadata_and_time_give_same_checksum_across_repos_and_modes() {
 
 #[test]
 fn history_show_log_and_diff() {
-    let t = tempdir();
-    let tree = make_tree(&t.path().join("tree"));
-    let repo = cairn_init(&t.path().join("repo"), "archive");
+    let (_t, tree, repo) = tree_and_repo("archive");
     let pk1 = r#"[{"name":"bash","version":"5.2.15-2","arch":"amd64"},{"name":"vim","version":"9.0","arch":"amd64"}]"#;
     let pk2 = r#"[{"name":"bash","version":"5.2.21-1","arch":"amd64"},{"name":"curl","version":"7.88","arch":"amd64"}]"#;
     let c1 = cairn_commit(
@@ -195,7 +222,7 @@ fn history_show_log_and_diff() {
     let out = stdout(&o);
     assert!(out.find(&c2).unwrap() < out.find(&c1).unwrap(), "{out}");
 
-    let o = run_cairn([
+    let d = cairn_json([
         "repo",
         "diff",
         &c1,
@@ -204,8 +231,6 @@ fn history_show_log_and_diff() {
         repo.to_str().unwrap(),
         "--json",
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let d: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(
         d["files"]["added"],
         serde_json::json!(["/opt/", "/usr/bin/added"])
@@ -236,73 +261,39 @@ fn history_show_log_and_diff() {
 
 #[test]
 fn pull_over_http_then_through_a_static_delta() {
-    let t = tempdir();
-    let tree = make_tree(&t.path().join("tree"));
-    let repo = cairn_init(&t.path().join("srv"), "archive");
+    let (t, tree, repo) = tree_and_repo("archive");
     let c1 = cairn_commit(&tree, &repo, "os/stable", &["--version", "1"]);
     let server = HttpServer::serve(&repo);
 
     // First pull, object by object, into an archive mirror.
-    let mirror = t.path().join("mirror");
-    ostree_ok(["init", &repo_arg(&mirror), "--mode=archive"]);
-    ostree_ok([
-        "remote",
-        "add",
-        &repo_arg(&mirror),
-        "--no-gpg-verify",
-        "origin",
+    let mirror = client(
+        &t.path().join("mirror"),
+        "archive",
         &server.url,
-    ]);
-    ostree_ok(["pull", &repo_arg(&mirror), "origin", "os/stable"]);
-    assert_eq!(
-        ostree_ok(["rev-parse", &repo_arg(&mirror), "origin:os/stable"]).trim(),
-        c1
+        "--no-gpg-verify",
     );
+    ostree_ok(["pull", &repo_arg(&mirror), "origin", "os/stable"]);
+    assert_eq!(rev_parse(&mirror, "origin:os/stable"), c1);
     assert_fsck_clean(&mirror);
     // libostree applies static deltas only into bare repos ("Can't use static deltas in an
     // archive repo"), i.e. what hosts have: the delta pull goes to a bare-user client.
-    let client = t.path().join("client");
-    ostree_ok(["init", &repo_arg(&client), "--mode=bare-user"]);
-    ostree_ok([
-        "remote",
-        "add",
-        &repo_arg(&client),
-        "--no-gpg-verify",
-        "origin",
+    let client = client(
+        &t.path().join("client"),
+        "bare-user",
         &server.url,
-    ]);
+        "--no-gpg-verify",
+    );
     ostree_ok(["pull", &repo_arg(&client), "origin", "os/stable"]);
 
     std::fs::write(tree.join("usr/lib/big.bin"), vec![7u8; 1 << 20]).unwrap();
     let c2 = cairn_commit(&tree, &repo, "os/stable", &["--version", "2"]);
-    let o = run_cairn([
-        "repo",
-        "delta",
-        "generate",
-        "--repo",
-        repo.to_str().unwrap(),
-        "--from",
-        &c1,
-        "--to",
-        "os/stable",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    delta_generate(&repo, &["--from", &c1, "--to", "os/stable"]);
     let o = run_cairn(["repo", "delta", "list", "--repo", repo.to_str().unwrap()]);
     assert_eq!(stdout(&o).trim(), format!("{c1} -> {c2}"));
 
     let before = server.requests().len();
-    let out = ostree_ok([
-        "pull",
-        &repo_arg(&client),
-        "--require-static-deltas",
-        "origin",
-        "os/stable",
-    ]);
-    assert_eq!(
-        ostree_ok(["rev-parse", &repo_arg(&client), "origin:os/stable"]).trim(),
-        c2,
-        "{out}"
-    );
+    let out = pull_through_delta(&client);
+    assert_eq!(rev_parse(&client, "origin:os/stable"), c2, "{out}");
     let fetched = &server.requests()[before..];
     // The delta's superblock and its part 0 carry the update (libostree may still probe for
     // commitmeta or take a "fallback" object loose).
@@ -323,43 +314,18 @@ fn pull_over_http_then_through_a_static_delta() {
 
 #[test]
 fn empty_delta_serves_a_first_pull() {
-    let t = tempdir();
-    let tree = make_tree(&t.path().join("tree"));
-    let repo = cairn_init(&t.path().join("srv"), "archive");
+    let (t, tree, repo) = tree_and_repo("archive");
     let c1 = cairn_commit(&tree, &repo, "os/stable", &[]);
-    let o = run_cairn([
-        "repo",
-        "delta",
-        "generate",
-        "--repo",
-        repo.to_str().unwrap(),
-        "--empty",
-        "--to",
-        "os/stable",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    delta_generate(&repo, &["--empty", "--to", "os/stable"]);
     let server = HttpServer::serve(&repo);
-    let client = t.path().join("client");
-    ostree_ok(["init", &repo_arg(&client), "--mode=bare-user"]);
-    ostree_ok([
-        "remote",
-        "add",
-        &repo_arg(&client),
-        "--no-gpg-verify",
-        "origin",
+    let client = client(
+        &t.path().join("client"),
+        "bare-user",
         &server.url,
-    ]);
-    ostree_ok([
-        "pull",
-        &repo_arg(&client),
-        "--require-static-deltas",
-        "origin",
-        "os/stable",
-    ]);
-    assert_eq!(
-        ostree_ok(["rev-parse", &repo_arg(&client), "origin:os/stable"]).trim(),
-        c1
+        "--no-gpg-verify",
     );
+    pull_through_delta(&client);
+    assert_eq!(rev_parse(&client, "origin:os/stable"), c1);
 }
 
 #[test]
@@ -372,7 +338,7 @@ fn gpg_signed_commit_pulls_and_unsigned_is_refused() {
     let pubkey = t.path().join("pub.gpg");
     gpg_export(&home, &key, &pubkey);
     let tree = make_tree(&t.path().join("tree"));
-    let repo = cairn_init(&t.path().join("srv"), "archive");
+    let repo = cairn_init(&t.path().join("repo"), "archive");
     let signed = cairn_commit(
         &tree,
         &repo,
@@ -381,40 +347,30 @@ fn gpg_signed_commit_pulls_and_unsigned_is_refused() {
     );
     cairn_commit(&tree, &repo, "os/unsigned", &[]);
 
-    let info: serde_json::Value = {
-        let o = run_cairn([
-            "repo",
-            "show",
-            "os/signed",
-            "--repo",
-            repo.to_str().unwrap(),
-            "--keyring",
-            pubkey.to_str().unwrap(),
-            "--json",
-        ]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        serde_json::from_str(&stdout(&o)).unwrap()
-    };
+    let info = cairn_json([
+        "repo",
+        "show",
+        "os/signed",
+        "--repo",
+        repo.to_str().unwrap(),
+        "--keyring",
+        pubkey.to_str().unwrap(),
+        "--json",
+    ]);
     assert_eq!(info["checksum"], signed);
     assert_eq!(info["signatures"][0]["valid"], true, "{info}");
     assert_eq!(info["signatures"][0]["fingerprint"], key.as_str());
 
     let server = HttpServer::serve(&repo);
-    let client = t.path().join("client");
-    ostree_ok(["init", &repo_arg(&client), "--mode=archive"]);
-    ostree_ok([
-        "remote",
-        "add",
-        &repo_arg(&client),
-        &format!("--gpg-import={}", pubkey.display()),
-        "origin",
+    let gpg_import = format!("--gpg-import={}", pubkey.display());
+    let client = client(
+        &t.path().join("client"),
+        "archive",
         &server.url,
-    ]);
-    ostree_ok(["pull", &repo_arg(&client), "origin", "os/signed"]);
-    assert_eq!(
-        ostree_ok(["rev-parse", &repo_arg(&client), "origin:os/signed"]).trim(),
-        signed
+        &gpg_import,
     );
+    ostree_ok(["pull", &repo_arg(&client), "origin", "os/signed"]);
+    assert_eq!(rev_parse(&client, "origin:os/signed"), signed);
     let o = ostree(["pull", &repo_arg(&client), "origin", "os/unsigned"]);
     assert!(!o.status.success(), "unsigned commit was accepted");
     assert!(
@@ -442,9 +398,7 @@ fn gpg_signed_commit_pulls_and_unsigned_is_refused() {
 
 #[test]
 fn ed25519_is_reported_unavailable() {
-    let t = tempdir();
-    let tree = make_tree(&t.path().join("tree"));
-    let repo = cairn_init(&t.path().join("repo"), "archive");
+    let (_t, tree, repo) = tree_and_repo("archive");
     let o = run_cairn([
         "commit",
         tree.to_str().unwrap(),
@@ -485,9 +439,7 @@ fn spawn_commit(tree: &Path, repo: &Path, failpoint: Option<&str>) -> std::proce
 #[test]
 fn sigkill_at_failpoint_leaves_repo_clean_and_ref_unchanged() {
     for mode in MODES {
-        let t = tempdir();
-        let tree = make_tree(&t.path().join("tree"));
-        let repo = cairn_init(&t.path().join("repo"), mode);
+        let (_t, tree, repo) = tree_and_repo(mode);
         let c1 = cairn_commit(&tree, &repo, "os/x", &[]);
         let objects = object_count(&repo);
         std::fs::write(tree.join("usr/lib/new-file"), "new content\n").unwrap();
@@ -517,9 +469,7 @@ fn sigkill_at_failpoint_leaves_repo_clean_and_ref_unchanged() {
 
 #[test]
 fn failpoint_error_aborts_cleanly() {
-    let t = tempdir();
-    let tree = make_tree(&t.path().join("tree"));
-    let repo = cairn_init(&t.path().join("repo"), "archive");
+    let (_t, tree, repo) = tree_and_repo("archive");
     let c1 = cairn_commit(&tree, &repo, "os/x", &[]);
     std::fs::write(tree.join("etc/motd"), "hi\n").unwrap();
     let objects = object_count(&repo);
@@ -539,8 +489,7 @@ fn failpoint_error_aborts_cleanly() {
 
 #[test]
 fn sigkill_at_a_random_moment_on_a_big_tree() {
-    let t = tempdir();
-    let tree = make_tree(&t.path().join("tree"));
+    let (_t, tree, repo) = tree_and_repo("archive");
     // ~2500 files, 40 MB: long enough that a kill lands mid-write.
     for d in 0..50 {
         let dir = tree.join(format!("usr/share/bulk/{d}"));
@@ -552,8 +501,7 @@ fn sigkill_at_a_random_moment_on_a_big_tree() {
             std::fs::write(dir.join(f.to_string()), data).unwrap();
         }
     }
-    let repo = cairn_init(&t.path().join("repo"), "archive");
-    let c1 = cairn_commit(&t.path().join("tree/etc"), &repo, "os/x", &[]);
+    let c1 = cairn_commit(&tree.join("etc"), &repo, "os/x", &[]);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -573,52 +521,77 @@ fn sigkill_at_a_random_moment_on_a_big_tree() {
     }
 }
 
-#[test]
-fn bad_input_fails_clearly_and_leaves_repo_unchanged() {
-    let t = tempdir();
-    let tree = make_tree(&t.path().join("tree"));
-    let repo = cairn_init(&t.path().join("repo"), "archive");
-    let c1 = cairn_commit(&tree, &repo, "os/x", &[]);
-    let (refs0, objects0) = (refs(&repo), object_count(&repo));
-    let r = repo.to_str().unwrap();
-    let unchanged = || {
-        assert_eq!(refs(&repo), refs0);
-        assert_eq!(object_count(&repo), objects0);
-    };
-    let fails = |args: &[&str], needle: &str| {
-        let o = run_cairn(args);
-        assert!(!o.status.success(), "{args:?} succeeded");
-        assert!(
-            stderr(&o).contains(needle),
-            "{args:?}: want {needle:?} in {}",
-            stderr(&o)
-        );
-    };
+/// What a refused command must leave as it was: the refs and the object files.
+struct Unchanged<'a> {
+    repo: &'a Path,
+    refs: BTreeMap<String, String>,
+    objects: usize,
+}
 
-    fails(
-        &[
-            "commit",
-            "/nonexistent/rootfs",
-            "--repo",
-            r,
-            "--ref",
-            "os/x",
-        ],
-        "/nonexistent/rootfs: rootfs does not exist",
+impl Unchanged<'_> {
+    fn of(repo: &Path) -> Unchanged<'_> {
+        Unchanged {
+            repo,
+            refs: refs(repo),
+            objects: object_count(repo),
+        }
+    }
+
+    fn check(&self) {
+        assert_eq!(refs(self.repo), self.refs);
+        assert_eq!(object_count(self.repo), self.objects);
+    }
+}
+
+/// cairn `args` fails with `needle` in its stderr.
+fn fails(args: &[&str], needle: &str) {
+    let o = run_cairn(args);
+    assert!(!o.status.success(), "{args:?} succeeded");
+    assert!(
+        stderr(&o).contains(needle),
+        "{args:?}: want {needle:?} in {}",
+        stderr(&o)
     );
-    unchanged();
-    let notrepo = t.path().join("tree");
+}
+
+/// `cairn commit TREE --repo REPO --ref REFNAME` fails with `needle` in its stderr.
+fn commit_fails(tree: &Path, repo: &Path, refname: &str, needle: &str) {
     fails(
         &[
             "commit",
             tree.to_str().unwrap(),
             "--repo",
-            notrepo.to_str().unwrap(),
+            repo.to_str().unwrap(),
             "--ref",
-            "x",
+            refname,
         ],
-        "not an OSTree repository",
+        needle,
     );
+}
+
+#[test]
+fn bad_input_fails_clearly_and_leaves_repo_unchanged() {
+    let (t, tree, repo) = tree_and_repo("archive");
+    let c1 = cairn_commit(&tree, &repo, "os/x", &[]);
+    let unchanged = Unchanged::of(&repo);
+    bad_arguments_are_refused(t.path(), &tree, &repo, &unchanged);
+    special_files_are_refused(t.path(), &repo, &unchanged);
+    an_unreadable_file_is_refused(&tree, &repo, &unchanged);
+    assert_eq!(refs(&repo)["os/x"], c1);
+    assert_fsck_clean(&repo);
+}
+
+fn bad_arguments_are_refused(t: &Path, tree: &Path, repo: &Path, unchanged: &Unchanged) {
+    let r = repo.to_str().unwrap();
+    commit_fails(
+        Path::new("/nonexistent/rootfs"),
+        repo,
+        "os/x",
+        "/nonexistent/rootfs: rootfs does not exist",
+    );
+    unchanged.check();
+    let notrepo = t.join("tree");
+    commit_fails(tree, &notrepo, "x", "not an OSTree repository");
     fails(
         &["repo", "refs", "--repo", "/nonexistent"],
         "not an OSTree repository",
@@ -635,25 +608,17 @@ fn bad_input_fails_clearly_and_leaves_repo_unchanged() {
         &["repo", "diff", "os/x^", "os/x", "--repo", r],
         "`os/x^`: no such ref or commit",
     );
-    fails(
-        &[
-            "commit",
-            tree.to_str().unwrap(),
-            "--repo",
-            r,
-            "--ref",
-            "bad ref!",
-        ],
-        "invalid ref name",
-    );
+    commit_fails(tree, repo, "bad ref!", "invalid ref name");
     fails(
         &["repo", "prune", "--keep", "0", "--repo", r],
         "--keep must be at least 1",
     );
-    unchanged();
+    unchanged.check();
+}
 
-    // Device nodes and FIFOs: refused, every one named by its path in the tree.
-    let dev = t.path().join("devtree");
+/// Device nodes and FIFOs: refused, every one named by its path in the tree.
+fn special_files_are_refused(t: &Path, repo: &Path, unchanged: &Unchanged) {
+    let dev = t.join("devtree");
     make_tree(&dev);
     std::fs::create_dir_all(dev.join("dev")).unwrap();
     let mknod = Command::new("mknod")
@@ -666,20 +631,12 @@ fn bad_input_fails_clearly_and_leaves_repo_unchanged() {
         .arg(dev.join("etc/fifo"))
         .status()
         .unwrap();
-    fails(
-        &[
-            "commit",
-            dev.to_str().unwrap(),
-            "--repo",
-            r,
-            "--ref",
-            "os/x",
-        ],
-        "/dev/null, /etc/fifo",
-    );
-    unchanged();
+    commit_fails(&dev, repo, "os/x", "/dev/null, /etc/fifo");
+    unchanged.check();
+}
 
-    // An unreadable file: drop root's DAC override so mode 000 really is unreadable.
+/// An unreadable file: drop root's DAC override so mode 000 really is unreadable.
+fn an_unreadable_file_is_refused(tree: &Path, repo: &Path, unchanged: &Unchanged) {
     std::fs::write(tree.join("etc/shadow"), "secret").unwrap();
     std::fs::set_permissions(
         tree.join("etc/shadow"),
@@ -696,7 +653,7 @@ fn bad_input_fails_clearly_and_leaves_repo_unchanged() {
             "commit",
             tree.to_str().unwrap(),
             "--repo",
-            r,
+            repo.to_str().unwrap(),
             "--ref",
             "os/x",
         ])
@@ -708,23 +665,19 @@ fn bad_input_fails_clearly_and_leaves_repo_unchanged() {
         "{}",
         stderr(&o)
     );
-    unchanged();
-    assert_eq!(refs(&repo)["os/x"], c1);
-    assert_fsck_clean(&repo);
+    unchanged.check();
 }
 
 #[test]
 fn prune_keeps_newest_n_per_ref() {
-    let t = tempdir();
-    let tree = make_tree(&t.path().join("tree"));
-    let repo = cairn_init(&t.path().join("repo"), "archive");
+    let (_t, tree, repo) = tree_and_repo("archive");
     let mut commits = Vec::new();
     for i in 0..4 {
         std::fs::write(tree.join("etc/build"), format!("{i}\n")).unwrap();
         commits.push(cairn_commit(&tree, &repo, "os/a", &[]));
     }
     let other = cairn_commit(&tree, &repo, "os/b", &["--parent", "none"]);
-    let o = run_cairn([
+    let res = cairn_json([
         "repo",
         "prune",
         "--keep",
@@ -733,8 +686,6 @@ fn prune_keeps_newest_n_per_ref() {
         repo.to_str().unwrap(),
         "--json",
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let res: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert!(res["objectsPruned"].as_i64().unwrap() >= 2, "{res}");
     let exists = |c: &str| ostree(["show", &repo_arg(&repo), c]).status.success();
     assert!(exists(&commits[3]) && exists(&commits[2]) && exists(&other));
@@ -750,13 +701,9 @@ fn prune_keeps_newest_n_per_ref() {
 
 #[test]
 fn verify_catches_a_corrupted_object() {
-    let t = tempdir();
-    let tree = make_tree(&t.path().join("tree"));
-    let repo = cairn_init(&t.path().join("repo"), "bare-user");
+    let (_t, tree, repo) = tree_and_repo("bare-user");
     cairn_commit(&tree, &repo, "os/x", &[]);
-    let o = run_cairn(["repo", "verify", "--repo", repo.to_str().unwrap(), "--json"]);
-    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
-    let ok: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let ok = cairn_json(["repo", "verify", "--repo", repo.to_str().unwrap(), "--json"]);
     assert_eq!(ok["ok"], true);
     assert!(ok["objectsChecked"].as_u64().unwrap() > 10);
     // Find the object holding big.bin (the only 1 MiB file) and flip a byte.

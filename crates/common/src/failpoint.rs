@@ -1,11 +1,14 @@
 //! Named failpoints for crash-safety tests, in the spirit of rpm-ostree's `failpoints.rs`.
 //!
 //! `CAIRN_FAILPOINT=NAME=ACTION[,NAME=ACTION...]` where ACTION is:
-//! - `pause`: print `cairn: failpoint NAME: pausing (pid P)` to stderr and sleep forever, so a
-//!   test can SIGKILL the process at exactly this point;
+//! - `pause`: emit [`Notice::FailpointPaused`] (the `cairn` binary prints it on stderr as
+//!   `cairn: failpoint NAME: pausing (pid P)`) and sleep forever, so a test can SIGKILL the
+//!   process at exactly this point;
 //! - `error`: fail the operation with "failpoint NAME triggered" (exercises the abort path).
 //!
 //! Unset (the normal case) costs one environment lookup per point.
+
+use crate::notice::{self, Notice};
 
 /// The error a point configured with `error` returns; domains wrap it in their own error type.
 #[derive(Debug, thiserror::Error)]
@@ -23,10 +26,10 @@ pub fn hit(name: &str) -> Result<(), Triggered> {
             continue;
         }
         if action.trim() == "pause" {
-            eprintln!(
-                "cairn: failpoint {name}: pausing (pid {})",
-                std::process::id()
-            );
+            notice::emit(Notice::FailpointPaused {
+                point: name.to_string(),
+                pid: std::process::id(),
+            });
             loop {
                 std::thread::sleep(std::time::Duration::from_secs(3600));
             }

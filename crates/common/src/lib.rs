@@ -1,9 +1,11 @@
 //! What every cairn domain shares and none owns: did-you-mean suggestions for unknown names,
-//! named failpoints for crash tests, and the version every `--json` document carries.
+//! named failpoints for crash tests, notices (what domains tell the operator, printed by the
+//! program, never by them), and the version every `--json` document carries.
 
 pub mod failpoint;
 pub mod kv;
 pub mod named;
+pub mod notice;
 pub mod suggest;
 
 /// The `apiVersion` of every JSON document cairn prints (`--json`) or stores for machines.

@@ -28,20 +28,26 @@ MENU TITLE cairn
 /// Selects ostree's syslinux backend for the sysroot at `root` before anything is deployed:
 /// ostree reads the current config through `boot/syslinux/syslinux.cfg` and writes
 /// `loader.N/syslinux.cfg`, so a first (header-only) config must exist in `loader.0`. The same
-/// mechanism keeps it current when the machine later upgrades or rolls back.
-pub fn select_syslinux_backend(root: &Path) -> Result<(), ImageError> {
+/// mechanism keeps it current when the machine later upgrades or rolls back. Runs as
+/// [`ProvisionOptions::before_deploy`](cairn_ostree::deploy::ProvisionOptions), hence
+/// `io::Result`; each error names its path.
+pub fn select_syslinux_backend(root: &Path) -> std::io::Result<()> {
+    let at = |p: &Path| {
+        let p = p.to_path_buf();
+        move |e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", p.display()))
+    };
     let boot = root.join("boot");
     for dir in ["loader.0", "syslinux"] {
-        std::fs::create_dir_all(boot.join(dir)).map_err(|e| ImageError::io(&boot, e))?;
+        std::fs::create_dir_all(boot.join(dir)).map_err(at(&boot.join(dir)))?;
     }
-    std::fs::write(boot.join("loader.0/syslinux.cfg"), SYSLINUX_HEADER)
-        .map_err(|e| ImageError::io(&boot, e))?;
+    let cfg = boot.join("loader.0/syslinux.cfg");
+    std::fs::write(&cfg, SYSLINUX_HEADER).map_err(at(&cfg))?;
     for (target, link) in [
         ("loader.0", "loader"),
         ("../loader/syslinux.cfg", "syslinux/syslinux.cfg"),
     ] {
         let link = boot.join(link);
-        std::os::unix::fs::symlink(target, &link).map_err(|e| ImageError::io(&link, e))?;
+        std::os::unix::fs::symlink(target, &link).map_err(at(&link))?;
     }
     Ok(())
 }

@@ -6,8 +6,8 @@
 //! their partition offsets; convert with qemu-img. Everything is MiB-aligned, so a VHD is valid
 //! for Azure as is.
 
-pub mod bootloader;
-pub mod disk;
+mod bootloader;
+mod disk;
 mod staging;
 
 use std::path::{Path, PathBuf};
@@ -20,7 +20,8 @@ pub use disk::{parse_size, Layout, Partition};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
-    #[error("{path}: {source}")]
+    // The cause is the `source`, which error reports print after the path.
+    #[error("{path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
@@ -36,7 +37,7 @@ pub enum ImageError {
     #[error("cairn image build needs root: extlinux is installed through a loop mount, and the image's files must keep their owners")]
     NotRoot,
     #[error(transparent)]
-    Deploy(#[from] cairn_ostree::deploy::DeployError),
+    Deploy(#[from] deploy::DeployError),
 }
 
 impl ImageError {
@@ -136,7 +137,7 @@ pub fn build(opts: &BuildOptions, progress: &dyn Fn(&str)) -> Result<BuildReport
     // The same rules as `cairn kargs` (no control characters, balanced quotes); kept as given
     // otherwise, so repeated keys such as `console=tty0 console=ttyS0` stay repeated.
     for k in &opts.kargs {
-        cairn_ostree::deploy::kargs::validate(k)?;
+        deploy::kargs::validate(k)?;
     }
     if let Some(k) = opts.kargs.iter().find(|k| k.starts_with("root=")) {
         return Err(ImageError::RootKarg(k.clone()));
@@ -167,7 +168,6 @@ pub fn build(opts: &BuildOptions, progress: &dyn Fn(&str)) -> Result<BuildReport
     );
 
     progress(&format!("deploying {} into a staging sysroot", opts.rev));
-    bootloader::select_syslinux_backend(&root)?;
     let deployed = deploy::provision(
         &root,
         &deploy::ProvisionOptions {
@@ -176,6 +176,7 @@ pub fn build(opts: &BuildOptions, progress: &dyn Fn(&str)) -> Result<BuildReport
             osname: &opts.osname,
             kargs: &kargs,
             remote: opts.remote.as_ref().map(|(n, u)| (n.as_str(), u.as_str())),
+            before_deploy: Some(&bootloader::select_syslinux_backend),
         },
     )?;
     append_fstab(&root.join(&deployed.deployment), &fstab)?;

@@ -97,10 +97,9 @@ async fn worker(
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!(
-                "{}",
-                serde_json::json!({"ts": super::log::now(), "event": "worker", "ok": false,
-                    "error": e.to_string()})
+            super::log::lifecycle(
+                &serde_json::json!({"ts": super::log::now(), "event": "worker",
+                "ok": false, "error": e.to_string()}),
             );
             return;
         }

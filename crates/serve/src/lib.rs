@@ -25,6 +25,7 @@ use axum::Router;
 pub use files::check_path;
 use state::{Live, Loader, TokenPolicy};
 
+use cairn_common::notice::{self, Notice};
 use cairn_kickstart::{KickstartError, LoadOptions, Mac};
 
 #[derive(Debug, thiserror::Error)]
@@ -70,8 +71,10 @@ struct App {
 
 type Shared = Arc<App>;
 
-/// Binds, prints `listening on http://ADDR` on stdout (tests and scripts read it; port 0 works),
-/// and serves until SIGTERM or SIGINT.
+/// Binds, announces the bound address ([`Notice::Listening`]: `cairn serve` prints
+/// `listening on http://ADDR` on stdout, which tests and scripts read; port 0 works), and serves
+/// until SIGTERM or SIGINT. The server's own log lines (lifecycle, access, build events) are its
+/// output and go where [`Options`] says, stderr by default.
 pub fn run(opts: Options) -> Result<(), ServeError> {
     let workers = match opts.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -80,10 +83,9 @@ pub fn run(opts: Options) -> Result<(), ServeError> {
     let (listeners, addr) = http::bind(opts.listen, workers)?;
     let app = Arc::new(build_app(&opts, addr)?);
     let snap = app.live.current();
-    eprintln!(
-        "{}",
-        serde_json::json!({"ts": log::now(), "event": "loaded", "hosts": snap.hosts,
-            "macs": snap.by_mac.len(), "generation": snap.generation, "workers": workers})
+    log::lifecycle(
+        &serde_json::json!({"ts": log::now(), "event": "loaded", "hosts": snap.hosts,
+        "macs": snap.by_mac.len(), "generation": snap.generation, "workers": workers}),
     );
     drop(snap);
     // This thread only handles signals and reloads; the workers serve.
@@ -103,9 +105,9 @@ pub fn run(opts: Options) -> Result<(), ServeError> {
         );
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let threads = http::start(app.clone(), router(app.clone()), listeners, stop_rx)?;
-        println!("listening on http://{addr}");
-        use std::io::Write;
-        let _ = std::io::stdout().flush();
+        notice::emit(Notice::Listening {
+            url: format!("http://{addr}"),
+        });
         loop {
             tokio::select! {
                 _ = hup.recv() => reload(&app).await,
@@ -120,10 +122,7 @@ pub fn run(opts: Options) -> Result<(), ServeError> {
     for t in threads {
         let _ = t.join();
     }
-    eprintln!(
-        "{}",
-        serde_json::json!({"ts": log::now(), "event": "shutdown"})
-    );
+    log::lifecycle(&serde_json::json!({"ts": log::now(), "event": "shutdown"}));
     Ok(())
 }
 
@@ -143,7 +142,7 @@ async fn reload(app: &Shared) {
         Err(e) => serde_json::json!({"ts": log::now(), "event": "reload", "ok": false,
             "error": e.to_string()}),
     };
-    eprintln!("{line}");
+    log::lifecycle(&line);
 }
 
 fn build_app(opts: &Options, addr: SocketAddr) -> Result<App, ServeError> {

@@ -1,6 +1,7 @@
-//! Two logs: the access log (one JSON line per request, buffered, flushed a few times a second so
-//! logging never bounds throughput) and the build-event log (append-only JSON lines, fsynced per
-//! event, because "host X was built" must survive a crash of the server).
+//! The server's logs, its output: the access log (one JSON line per request, buffered, flushed a
+//! few times a second so logging never bounds throughput), the build-event log (append-only JSON
+//! lines, fsynced per event, because "host X was built" must survive a crash of the server) and
+//! the lifecycle lines (loaded, reload, shutdown). Each goes to its file or to stderr.
 
 use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
@@ -146,7 +147,7 @@ impl EventLog {
         line.push('\n');
         match &self.file {
             None => {
-                eprint!("{line}");
+                to_stderr(line.as_bytes());
                 Ok(())
             }
             Some(f) => {
@@ -157,6 +158,20 @@ impl EventLog {
             }
         }
     }
+}
+
+/// One line of the server's lifecycle log (loaded, reload, shutdown, a worker that could not
+/// start): always stderr, where a supervisor (systemd, a test) collects it.
+pub fn lifecycle(event: &serde_json::Value) {
+    let mut line = event.to_string();
+    line.push('\n');
+    to_stderr(line.as_bytes());
+}
+
+/// Whole lines in one write, so they never interleave with other threads' lines; a closed stderr
+/// must not take the server down.
+fn to_stderr(line: &[u8]) {
+    let _ = std::io::stderr().lock().write_all(line);
 }
 
 /// An RFC 3339 UTC timestamp with milliseconds.

@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use super::ok;
+
 /// One package to build.
 pub struct Rpm<'a> {
     pub name: &'a str,
@@ -96,18 +98,11 @@ pub fn rpm_repo(dir: &Path, rpms: &[Rpm]) -> PathBuf {
     for (name, text) in specs {
         let spec = top.join("SPECS").join(format!("{name}.spec"));
         std::fs::write(&spec, text).unwrap();
-        let out = Command::new("rpmbuild")
+        ok(Command::new("rpmbuild")
             .arg("-bb")
             .arg("--define")
             .arg(format!("_topdir {}", top.display()))
-            .arg(&spec)
-            .output()
-            .expect("rpmbuild");
-        assert!(
-            out.status.success(),
-            "rpmbuild {name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .arg(&spec));
     }
     let repo = dir.join("repo");
     std::fs::create_dir_all(&repo).unwrap();
@@ -117,16 +112,7 @@ pub fn rpm_repo(dir: &Path, rpms: &[Rpm]) -> PathBuf {
             std::fs::copy(e.path(), repo.join(e.file_name())).unwrap();
         }
     }
-    let out = Command::new("createrepo_c")
-        .arg("-q")
-        .arg(&repo)
-        .output()
-        .expect("createrepo_c");
-    assert!(
-        out.status.success(),
-        "createrepo_c: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(Command::new("createrepo_c").arg("-q").arg(&repo));
     std::fs::write(
         dir.join("cairn-test.repo"),
         format!(
@@ -140,15 +126,7 @@ pub fn rpm_repo(dir: &Path, rpms: &[Rpm]) -> PathBuf {
 
 /// `ostree --repo=R ARGS...` stdout, asserting success.
 pub fn ostree(repo: &Path, args: &[&str]) -> String {
-    let out = Command::new("ostree")
-        .arg(format!("--repo={}", repo.display()))
-        .args(args)
-        .output()
-        .expect("ostree");
-    assert!(
-        out.status.success(),
-        "ostree {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    ok(Command::new("ostree")
+        .arg(super::repo::repo_arg(repo))
+        .args(args))
 }

@@ -4,6 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use super::ok;
+use super::repo::{ostree_ok, repo_arg};
+
 pub const KVER: &str = "6.1.0-cairn-test";
 
 pub struct Commit {
@@ -30,20 +33,19 @@ pub fn make_commit(dir: &Path) -> Commit {
     std::fs::write(tree.join("usr/etc/hostname"), "cairn-test\n").unwrap();
     let repo = dir.join("repo");
     let refname = "cairn/test/x86_64".to_owned();
-    ok(Command::new("ostree")
-        .arg(format!("--repo={}", repo.display()))
-        .args(["init", "--mode=archive"]));
-    let checksum = ok(Command::new("ostree")
-        .arg(format!("--repo={}", repo.display()))
-        .args([
-            "commit",
-            "--canonical-permissions",
-            "--owner-uid=0",
-            "--owner-gid=0",
-        ])
-        .arg(format!("--branch={refname}"))
-        .arg(format!("--tree=dir={}", tree.display()))
-        .args(["--subject=v1", "--timestamp=2024-01-01T00:00:00Z"]))
+    let r = repo_arg(&repo);
+    ostree_ok([r.as_str(), "init", "--mode=archive"]);
+    let checksum = ostree_ok([
+        r.as_str(),
+        "commit",
+        "--canonical-permissions",
+        "--owner-uid=0",
+        "--owner-gid=0",
+        &format!("--branch={refname}"),
+        &format!("--tree=dir={}", tree.display()),
+        "--subject=v1",
+        "--timestamp=2024-01-01T00:00:00Z",
+    ])
     .trim()
     .to_owned();
     Commit {
@@ -51,17 +53,6 @@ pub fn make_commit(dir: &Path) -> Commit {
         refname,
         checksum,
     }
-}
-
-/// Runs `cmd`, panicking with its stderr on failure; returns stdout.
-pub fn ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// `qemu-img info --output=json` (format probed).

@@ -35,18 +35,9 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     p
 }
 
-/// Runs `ostree` with `args`, panicking with its stderr on failure.
+/// Runs `ostree` with `args`, panicking with its output on failure; returns stdout.
 pub fn ostree(args: &[&str]) -> String {
-    let o = Command::new("ostree")
-        .args(args)
-        .output()
-        .expect("spawn ostree");
-    assert!(
-        o.status.success(),
-        "ostree {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    super::repo::ostree_ok(args)
 }
 
 /// An archive repo with one commit on `refname` holding `hello.txt`, summary updated.

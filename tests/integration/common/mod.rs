@@ -1,14 +1,16 @@
 //! Shared fixtures: the cairn binary, the ../shared corpus, temp dirs and external tools.
 #![allow(dead_code)]
 
+pub mod compose;
+pub mod http;
 pub mod image;
 pub mod metal;
+pub mod repo;
+pub mod sysroot;
+pub mod treefile;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-pub mod repo;
-pub mod sysroot;
 
 /// The cairn binary cargo built for this test run.
 pub fn cairn() -> Command {
@@ -22,6 +24,48 @@ where
     S: AsRef<std::ffi::OsStr>,
 {
     cairn().args(args).output().expect("spawn cairn")
+}
+
+/// Runs cairn with `args`, panicking with its output unless it succeeds.
+pub fn cairn_ok<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let args: Vec<_> = args
+        .into_iter()
+        .map(|a| a.as_ref().to_os_string())
+        .collect();
+    let o = run_cairn(&args);
+    assert!(
+        o.status.success(),
+        "cairn {args:?} failed:\n{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    o
+}
+
+/// Runs cairn with `args` (which ask for `--json`), asserting success; returns the document.
+pub fn cairn_json<I, S>(args: I) -> serde_json::Value
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let o = cairn_ok(args);
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(&o)))
+}
+
+/// Runs `cmd`, panicking with its output on failure; returns stdout.
+pub fn ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
 }
 
 pub fn stdout(o: &Output) -> String {
@@ -75,19 +119,55 @@ pub fn tempdir() -> tempfile::TempDir {
         .tempdir_in("/var/tmp")
         .expect("tempdir")
 }
-pub mod compose;
-pub mod treefile;
-
 /// Blocks until `child` (started with `CAIRN_FAILPOINT=<point>=pause` and a piped stderr)
 /// announces it is paused at `point`; panics if it exits first. The caller then SIGKILLs it.
 pub fn wait_for_failpoint(child: &mut std::process::Child, point: &str) {
+    // Generous: some failpoints sit behind a whole compose.
+    let within = std::time::Duration::from_secs(20 * 60);
+    wait_for_stderr(child, &format!("failpoint {point}: pausing"), within);
+}
+
+/// Blocks until `child` (with a piped stderr) writes a stderr line containing `marker`, and
+/// returns that line. Panics if it exits first, or kills it and panics when `within` passes:
+/// a missing line fails the test rather than hanging it. Consumes stderr.
+pub fn wait_for_stderr(
+    child: &mut std::process::Child,
+    marker: &str,
+    within: std::time::Duration,
+) -> String {
     use std::io::BufRead;
     let err = child.stderr.take().expect("stderr must be piped");
-    let marker = format!("failpoint {point}: pausing");
-    for line in std::io::BufReader::new(err).lines() {
-        if line.expect("read cairn's stderr").contains(&marker) {
-            return;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let wanted = marker.to_string();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(err).lines() {
+            let Ok(line) = line else { return };
+            if line.contains(&wanted) {
+                let _ = tx.send(line);
+                return;
+            }
+        }
+    });
+    match rx.recv_timeout(within) {
+        Ok(line) => line,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no {marker:?} on cairn's stderr within {within:?}");
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            panic!("cairn exited before writing {marker:?} on stderr")
         }
     }
-    panic!("cairn exited before reaching failpoint {point}");
+}
+
+/// A child process SIGKILLed and reaped when dropped: a failing test leaves no paused cairn
+/// (holding a lock) behind.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

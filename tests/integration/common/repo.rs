@@ -1,15 +1,12 @@
 //! Repo fixtures: trees with every file kind OSTree stores, repos made by cairn or the
-//! `ostree` CLI, and a loopback HTTP server for real `ostree pull`s. Other domains reuse these.
+//! `ostree` CLI, and the one runner of the `ostree` CLI. Other domains reuse these.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::{Arc, Mutex};
 
-use super::{run_cairn, stderr, stdout};
+use super::{ok, run_cairn, stderr, stdout, tempdir};
 
 /// Writes a small tree under `dir`: nested dirs, an empty dir, symlinks (relative, absolute,
 /// dangling), a setuid binary, a hardlink, a 1 MiB file, no xattrs. Returns `dir`.
@@ -62,28 +59,33 @@ where
         .expect("spawn ostree")
 }
 
-/// Runs `ostree`, panicking with its stderr unless it succeeds; returns stdout.
+/// Runs `ostree`, panicking with its output unless it succeeds; returns stdout.
 pub fn ostree_ok<I, S>(args: I) -> String
 where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    let args: Vec<_> = args
-        .into_iter()
-        .map(|a| a.as_ref().to_os_string())
-        .collect();
-    let o = ostree(&args);
-    assert!(
-        o.status.success(),
-        "ostree {args:?} failed:\n{}{}",
-        stdout(&o),
-        stderr(&o)
-    );
-    stdout(&o)
+    ok(Command::new("ostree").args(args))
+}
+
+/// `ostree rev-parse REV` in `repo`.
+pub fn rev_parse(repo: &Path, rev: &str) -> String {
+    ostree_ok(["rev-parse", &repo_arg(repo), rev])
+        .trim()
+        .to_string()
 }
 
 pub fn repo_arg(repo: &Path) -> String {
     format!("--repo={}", repo.display())
+}
+
+/// A temp dir with `make_tree`'s tree at `tree/` and a repo of `mode` made by cairn at `repo/`:
+/// (dir, tree, repo).
+pub fn tree_and_repo(mode: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let t = tempdir();
+    let tree = make_tree(&t.path().join("tree"));
+    let repo = cairn_init(&t.path().join("repo"), mode);
+    (t, tree, repo)
 }
 
 /// `cairn repo init PATH --mode MODE`, asserting success.
@@ -114,14 +116,8 @@ pub fn cairn_commit(tree: &Path, repo: &Path, refname: &str, extra: &[&str]) -> 
 
 /// `ostree fsck`, asserting it is clean.
 pub fn assert_fsck_clean(repo: &Path) {
-    let o = ostree(["fsck", &repo_arg(repo)]);
-    assert!(
-        o.status.success(),
-        "ostree fsck failed:\n{}{}",
-        stdout(&o),
-        stderr(&o)
-    );
-    assert!(!stdout(&o).contains("corrupted"), "{}", stdout(&o));
+    let out = ostree_ok(["fsck", &repo_arg(repo)]);
+    assert!(!out.contains("corrupted"), "{out}");
 }
 
 /// Refs as the `ostree` CLI sees them (name -> checksum).
@@ -129,12 +125,7 @@ pub fn refs(repo: &Path) -> BTreeMap<String, String> {
     ostree_ok(["refs", &repo_arg(repo)])
         .lines()
         .filter(|l| !l.is_empty())
-        .map(|r| {
-            let c = ostree_ok(["rev-parse", &repo_arg(repo), r])
-                .trim()
-                .to_string();
-            (r.to_string(), c)
-        })
+        .map(|r| (r.to_string(), rev_parse(repo, r)))
         .collect()
 }
 
@@ -157,90 +148,6 @@ fn walk_count(p: &Path) -> usize {
                 .sum()
         })
         .unwrap_or(0)
-}
-
-/// A static file server on 127.0.0.1 (ephemeral port), std only, one thread per connection.
-/// It records every requested path so tests can tell which objects/deltas a client fetched.
-pub struct HttpServer {
-    pub url: String,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl HttpServer {
-    pub fn serve(root: &Path) -> HttpServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (root, log2) = (root.to_path_buf(), log.clone());
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(conn) = conn else { continue };
-                let (root, log) = (root.clone(), log2.clone());
-                std::thread::spawn(move || {
-                    let _ = handle(conn, &root, &log);
-                });
-            }
-        });
-        HttpServer { url, log }
-    }
-
-    /// Paths requested so far, in order.
-    pub fn requests(&self) -> Vec<String> {
-        self.log.lock().unwrap().clone()
-    }
-}
-
-fn handle(conn: TcpStream, root: &Path, log: &Mutex<Vec<String>>) -> std::io::Result<()> {
-    let mut reader = BufReader::new(conn.try_clone()?);
-    let mut conn = conn;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
-        let mut parts = line.split_whitespace();
-        let method = parts.next().unwrap_or("").to_string();
-        let path = parts.next().unwrap_or("/").to_string();
-        let mut keep_alive = true;
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {
-                break;
-            }
-            if h.to_ascii_lowercase().starts_with("connection: close") {
-                keep_alive = false;
-            }
-        }
-        log.lock().unwrap().push(path.clone());
-        let rel = path.split('?').next().unwrap_or("").trim_start_matches('/');
-        let file = root.join(rel);
-        let body = if rel.split('/').any(|c| c == "..") {
-            None
-        } else {
-            std::fs::File::open(&file).ok().filter(|_| file.is_file())
-        };
-        match body {
-            Some(mut f) => {
-                let mut data = Vec::new();
-                f.read_to_end(&mut data)?;
-                write!(
-                    conn,
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\n\r\n",
-                    data.len()
-                )?;
-                if method != "HEAD" {
-                    conn.write_all(&data)?;
-                }
-            }
-            None => {
-                conn.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")?;
-            }
-        }
-        conn.flush()?;
-        if !keep_alive {
-            return Ok(());
-        }
-    }
 }
 
 /// A throwaway GnuPG home with one passphrase-less signing key; returns (homedir, key id).

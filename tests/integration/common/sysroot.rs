@@ -2,9 +2,10 @@
 //! for what libostree wrote (BLS entries, `ostree admin status`) to check cairn against.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
-use super::{run_cairn, stderr, stdout, tempdir};
+use super::repo::ostree_ok as ostree;
+use super::{run_cairn, stderr, stdout, tempdir, KillOnDrop};
 
 pub const OS: &str = "cairnos";
 pub const REF: &str = "cairnos/x86_64/stable";
@@ -15,26 +16,13 @@ pub struct Fixture {
     pub sysroot: PathBuf,
 }
 
-fn ostree(args: &[&str]) -> String {
-    let o = Command::new("ostree")
-        .args(args)
-        .output()
-        .expect("run ostree");
-    assert!(
-        o.status.success(),
-        "ostree {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 impl Fixture {
     pub fn new() -> Fixture {
         let dir = tempdir();
         let remote = dir.path().join("remote");
         let sysroot = dir.path().join("sysroot");
         std::fs::create_dir(&sysroot).unwrap();
-        ostree(&[
+        ostree([
             "init",
             "--mode=archive",
             &format!("--repo={}", remote.display()),
@@ -69,7 +57,7 @@ impl Fixture {
         )
         .unwrap();
         let repo = format!("--repo={}", self.remote.display());
-        let out = ostree(&[
+        let out = ostree([
             "commit",
             &repo,
             "--canonical-permissions",
@@ -79,7 +67,7 @@ impl Fixture {
             &format!("--add-metadata-string=version={version}"),
             &format!("--subject=CairnOS {version}"),
         ]);
-        ostree(&["summary", "-u", &repo]);
+        ostree(["summary", "-u", &repo]);
         out.trim().to_string()
     }
 
@@ -93,6 +81,22 @@ impl Fixture {
             OS.into(),
         ]);
         run_cairn(all)
+    }
+
+    /// Starts cairn with `args` followed by `--sysroot S --os OS` in the background, stderr
+    /// piped, with `CAIRN_FAILPOINT=failpoint` when given; killed when dropped.
+    pub fn spawn(&self, args: &[&str], failpoint: Option<&str>) -> KillOnDrop {
+        let mut cmd = super::cairn();
+        cmd.args(args)
+            .arg("--sysroot")
+            .arg(&self.sysroot)
+            .args(["--os", OS])
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null());
+        if let Some(f) = failpoint {
+            cmd.env("CAIRN_FAILPOINT", f);
+        }
+        KillOnDrop(cmd.spawn().expect("spawn cairn"))
     }
 
     pub fn cairn_ok(&self, args: &[&str]) -> Output {
@@ -131,7 +135,7 @@ impl Fixture {
 
     /// `(osname, checksum, serial, pinned)` per deployment from the real `ostree admin status`.
     pub fn ostree_status(&self) -> Vec<(String, String, u32, bool)> {
-        let text = ostree(&[
+        let text = ostree([
             "admin",
             &format!("--sysroot={}", self.sysroot.display()),
             "status",
@@ -231,53 +235,4 @@ impl Drop for Fixture {
             }
         }
     }
-}
-
-/// A minimal static HTTP/1.1 file server on 127.0.0.1:0 for real `http://` pulls.
-pub fn serve_dir(root: PathBuf) -> String {
-    use std::io::{BufRead, BufReader, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let root = root.clone();
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut request = String::new();
-                if reader.read_line(&mut request).is_err() {
-                    return;
-                }
-                let mut line = String::new();
-                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
-                    line.clear();
-                }
-                let path = request
-                    .split_whitespace()
-                    .nth(1)
-                    .unwrap_or("/")
-                    .split('?')
-                    .next()
-                    .unwrap();
-                let file = root.join(path.trim_start_matches('/'));
-                let resp = match std::fs::read(&file) {
-                    Ok(body) if !path.contains("..") => {
-                        let mut r = format!(
-                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                            body.len()
-                        )
-                        .into_bytes();
-                        r.extend(body);
-                        r
-                    }
-                    _ => {
-                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                            .to_vec()
-                    }
-                };
-                let _ = stream.write_all(&resp);
-            });
-        }
-    });
-    format!("http://{addr}")
 }

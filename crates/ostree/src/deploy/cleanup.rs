@@ -39,7 +39,7 @@ pub fn cleanup(host: &Host, keep: Option<usize>) -> Result<CleanupOutcome, Deplo
             || d.is_staged()
             || booted.as_ref().is_some_and(|b| b.equal(d))
             || rollback.as_ref().is_some_and(|r| r.equal(d));
-        if protected || keep.map_or(true, |k| seen <= k) {
+        if protected || keep.is_none_or(|k| seen <= k) {
             kept.push(d.clone());
         } else {
             removed.push(d.clone());

@@ -52,12 +52,14 @@ pub enum DeployError {
     Failpoint(#[from] cairn_common::failpoint::Triggered),
     #[error(transparent)]
     Sysctl(#[from] cairn_sysctl::SysctlError),
-    #[error("{what}: {source}")]
+    // The cause is the `source`, which error reports print after `what`: naming it in the
+    // message too would print it twice.
+    #[error("{what}")]
     Ostree {
         what: String,
-        source: ostree::glib::Error,
+        source: crate::LibostreeError,
     },
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Io {
         what: String,
         source: std::io::Error,
@@ -73,9 +75,9 @@ pub(crate) trait Context<T> {
 
 impl<T> Context<T> for Result<T, ostree::glib::Error> {
     fn ctx(self, what: impl FnOnce() -> String) -> Result<T, DeployError> {
-        self.map_err(|source| DeployError::Ostree {
+        self.map_err(|e| DeployError::Ostree {
             what: what(),
-            source,
+            source: crate::LibostreeError::from_glib(&e),
         })
     }
 }

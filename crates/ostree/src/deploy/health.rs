@@ -63,19 +63,9 @@ pub struct HealthReport {
 
 /// Runs the checks once (one simulated or real boot) and updates the counter.
 pub fn check(host: &Host, opts: &HealthOptions) -> Result<HealthReport, DeployError> {
-    let (dep_id, config) = {
-        let guard = SysrootGuard::open(&host.sysroot, Open::Read)?;
-        let os = os_name(&guard, host.os.as_deref())?;
-        let d = rollback::booting(&guard, &os).ok_or_else(|| DeployError::NoDeployments {
-            os: os.clone(),
-            sysroot: host.sysroot.clone(),
-        })?;
-        let config = opts
-            .config
-            .clone()
-            .unwrap_or_else(|| guard.deployment_dir(&d).join("etc/cairn/health"));
-        (deployment_id(&d), config)
-    };
+    let (dep_id, config) = booting(host, opts)?;
+    // The checks run without the sysroot lock: they may take minutes (up to `timeout` each),
+    // and a `cairn deploy` or `rollback` meanwhile must not wait for them.
     let mut checks = run_dir(
         &config.join("required.d"),
         true,
@@ -90,18 +80,55 @@ pub fn check(host: &Host, opts: &HealthOptions) -> Result<HealthReport, DeployEr
         &host.sysroot,
         &dep_id,
     )?);
-    let failed: Vec<String> = checks
-        .iter()
-        .filter(|c| c.required && !c.passed)
-        .map(|c| c.name.clone())
-        .collect();
-    let warnings: Vec<String> = checks
-        .iter()
-        .filter(|c| !c.required && !c.passed)
-        .map(|c| c.name.clone())
-        .collect();
-    let passed = failed.is_empty();
+    let names = |required: bool| -> Vec<String> {
+        checks
+            .iter()
+            .filter(|c| c.required == required && !c.passed)
+            .map(|c| c.name.clone())
+            .collect()
+    };
+    let record = CheckRecord {
+        time: now(),
+        passed: names(true).is_empty(),
+        failed: names(true),
+        warnings: names(false),
+    };
+    let passed = record.passed;
+    let (failed_boots, rolled_back_to) = count_boot(host, opts, &dep_id, record)?;
+    Ok(HealthReport {
+        deployment: dep_id,
+        config,
+        checks,
+        passed,
+        failed_boots,
+        max_attempts: opts.max_attempts,
+        rolled_back_to,
+    })
+}
 
+/// The booting deployment's id and the config dir its checks come from.
+fn booting(host: &Host, opts: &HealthOptions) -> Result<(String, PathBuf), DeployError> {
+    let guard = SysrootGuard::open(&host.sysroot, Open::Read)?;
+    let os = os_name(&guard, host.os.as_deref())?;
+    let d = rollback::booting(&guard, &os).ok_or_else(|| DeployError::NoDeployments {
+        os: os.clone(),
+        sysroot: host.sysroot.clone(),
+    })?;
+    let config = opts
+        .config
+        .clone()
+        .unwrap_or_else(|| guard.deployment_dir(&d).join("etc/cairn/health"));
+    Ok((deployment_id(&d), config))
+}
+
+/// Under the sysroot lock: records this boot's result in the counter of deployment `dep_id`
+/// and, at `max_attempts` failed boots, rolls back. Returns (failed boots, rolled back to).
+fn count_boot(
+    host: &Host,
+    opts: &HealthOptions,
+    dep_id: &str,
+    record: CheckRecord,
+) -> Result<(u32, Option<String>), DeployError> {
     let guard = SysrootGuard::open(&host.sysroot, Open::Lock)?;
     let os = os_name(&guard, host.os.as_deref())?;
     let d = rollback::booting(&guard, &os)
@@ -119,29 +146,22 @@ pub fn check(host: &Host, opts: &HealthOptions) -> Result<HealthReport, DeployEr
         .counter()?
         .filter(|c| c.deployment == dep_id)
         .unwrap_or(BootCounter {
-            deployment: dep_id.clone(),
+            deployment: dep_id.to_string(),
             osname: os.clone(),
             ..Default::default()
         });
-    let time = now();
-    counter.last_check = Some(CheckRecord {
-        time: time.clone(),
-        passed,
-        failed: failed.clone(),
-        warnings,
-    });
     let mut rolled_back_to = None;
-    if passed {
+    if record.passed {
         counter.failed_boots = 0;
     } else {
         counter.failed_boots += 1;
         let event = |kind, to: Option<String>| HealthEvent {
-            time: time.clone(),
+            time: record.time.clone(),
             kind,
             osname: os.clone(),
-            deployment: dep_id.clone(),
+            deployment: dep_id.to_string(),
             failed_boots: counter.failed_boots,
-            failed: failed.clone(),
+            failed: record.failed.clone(),
             rolled_back_to: to,
         };
         state.record(event(EventKind::CheckFailed, None))?;
@@ -157,17 +177,9 @@ pub fn check(host: &Host, opts: &HealthOptions) -> Result<HealthReport, DeployEr
             }
         }
     }
-    let failed_boots = counter.failed_boots;
+    counter.last_check = Some(record);
     state.set_counter(&counter)?;
-    Ok(HealthReport {
-        deployment: dep_id,
-        config,
-        checks,
-        passed,
-        failed_boots,
-        max_attempts: opts.max_attempts,
-        rolled_back_to,
-    })
+    Ok((counter.failed_boots, rolled_back_to))
 }
 
 /// Runs every executable file in `dir` in name order; a missing dir has no checks.

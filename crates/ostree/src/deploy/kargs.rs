@@ -25,7 +25,7 @@ pub fn validate(arg: &str) -> Result<(), DeployError> {
     if arg.chars().any(|c| c.is_control()) {
         return bad("control characters (newline, tab...) are not allowed");
     }
-    if arg.matches('"').count() % 2 != 0 {
+    if !arg.matches('"').count().is_multiple_of(2) {
         return bad("unbalanced double quote");
     }
     let mut quoted = false;

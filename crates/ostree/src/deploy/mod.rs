@@ -24,17 +24,19 @@ use std::path::{Path, PathBuf};
 use ostree::{gio, glib};
 use serde::Serialize;
 
+use crate::is_checksum;
+
 pub use cleanup::{cleanup, CleanupOutcome};
 use error::Context;
 pub use error::DeployError;
 pub use health::{check as health_check, CheckResult, HealthOptions, HealthReport};
 pub use kargs::KargEdits;
-pub use provision::{provision, ProvisionOptions, Provisioned};
+pub use provision::{provision, BeforeDeploy, ProvisionOptions, Provisioned};
 pub use pull::Remote;
-pub use state::{write_atomic, BootCounter, CheckRecord, EventKind, HealthEvent};
+use state::write_atomic;
+pub use state::{BootCounter, CheckRecord, EventKind, HealthEvent};
 pub use status::{status, DeploymentStatus, HealthStatus, HostStatus};
-pub use sysroot::is_live;
-use sysroot::{Open, SysrootGuard};
+use sysroot::{is_live, Open, SysrootGuard};
 
 use cairn_sysctl as sysctl;
 
@@ -113,12 +115,6 @@ pub(crate) fn commit_version(repo: &ostree::Repo, csum: &str) -> Option<String> 
     meta.lookup::<String>("version").ok().flatten()
 }
 
-fn is_checksum(s: &str) -> bool {
-    s.len() == 64
-        && s.bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-}
-
 /// The OS to work on: given, else the booted deployment's, else the default's.
 pub(crate) fn os_name(guard: &SysrootGuard, os: Option<&str>) -> Result<String, DeployError> {
     if let Some(os) = os {
@@ -131,7 +127,8 @@ pub(crate) fn os_name(guard: &SysrootGuard, os: Option<&str>) -> Result<String, 
         .ok_or(DeployError::NeedOsName)
 }
 
-/// The default (first) deployment of `os`: what rollback, kargs and presets act on.
+/// The default (first) deployment of `os`: what upgrade compares with and rollback, kargs and
+/// presets act on.
 fn default_deployment(
     guard: &SysrootGuard,
     os: &str,
@@ -262,13 +259,15 @@ pub fn deploy(host: &Host, opts: &DeployOptions) -> Result<DeployOutcome, Deploy
     let new_kargs = (!opts.kargs.is_empty()).then(|| merged_kargs(merge.as_ref(), &opts.kargs));
     let (deployment, files) = write_new_deployment(
         &mut guard,
-        &os,
-        &csum,
-        &origin,
-        merge.as_ref(),
-        new_kargs.as_deref(),
-        &presets,
-        false,
+        &NewDeployment {
+            os: &os,
+            csum: &csum,
+            origin: &origin,
+            merge: merge.as_ref(),
+            kargs: new_kargs.as_deref(),
+            presets: &presets,
+            stage: false,
+        },
     )?;
     Ok(DeployOutcome {
         osname: os,
@@ -284,19 +283,36 @@ pub fn deploy(host: &Host, opts: &DeployOptions) -> Result<DeployOutcome, Deploy
     })
 }
 
+/// What [`write_new_deployment`] makes a deployment of.
+struct NewDeployment<'a> {
+    os: &'a str,
+    csum: &'a str,
+    origin: &'a glib::KeyFile,
+    /// Whose /etc is merged and whose kernel arguments are inherited.
+    merge: Option<&'a ostree::Deployment>,
+    /// The whole new kernel command line; `None` inherits the merge deployment's.
+    kargs: Option<&'a [String]>,
+    presets: &'a [sysctl::OwnedPreset],
+    /// Stage it (libostree finalizes it at shutdown) rather than write the boot configuration
+    /// now: what a booted host must do, since its running /etc may still change.
+    stage: bool,
+}
+
 /// deploy_tree (or stage_tree), presets, then the boot loader swap that makes it the default.
-#[allow(clippy::too_many_arguments)]
 fn write_new_deployment(
     guard: &mut SysrootGuard,
-    os: &str,
-    csum: &str,
-    origin: &glib::KeyFile,
-    merge: Option<&ostree::Deployment>,
-    new_kargs: Option<&[String]>,
-    presets: &[sysctl::OwnedPreset],
-    stage: bool,
+    new: &NewDeployment,
 ) -> Result<(String, Vec<PathBuf>), DeployError> {
-    let argv: Option<Vec<&str>> = new_kargs.map(|k| k.iter().map(String::as_str).collect());
+    let NewDeployment {
+        os,
+        csum,
+        origin,
+        merge,
+        kargs,
+        presets,
+        stage,
+    } = *new;
+    let argv: Option<Vec<&str>> = kargs.map(|k| k.iter().map(String::as_str).collect());
     if argv.as_ref().is_some_and(|a| a.is_empty()) {
         return Err(DeployError::EmptyKargs);
     }
@@ -319,7 +335,7 @@ fn write_new_deployment(
         guard.reload()?;
         return Ok((deployment_id(&d), Vec::new()));
     }
-    let new = guard
+    let deployed = guard
         .deploy_tree_with_options(
             Some(os),
             csum,
@@ -331,11 +347,11 @@ fn write_new_deployment(
         .ctx(what)?;
     let result = (|| {
         cairn_common::failpoint::hit("deploy-before-write")?;
-        let files = write_presets(&guard.deployment_dir(&new), presets)?;
+        let files = write_presets(&guard.deployment_dir(&deployed), presets)?;
         guard
             .simple_write_deployment(
                 Some(os),
-                &new,
+                &deployed,
                 merge,
                 ostree::SysrootSimpleWriteDeploymentFlags::NONE,
                 gio::Cancellable::NONE,
@@ -350,7 +366,7 @@ fn write_new_deployment(
     })();
     match result {
         Ok(files) => {
-            let id = deployment_id(&new);
+            let id = deployment_id(&deployed);
             guard.reload()?;
             Ok((id, files))
         }
@@ -461,18 +477,11 @@ pub enum UpgradeOutcome {
 pub fn upgrade(host: &Host, opts: UpgradeOptions) -> Result<UpgradeOutcome, DeployError> {
     let mut guard = SysrootGuard::open(&host.sysroot, Open::Lock)?;
     let os = os_name(&guard, host.os.as_deref())?;
-    let no_deployments = || DeployError::NoDeployments {
-        os: os.clone(),
-        sysroot: host.sysroot.clone(),
-    };
+    let default = default_deployment(&guard, &os, host)?;
+    // libostree's merge deployment is the booted one on a live host, else the default.
     let merge = guard
         .merge_deployment(Some(&os))
-        .ok_or_else(no_deployments)?;
-    let default = guard
-        .deployments()
-        .into_iter()
-        .find(|d| d.osname() == os)
-        .ok_or_else(no_deployments)?;
+        .unwrap_or_else(|| default.clone());
     let origin = merge.origin().ok_or_else(|| DeployError::State {
         what: format!("reading the origin of {}", deployment_id(&merge)),
         why: "the deployment has no origin file".into(),
@@ -509,13 +518,15 @@ pub fn upgrade(host: &Host, opts: UpgradeOptions) -> Result<UpgradeOutcome, Depl
     let staged = guard.is_booted();
     let (deployment, _) = write_new_deployment(
         &mut guard,
-        &os,
-        &new,
-        &origin,
-        Some(&merge),
-        None,
-        &[],
-        staged,
+        &NewDeployment {
+            os: &os,
+            csum: &new,
+            origin: &origin,
+            merge: Some(&merge),
+            kargs: None,
+            presets: &[],
+            stage: staged,
+        },
     )?;
     Ok(UpgradeOutcome::Deployed {
         from,
@@ -585,13 +596,15 @@ pub fn edit_kargs(host: &Host, edits: &KargEdits) -> Result<KargsOutcome, Deploy
     let csum = default.csum().to_string();
     let (id, _) = write_new_deployment(
         &mut guard,
-        &os,
-        &csum,
-        &origin,
-        Some(&default),
-        Some(&after),
-        &[],
-        false,
+        &NewDeployment {
+            os: &os,
+            csum: &csum,
+            origin: &origin,
+            merge: Some(&default),
+            kargs: Some(&after),
+            presets: &[],
+            stage: false,
+        },
     )?;
     Ok(KargsOutcome {
         before,

@@ -9,9 +9,10 @@ use ostree::{gio, glib};
 
 use super::error::{Context, DeployError};
 use super::pull::{self, Remote};
-use super::{is_checksum, kargs, Open, SysrootGuard};
+use super::{kargs, Open, SysrootGuard};
+use crate::is_checksum;
 
-#[derive(Debug, Clone)]
+#[derive(Clone, Copy)]
 pub struct ProvisionOptions<'a> {
     /// The repository holding `rev` (pulled from it over `file://`).
     pub repo: &'a Path,
@@ -22,7 +23,14 @@ pub struct ProvisionOptions<'a> {
     pub kargs: &'a [String],
     /// Remote (name, URL) the machine upgrades from; its origin becomes `NAME:REV`.
     pub remote: Option<(&'a str, &'a str)>,
+    /// Runs on the initialized, still empty sysroot (its root is the argument) before anything
+    /// is deployed: where an image builder selects ostree's boot loader backend, which libostree
+    /// detects from files under `boot/` when it writes the first boot configuration.
+    pub before_deploy: Option<BeforeDeploy<'a>>,
 }
+
+/// See [`ProvisionOptions::before_deploy`].
+pub type BeforeDeploy<'a> = &'a dyn Fn(&Path) -> std::io::Result<()>;
 
 /// What [`provision`] deployed.
 #[derive(Debug, Clone)]
@@ -34,8 +42,8 @@ pub struct Provisioned {
     pub kargs: Vec<String>,
 }
 
-/// Initializes a sysroot at `root` (an empty or missing directory), pulls `rev` from
-/// `opts.repo` into it and deploys it as the only deployment.
+/// Initializes a sysroot at `root` (an empty or missing directory), runs `opts.before_deploy`,
+/// pulls `rev` from `opts.repo` into it and deploys it as the only deployment.
 pub fn provision(root: &Path, opts: &ProvisionOptions) -> Result<Provisioned, DeployError> {
     if opts.kargs.is_empty() {
         return Err(DeployError::EmptyKargs);
@@ -44,6 +52,14 @@ pub fn provision(root: &Path, opts: &ProvisionOptions) -> Result<Provisioned, De
         kargs::validate(k)?;
     }
     let guard = SysrootGuard::open(root, Open::LockCreate)?;
+    if let Some(prepare) = opts.before_deploy {
+        prepare(guard.path()).ctx(|| {
+            format!(
+                "preparing {} for its first deployment",
+                guard.path().display()
+            )
+        })?;
+    }
     let sysroot = &guard.sysroot;
     let cancellable = gio::Cancellable::NONE;
     sysroot

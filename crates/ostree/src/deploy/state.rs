@@ -15,7 +15,7 @@ const EVENTS: &str = "health-events.json";
 const MAX_EVENTS: usize = 100;
 
 /// Writes `bytes` to `path` via a temp file in the same directory, fsync, rename, fsync(dir).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DeployError> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DeployError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let what = || format!("writing {}", path.display());
     std::fs::create_dir_all(dir).ctx(what)?;
@@ -110,7 +110,7 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, D
 
 fn write_json<T: Serialize>(path: &Path, body: T) -> Result<(), DeployError> {
     let file = File {
-        api_version: API_VERSION.to_string(),
+        api_version: cairn_common::API_VERSION.to_string(),
         body,
     };
     let mut text = serde_json::to_vec_pretty(&file).expect("state serializes");

@@ -4,6 +4,7 @@
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
+use cairn_common::notice::{self, Notice};
 use ostree::gio;
 
 use super::error::{Context, DeployError};
@@ -13,7 +14,7 @@ use super::error::{Context, DeployError};
 pub(crate) enum Open {
     /// Read only: load, no lock.
     Read,
-    /// Take the sysroot lock (waits for another writer, saying so).
+    /// Take the sysroot lock (waits for another writer, with a notice saying so).
     Lock,
     /// Lock; an empty or missing directory is initialized as a new sysroot first.
     LockCreate,
@@ -36,16 +37,13 @@ impl std::fmt::Debug for SysrootGuard {
 }
 
 /// True for `/` (the running host), where libostree must use its own mount namespace to write.
-pub fn is_live(path: &Path) -> bool {
+pub(crate) fn is_live(path: &Path) -> bool {
     path == Path::new("/")
 }
 
 impl SysrootGuard {
     pub fn open(path: &Path, how: Open) -> Result<SysrootGuard, DeployError> {
-        // libostree reports things like "Freed objects: ..." with g_print; keep stdout for
-        // cairn's own (possibly JSON) output.
-        static PRINT_TO_STDERR: std::sync::Once = std::sync::Once::new();
-        PRINT_TO_STDERR.call_once(|| ostree::glib::set_print_handler(|s| eprint!("{s}")));
+        crate::route_library_output();
         let path = &std::path::absolute(path).ctx(|| format!("resolving {}", path.display()))?;
         let has_repo = path.join("ostree/repo").is_dir();
         if !has_repo {
@@ -91,10 +89,9 @@ impl SysrootGuard {
                 .try_lock()
                 .ctx(|| format!("locking {}", path.display()))?
             {
-                eprintln!(
-                    "waiting for another process to release the lock on {}",
-                    path.display()
-                );
+                notice::emit(Notice::WaitingForLock {
+                    path: path.to_path_buf(),
+                });
                 guard
                     .sysroot
                     .lock()

@@ -161,10 +161,7 @@ impl Repo {
                 });
             }
             let at = last_path.borrow().clone();
-            return Err(RepoError::Ostree {
-                what: format!("committing {} (near {at})", rootfs.display()),
-                source: e,
-            });
+            return Err(e).ctx(|| format!("committing {} (near {at})", rootfs.display()));
         }
         let root = repo
             .write_mtree(&mtree, NO_CANCEL)

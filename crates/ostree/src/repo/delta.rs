@@ -61,7 +61,7 @@ impl Repo {
 /// base64": `/` spelled `_`, no padding); normalize to hex.
 fn parse_delta_name(name: &str) -> DeltaInfo {
     let hexify = |s: &str| {
-        if s.len() == 64 {
+        if crate::is_checksum(s) {
             s.to_string()
         } else {
             b64_to_hex(s).unwrap_or_else(|| s.to_string())

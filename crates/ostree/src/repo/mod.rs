@@ -1,7 +1,6 @@
 //! The OSTree repository layer: everything cairn stores goes through libostree here.
 //!
-//! Other domains hold a [`Repo`] and call typed functions; glib types stay inside this module
-//! except for the [`Repo::ostree`] escape hatch.
+//! Other domains hold a [`Repo`] and call typed functions; glib types stay inside this module.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -78,13 +77,13 @@ pub enum RepoError {
     NotARepo {
         path: PathBuf,
         #[source]
-        source: glib::Error,
+        source: crate::LibostreeError,
     },
     #[error("{}: cannot create repository", path.display())]
     Init {
         path: PathBuf,
         #[source]
-        source: glib::Error,
+        source: crate::LibostreeError,
     },
     #[error("{}: rootfs does not exist", .0.display())]
     RootfsMissing(PathBuf),
@@ -102,7 +101,7 @@ pub enum RepoError {
     Ostree {
         what: String,
         #[source]
-        source: glib::Error,
+        source: crate::LibostreeError,
     },
     #[error("{0}")]
     BadInput(String),
@@ -127,9 +126,9 @@ pub(crate) trait Ctx<T> {
 
 impl<T> Ctx<T> for Result<T, glib::Error> {
     fn ctx(self, what: impl FnOnce() -> String) -> Result<T, RepoError> {
-        self.map_err(|source| RepoError::Ostree {
+        self.map_err(|e| RepoError::Ostree {
             what: what(),
-            source,
+            source: crate::LibostreeError::from_glib(&e),
         })
     }
 }
@@ -163,9 +162,9 @@ impl Repo {
         })?;
         let repo = ostree::Repo::new_for_path(path);
         repo.create(mode.to_ostree(), NO_CANCEL)
-            .map_err(|source| RepoError::Init {
+            .map_err(|e| RepoError::Init {
                 path: path.to_path_buf(),
-                source,
+                source: crate::LibostreeError::from_glib(&e),
             })?;
         Repo::open(path)
     }
@@ -173,9 +172,10 @@ impl Repo {
     /// Opens an existing repository.
     pub fn open(path: &Path) -> Result<Repo, RepoError> {
         let repo = ostree::Repo::new_for_path(path);
-        repo.open(NO_CANCEL).map_err(|source| RepoError::NotARepo {
+        crate::route_library_output();
+        repo.open(NO_CANCEL).map_err(|e| RepoError::NotARepo {
             path: path.to_path_buf(),
-            source,
+            source: crate::LibostreeError::from_glib(&e),
         })?;
         Ok(Repo {
             inner: repo,
@@ -210,13 +210,8 @@ impl Repo {
         let mut cur = match self.inner.resolve_rev(base, true) {
             Ok(found) => found.map(|s| s.to_string()),
             // A malformed rev (e.g. "foo bar") names nothing in the repo.
-            Err(_) if ostree::validate_rev(base).is_err() && base.len() != 64 => None,
-            Err(e) => {
-                return Err(RepoError::Ostree {
-                    what: format!("resolving `{rev}`"),
-                    source: e,
-                })
-            }
+            Err(_) if ostree::validate_rev(base).is_err() && !crate::is_checksum(base) => None,
+            Err(e) => return Err(e).ctx(|| format!("resolving `{rev}`")),
         };
         for _ in 0..ups {
             let Some(c) = cur else { break };
@@ -252,14 +247,5 @@ impl Repo {
         self.inner
             .regenerate_summary(None, NO_CANCEL)
             .ctx(|| format!("{}: regenerating the summary", self.path.display()))
-    }
-
-    /// Number of loose objects; tests and `verify` use it to show a repo did not change.
-    pub fn object_count(&self) -> Result<usize, RepoError> {
-        let objs = self
-            .inner
-            .list_objects(ostree::ffi::OSTREE_REPO_LIST_OBJECTS_ALL, NO_CANCEL)
-            .ctx(|| format!("{}: listing objects", self.path.display()))?;
-        Ok(objs.len())
     }
 }

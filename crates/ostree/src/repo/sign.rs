@@ -96,17 +96,6 @@ pub(crate) fn gpg_sign(
 }
 
 impl Repo {
-    /// Signs an existing commit with a GPG key (adds to any signatures it has).
-    pub fn gpg_sign_commit(
-        &self,
-        rev: &str,
-        key: &str,
-        homedir: Option<&Path>,
-    ) -> Result<(), RepoError> {
-        let checksum = self.require(rev)?;
-        gpg_sign(self, &checksum, key, homedir)
-    }
-
     /// The GPG signatures on a commit, checked against `keyring` (a `.gpg` keyring file or a
     /// directory of them) or, when `None`, the system keyrings. Empty when unsigned.
     pub fn signatures(
