@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{Context, DeployError};
 
-use cairn_common::API_VERSION;
 const COUNTER: &str = "boot-counter.json";
 const EVENTS: &str = "health-events.json";
 /// Older events are dropped so the log cannot grow without bound on a flapping host.

@@ -7,7 +7,6 @@ use serde::Serialize;
 use super::state::{BootCounter, HealthEvent, State};
 use super::sysroot::{Open, SysrootGuard};
 use super::{commit_version, deployment_id, kargs_of, origin_refspec, rollback, DeployError, Host};
-use cairn_common::API_VERSION;
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
