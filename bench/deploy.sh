@@ -80,23 +80,20 @@ cd_() { "$CAIRN" --quiet deploy --sysroot "$SC" --os "$OS" "origin:$REF"; }
 ou() { ostree admin --sysroot="$SO" undeploy 0; }
 cr() { "$CAIRN" --quiet rollback --sysroot "$SC" --os "$OS"; }
 
-for i in $(seq -2 "$ROUNDS"); do
-  f() { [ "$i" -gt 0 ] && echo "$WORK/$1" || echo /dev/null; }
-  if [ $((i % 2)) -eq 0 ]; then
-    timed "$(f d-ostree)" od; timed "$(f d-cairn)" cd_
-  else
-    timed "$(f d-cairn)" cd_; timed "$(f d-ostree)" od
-  fi
-done
-for i in $(seq -2 "$ROUNDS"); do
-  f() { [ "$i" -gt 0 ] && echo "$WORK/$1" || echo /dev/null; }
-  if [ $((i % 2)) -eq 0 ]; then
-    timed "$(f r-ostree)" ou; timed "$(f r-cairn)" cr
-  else
-    timed "$(f r-cairn)" cr; timed "$(f r-ostree)" ou
-  fi
-  od >/dev/null 2>&1 # untimed: give ostree's sysroot its second deployment back
-done
+# Rounds -2..0 warm up (timed to /dev/null); the order of the two tools alternates per round so
+# neither always runs on a cache the other just warmed.
+alternate() { # NAME_OSTREE FN_OSTREE NAME_CAIRN FN_CAIRN
+  for i in $(seq -2 "$ROUNDS"); do
+    f() { [ "$i" -gt 0 ] && echo "$WORK/$1" || echo /dev/null; }
+    if [ $((i % 2)) -eq 0 ]; then
+      timed "$(f "$1")" "$2"; timed "$(f "$3")" "$4"
+    else
+      timed "$(f "$3")" "$4"; timed "$(f "$1")" "$2"
+    fi
+  done
+}
+alternate d-ostree od d-cairn cd_
+alternate r-ostree ou r-cairn cr
 printf 'deploy   (%s rounds): ostree admin deploy     %6s ms   cairn deploy   %6s ms\n' \
   "$ROUNDS" "$(median "$WORK/d-ostree")" "$(median "$WORK/d-cairn")"
 printf 'rollback (%s rounds): ostree admin undeploy 0 %6s ms   cairn rollback %6s ms\n' \
