@@ -82,7 +82,8 @@ cr() { "$CAIRN" --quiet rollback --sysroot "$SC" --os "$OS"; }
 
 # Rounds -2..0 warm up (timed to /dev/null); the order of the two tools alternates per round so
 # neither always runs on a cache the other just warmed.
-alternate() { # NAME_OSTREE FN_OSTREE NAME_CAIRN FN_CAIRN
+# AFTER (optional) runs untimed after each round.
+alternate() { # NAME_OSTREE FN_OSTREE NAME_CAIRN FN_CAIRN [AFTER]
   for i in $(seq -2 "$ROUNDS"); do
     f() { [ "$i" -gt 0 ] && echo "$WORK/$1" || echo /dev/null; }
     if [ $((i % 2)) -eq 0 ]; then
@@ -90,10 +91,12 @@ alternate() { # NAME_OSTREE FN_OSTREE NAME_CAIRN FN_CAIRN
     else
       timed "$(f "$3")" "$4"; timed "$(f "$1")" "$2"
     fi
+    [ -z "${5:-}" ] || "$5" >/dev/null 2>&1
   done
 }
 alternate d-ostree od d-cairn cd_
-alternate r-ostree ou r-cairn cr
+# After each undeploy, ostree's sysroot gets its second deployment back (untimed).
+alternate r-ostree ou r-cairn cr od
 printf 'deploy   (%s rounds): ostree admin deploy     %6s ms   cairn deploy   %6s ms\n' \
   "$ROUNDS" "$(median "$WORK/d-ostree")" "$(median "$WORK/d-cairn")"
 printf 'rollback (%s rounds): ostree admin undeploy 0 %6s ms   cairn rollback %6s ms\n' \
