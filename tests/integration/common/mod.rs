@@ -1,6 +1,7 @@
 //! Shared fixtures: the cairn binary, the ../shared corpus, temp dirs and external tools.
 #![allow(dead_code)]
 
+pub mod etcd;
 pub mod image;
 pub mod metal;
 
