@@ -17,6 +17,9 @@ REQUIRED=(
   dosfstools:mkfs.vfat gdisk:sgdisk fdisk:sfdisk extlinux:extlinux syslinux-common:-
   # serving and benchmarks
   curl:curl nginx:nginx wrk:wrk hyperfine:hyperfine
+  # fleetlock: etcd is the lock store (tests start their own members) and etcdctl the test
+  # oracle; etcd-client compiles etcd's protos at build time (protoc plus the well-known types)
+  etcd-server:etcd etcd-client:etcdctl protobuf-compiler:protoc libprotobuf-dev:-
   # misc tools the tests and scripts call
   python3:python3 python3-venv:- attr:setfattr jq:jq
 )

@@ -10,6 +10,7 @@ mod output;
 use output::{err, out};
 mod compose;
 mod deploy;
+mod fleet;
 mod health;
 mod image;
 mod kickstart;
@@ -75,6 +76,9 @@ pub enum Command {
     /// Build bootable disk images (raw, qcow2, vhd) from an OSTree commit, without a VM.
     #[command(subcommand)]
     Image(image::Cmd),
+    /// Fleet rollouts: the FleetLock reboot-lock server (etcd-backed) and its node side.
+    #[command(subcommand)]
+    Fleetlock(fleet::Cmd),
 }
 
 /// Exit status a command asks for on success (e.g. 77 for "nothing changed" where documented).
@@ -118,5 +122,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Health(cmd) => health::run(cmd, &cli.global),
         Command::Packer(cmd) => packer::run(cmd, &cli.global),
         Command::Image(cmd) => image::run(cmd, &cli.global),
+        Command::Fleetlock(cmd) => fleet::run(cmd, &cli.global),
     }
 }
