@@ -61,7 +61,7 @@ pub enum Command {
     Kickstart(kickstart::Cmd),
     /// Serve kickstarts, boot configs and the OSTree repo to PXE clients over HTTP.
     Serve(serve::Args),
-    /// Host commands: deploy, upgrade, rollback, status, kargs, pin, unpin, cleanup.
+    /// Host commands: deploy, upgrade, finalize, rollback, status, kargs, pin, unpin, cleanup.
     #[command(flatten)]
     Host(deploy::HostCmd),
     /// Sysctl presets: list, show, apply to a deployment.

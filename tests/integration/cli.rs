@@ -150,6 +150,8 @@ struct World {
     repo: PathBuf,
     first: String,
     fx: Fixture,
+    /// A second sysroot with an update staged (`upgrade --stage`), for `finalize`.
+    staged: Fixture,
 }
 
 impl World {
@@ -168,7 +170,18 @@ impl World {
         std::fs::create_dir(t.path().join("health")).unwrap();
         let fx = Fixture::new();
         fx.commit("1.0");
-        World { t, repo, first, fx }
+        let staged = Fixture::new();
+        staged.commit("1.0");
+        staged.deploy(&["--karg", "root=/dev/vda3"]);
+        staged.commit("2.0");
+        staged.cairn_ok(&["upgrade", "--stage"]);
+        World {
+            t,
+            repo,
+            first,
+            fx,
+            staged,
+        }
     }
 
     fn path(&self, rel: &str) -> String {
@@ -285,6 +298,8 @@ fn host_cases(w: &World) -> Vec<Case> {
             OS.into(),
         ]);
     }
+    let staged = w.staged.sysroot.display().to_string();
+    cases.push(case("finalize", "FinalizeResult", &["--sysroot", &staged]));
     cases
 }
 
