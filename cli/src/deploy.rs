@@ -155,6 +155,19 @@ pub struct UpgradeArgs {
     /// Write the update but keep booting the current deployment until `cairn finalize`.
     #[arg(long, conflicts_with_all = ["check", "download_only"])]
     stage: bool,
+    /// One pass of the update agent: stage, (take a slot,) finalize and reboot. Run it again
+    /// after the boot: it checks health and gives the slot back first. Prints agent events.
+    #[arg(long, conflicts_with_all = ["check", "download_only", "stage", "json"])]
+    reboot: bool,
+    /// With --reboot: take a FleetLock reboot slot from these lock servers first.
+    #[arg(long, value_name = "URL[,URL...]", value_delimiter = ',', requires = "reboot")]
+    fleetlock: Vec<String>,
+    /// With --fleetlock: the reboot group.
+    #[arg(long, default_value = "default", requires = "fleetlock")]
+    group: String,
+    /// With --fleetlock: the node id (default: `cairn fleetlock id`).
+    #[arg(long, requires = "fleetlock")]
+    id: Option<String>,
     #[command(flatten)]
     out: Json,
 }
@@ -163,6 +176,9 @@ pub struct UpgradeArgs {
 pub struct FinalizeArgs {
     #[command(flatten)]
     host: HostArgs,
+    /// Reboot right after (`systemctl reboot`, or $CAIRN_REBOOT_COMMAND through `sh -c`).
+    #[arg(long)]
+    reboot: bool,
     #[command(flatten)]
     out: Json,
 }
@@ -271,6 +287,19 @@ fn print_deploy_plan(res: &DeployOutcome) {
 }
 
 fn upgrade(a: UpgradeArgs) -> anyhow::Result<Status> {
+    if a.reboot {
+        let strategy = if a.fleetlock.is_empty() {
+            cairn_agent::Strategy::Immediate
+        } else {
+            cairn_agent::Strategy::FleetLock {
+                servers: a.fleetlock,
+            }
+        };
+        let mut cfg = cairn_agent::AgentConfig::one_shot(a.host.sysroot, a.host.os, strategy);
+        cfg.group = a.group;
+        cfg.id = a.id;
+        return crate::agent::run_config(&cfg, true, None);
+    }
     let res = deploy::upgrade(
         &a.host.host(),
         UpgradeOptions {
@@ -300,6 +329,9 @@ fn finalize(a: FinalizeArgs) -> anyhow::Result<Status> {
             deploy::Mechanism::Cairn => "is the default now",
         };
         out!("finalized {} ({when})", res.deployment);
+    }
+    if a.reboot {
+        crate::agent::reboot_now(&res.checksum)?;
     }
     Ok(0)
 }

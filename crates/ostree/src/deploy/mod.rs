@@ -89,6 +89,12 @@ pub struct DeployOutcome {
     pub dry_run: bool,
 }
 
+/// cairn's state dir on a sysroot (`<sysroot>/ostree/cairn`): boot counter, health events, the
+/// staged record, and the update agent's state. It survives deployments and rollbacks.
+pub fn state_dir(sysroot: &Path) -> PathBuf {
+    sysroot.join("ostree/cairn")
+}
+
 /// `<checksum>.<deployserial>`, as ostree names deployment directories.
 pub(crate) fn deployment_id(d: &ostree::Deployment) -> String {
     format!("{}.{}", d.csum(), d.deployserial())
