@@ -5,6 +5,7 @@ mod cli;
 mod common;
 mod compose;
 mod deploy;
+mod fleet;
 mod image;
 mod kickstart;
 mod packer;

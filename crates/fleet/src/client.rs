@@ -138,16 +138,34 @@ impl Client {
             Ok(Ok(r)) => r,
         };
         let (kind, value) = decode_error(&body);
-        match status {
-            200..=299 => Attempt::Ok,
-            408 | 429 | 500..=599 => Attempt::Failed(format!("{status} {kind}: {value}")),
-            _ => Attempt::Refused(FleetError::Refused {
+        match verdict(status) {
+            Verdict::Success => Attempt::Ok,
+            Verdict::TryAnother => Attempt::Failed(format!("{status} {kind}: {value}")),
+            Verdict::Final => Attempt::Refused(FleetError::Refused {
                 server: url.to_string(),
                 status,
                 kind,
                 value,
             }),
         }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    Success,
+    TryAnother,
+    Final,
+}
+
+/// The protocol: any 2xx is success, anything else a failure. Which failures are worth another
+/// replica is cairn's choice: timeouts, rate limits and server errors are the replica's; other
+/// 4xx answers (a full group, a bad request) would be the same from any replica.
+fn verdict(status: u16) -> Verdict {
+    match status {
+        200..=299 => Verdict::Success,
+        408 | 429 | 500..=599 => Verdict::TryAnother,
+        _ => Verdict::Final,
     }
 }
 
@@ -180,4 +198,44 @@ fn block_on<T>(
         .build()
         .map_err(|e| FleetError::Io("tokio runtime".into(), e))?
         .block_on(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_2xx_is_success_and_only_replica_failures_are_retried() {
+        for s in [200, 201, 202, 204, 299] {
+            assert_eq!(verdict(s), Verdict::Success, "{s}");
+        }
+        for s in [408, 429, 500, 502, 503, 504] {
+            assert_eq!(verdict(s), Verdict::TryAnother, "{s}");
+        }
+        for s in [300, 400, 404, 409, 413] {
+            assert_eq!(verdict(s), Verdict::Final, "{s}");
+        }
+    }
+
+    #[test]
+    fn error_bodies_decode_or_fall_back_to_a_generic_kind() {
+        let (k, v) = decode_error(br#"{"kind":"failed_lock_semaphore_full","value":"full"}"#);
+        assert_eq!(
+            (k.as_str(), v.as_str()),
+            ("failed_lock_semaphore_full", "full")
+        );
+        let (k, v) = decode_error(b"<html>bad gateway</html>\n");
+        assert_eq!(
+            (k.as_str(), v.as_str()),
+            ("generic_http_error", "<html>bad gateway</html>")
+        );
+    }
+
+    #[test]
+    fn only_plain_http_urls_and_valid_groups() {
+        assert!(Client::new(vec!["http://a:8080/".into()], "n", "default").is_ok());
+        assert!(Client::new(vec!["https://a".into()], "n", "default").is_err());
+        assert!(Client::new(vec![], "n", "default").is_err());
+        assert!(Client::new(vec!["http://a".into()], "n", "a/b").is_err());
+    }
 }

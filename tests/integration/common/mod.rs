@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod compose;
+pub mod etcd;
 pub mod http;
 pub mod image;
 pub mod metal;
