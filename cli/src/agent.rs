@@ -16,7 +16,8 @@ pub const EXIT_HALTED: Status = 76;
 pub const EXIT_NOTHING_NEW: Status = crate::deploy::EXIT_NOTHING_NEW;
 
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Runs until a pass asks for a reboot (then exits 0 as the host goes \
+#[command(
+    after_help = "Runs until a pass asks for a reboot (then exits 0 as the host goes \
     down). Each boot, it first finishes the reboot it asked for: health check; pass: post-boot \
     hooks and FleetLock steady-state; failure: the automatic rollback, a reboot into it, and the \
     slot is kept (the rollout halts until `cairn fleetlock release`). Then it looks for an update \
@@ -24,7 +25,8 @@ pub const EXIT_NOTHING_NEW: Status = crate::deploy::EXIT_NOTHING_NEW;
     slot, or a maintenance window) runs the pre-reboot hooks, finalizes and reboots.\n\n\
     Prints one JSON event per line on stdout (docs/fleet.md lists them).\n\n\
     Exit status with --once: 0 reboot asked for, 77 nothing new, 75 waiting (for a slot, a \
-    window, or a retry after an error), 76 halted (slot kept after a rollback), 1 an error.")]
+    window, or a retry after an error), 76 halted (slot kept after a rollback), 1 an error."
+)]
 pub struct AgentArgs {
     /// Config file (docs/fleet.md).
     #[arg(long, value_name = "FILE", default_value = cairn_agent::config::DEFAULT_PATH)]

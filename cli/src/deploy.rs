@@ -160,7 +160,12 @@ pub struct UpgradeArgs {
     #[arg(long, conflicts_with_all = ["check", "download_only", "stage", "json"])]
     reboot: bool,
     /// With --reboot: take a FleetLock reboot slot from these lock servers first.
-    #[arg(long, value_name = "URL[,URL...]", value_delimiter = ',', requires = "reboot")]
+    #[arg(
+        long,
+        value_name = "URL[,URL...]",
+        value_delimiter = ',',
+        requires = "reboot"
+    )]
     fleetlock: Vec<String>,
     /// With --fleetlock: the reboot group.
     #[arg(long, default_value = "default", requires = "fleetlock")]

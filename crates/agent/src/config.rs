@@ -287,7 +287,11 @@ pub fn parse(text: &str, path: &Path) -> Result<AgentConfig, AgentError> {
         reboot_command,
         health: cairn_ostree::deploy::HealthOptions {
             config: raw.health.config,
-            max_attempts: raw.health.max_attempts.unwrap_or(defaults.max_attempts).max(1),
+            max_attempts: raw
+                .health
+                .max_attempts
+                .unwrap_or(defaults.max_attempts)
+                .max(1),
             timeout: raw
                 .health
                 .timeout_secs
@@ -312,7 +316,10 @@ fn strategy(u: &Spanned<RawUpdates>, text: &str, path: &Path) -> Result<Strategy
     match name {
         StrategyName::Fleetlock => {}
         _ if raw.fleetlock.is_some() => {
-            return Err(inactive("fleetlock", raw.fleetlock.as_ref().unwrap().span()))
+            return Err(inactive(
+                "fleetlock",
+                raw.fleetlock.as_ref().unwrap().span(),
+            ))
         }
         _ => {}
     }
@@ -327,7 +334,12 @@ fn strategy(u: &Spanned<RawUpdates>, text: &str, path: &Path) -> Result<Strategy
         StrategyName::Immediate => Ok(Strategy::Immediate),
         StrategyName::Fleetlock => {
             let f = raw.fleetlock.as_ref().ok_or_else(|| {
-                at_line(text, path, at, "strategy fleetlock needs [updates.fleetlock] servers")
+                at_line(
+                    text,
+                    path,
+                    at,
+                    "strategy fleetlock needs [updates.fleetlock] servers",
+                )
             })?;
             let servers = f.get_ref().servers.get_ref().clone();
             let bad = servers.iter().find(|s| !s.starts_with("http://"));
@@ -347,7 +359,12 @@ fn strategy(u: &Spanned<RawUpdates>, text: &str, path: &Path) -> Result<Strategy
 
 fn periodic(raw: &RawUpdates, at: usize, text: &str, path: &Path) -> Result<Periodic, AgentError> {
     let p = raw.periodic.as_ref().ok_or_else(|| {
-        at_line(text, path, at, "strategy periodic needs [[updates.periodic.window]]")
+        at_line(
+            text,
+            path,
+            at,
+            "strategy periodic needs [[updates.periodic.window]]",
+        )
     })?;
     let p = p.get_ref();
     if p.window.is_empty() {

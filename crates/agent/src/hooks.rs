@@ -111,8 +111,12 @@ mod tests {
         let e = run_hook(&argv(&["sleep", "30"]), "n", Duration::from_millis(200)).unwrap_err();
         assert!(e.to_string().contains("killed after"), "{e}");
         assert!(t.elapsed() < Duration::from_secs(10));
-        let e = run_hook(&argv(&["/nonexistent/kubectl"]), "n", Duration::from_secs(1))
-            .unwrap_err();
+        let e = run_hook(
+            &argv(&["/nonexistent/kubectl"]),
+            "n",
+            Duration::from_secs(1),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("could not start"), "{e}");
     }
 

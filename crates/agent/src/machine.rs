@@ -53,7 +53,10 @@ pub enum EventKind {
         sysroot: String,
     },
     /// The boot after a reboot the agent asked for: what booted, what was expected.
-    Booted { deployment: String, expected: String },
+    Booted {
+        deployment: String,
+        expected: String,
+    },
     #[serde(rename_all = "camelCase")]
     HealthChecked {
         deployment: String,
@@ -69,20 +72,44 @@ pub enum EventKind {
     },
     /// FleetLock `pre-reboot` succeeded: this node holds a slot.
     SlotTaken,
-    /// FleetLock `steady-state` succeeded.
-    SlotReleased,
+    /// FleetLock `steady-state` succeeded; `requested` is when it was sent (the slot was held
+    /// at least until then: what a check of the slot count must use).
+    SlotReleased {
+        requested: String,
+    },
     /// After a rollback the slot is kept: the rollout halts until an operator releases it.
-    SlotKept { bad: String },
-    UpToDate { checksum: String },
+    SlotKept {
+        bad: String,
+    },
+    UpToDate {
+        checksum: String,
+    },
     /// The ref's newest commit failed here before; waiting for a newer one.
-    SkippedBad { checksum: String },
-    Staged { checksum: String, deployment: String },
+    SkippedBad {
+        checksum: String,
+    },
+    Staged {
+        checksum: String,
+        deployment: String,
+    },
     #[serde(rename_all = "camelCase")]
-    WaitingForWindow { next_open: Option<String> },
-    WaitingForSlot { reason: String },
-    Finalized { from: String, to: String },
-    Rebooting { to: String },
-    Error { during: String, error: String },
+    WaitingForWindow {
+        next_open: Option<String>,
+    },
+    WaitingForSlot {
+        reason: String,
+    },
+    Finalized {
+        from: String,
+        to: String,
+    },
+    Rebooting {
+        to: String,
+    },
+    Error {
+        during: String,
+        error: String,
+    },
 }
 
 /// How a pass ended.
@@ -132,12 +159,15 @@ impl Agent<'_> {
         }
     }
 
+    fn time(&self) -> String {
+        self.clock
+            .now()
+            .to_rfc3339_opts(SecondsFormat::Micros, true)
+    }
+
     fn say(&self, kind: EventKind) {
         (self.emit)(&Event {
-            time: self
-                .clock
-                .now()
-                .to_rfc3339_opts(SecondsFormat::Micros, true),
+            time: self.time(),
             node: self.node_id.clone(),
             kind,
         });
@@ -304,11 +334,12 @@ impl Agent<'_> {
             st.release_pending = false;
             return st.save(&self.config.sysroot);
         };
+        let requested = self.time();
         match client.steady_state() {
             Ok(()) => {
                 st.release_pending = false;
                 st.save(&self.config.sysroot)?;
-                self.say(EventKind::SlotReleased);
+                self.say(EventKind::SlotReleased { requested });
             }
             // Kept pending: every pass tries again.
             Err(e) => self.error("steady-state", &e),

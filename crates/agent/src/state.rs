@@ -55,7 +55,9 @@ impl AgentState {
         match std::fs::read(&p) {
             Ok(b) => serde_json::from_slice(&b).map_err(|e| AgentError::State {
                 what: format!("reading {}", p.display()),
-                why: format!("{e}; delete the file to reset the agent (a held slot is then not released)"),
+                why: format!(
+                    "{e}; delete the file to reset the agent (a held slot is then not released)"
+                ),
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
             Err(e) => Err(AgentError::Io(format!("reading {}", p.display()), e)),

@@ -123,7 +123,10 @@ mod tests {
         assert!(p.contains(at("2024-06-01T10:00:00Z")));
         assert!(p.contains(at("2024-06-01T10:59:59Z")));
         assert!(!p.contains(at("2024-06-01T11:00:00Z")), "end is exclusive");
-        assert!(!p.contains(at("2024-06-02T10:30:00Z")), "Sunday is not a window day");
+        assert!(
+            !p.contains(at("2024-06-02T10:30:00Z")),
+            "Sunday is not a window day"
+        );
         assert!(p.contains(at("2024-06-08T10:30:00Z")), "next week");
     }
 
@@ -131,9 +134,15 @@ mod tests {
     fn a_window_wraps_midnight_into_the_next_day() {
         let p = periodic(Tz::UTC, &[Weekday::Sat], "23:30", 90);
         assert!(p.contains(at("2024-06-01T23:45:00Z")));
-        assert!(p.contains(at("2024-06-02T00:59:00Z")), "Sunday 00:59 belongs to Saturday's window");
+        assert!(
+            p.contains(at("2024-06-02T00:59:00Z")),
+            "Sunday 00:59 belongs to Saturday's window"
+        );
         assert!(!p.contains(at("2024-06-02T01:00:00Z")));
-        assert!(!p.contains(at("2024-06-02T23:45:00Z")), "Sunday has no window of its own");
+        assert!(
+            !p.contains(at("2024-06-02T23:45:00Z")),
+            "Sunday has no window of its own"
+        );
         // Friday 23:45 is not inside: the window starts on Saturday.
         assert!(!p.contains(at("2024-05-31T23:45:00Z")));
     }
