@@ -358,43 +358,71 @@ fn state_is_airlocks_key_and_value_so_both_can_share_etcd() {
     );
 }
 
+/// One FleetLock POST over a plain socket, written only once every racer is connected, so the
+/// requests really arrive together (curl processes would spread them over milliseconds).
+fn racing_post(url: &str, path: &str, id: &str, barrier: &std::sync::Barrier) -> u16 {
+    use std::io::Read;
+    let addr = url.trim_start_matches("http://");
+    let mut conn = std::net::TcpStream::connect(addr).expect("connect");
+    let body = String::from_utf8(params(id, "default")).unwrap();
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nfleet-lock-protocol: true\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    barrier.wait();
+    conn.write_all(req.as_bytes()).unwrap();
+    let mut resp = String::new();
+    conn.read_to_string(&mut resp).unwrap();
+    resp.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
 #[test]
-fn two_replicas_racing_never_hand_out_more_than_the_slots() {
+fn replicas_racing_never_hand_out_more_than_the_slots() {
     if !etcd::available() {
         return;
     }
     let c = Cluster::start(1);
-    let servers = [
-        LockServer::start(&c, &["--slots", "3"]),
-        LockServer::start(&c, &["--slots", "3"]),
-    ];
-    // 30 nodes at once, alternating replicas, all racing for 3 slots through compare-and-set.
-    let granted = Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for i in 0..30 {
-            let (s, granted) = (&servers[i % 2], &granted);
-            scope.spawn(move || {
-                let id = format!("n{i:02}");
-                match lock(s, &id) {
-                    (200, _) => granted.lock().unwrap().push(id),
-                    (409, _) => {}
-                    other => panic!("{id}: {other:?}"),
-                }
-            });
+    let servers: Vec<LockServer> = (0..3)
+        .map(|_| LockServer::start(&c, &["--slots", "3"]))
+        .collect();
+    // Rounds of 45 nodes at once over 3 replicas, racing for 3 slots: each replica batches its
+    // own, and the replicas' batches race through compare-and-set.
+    for round in 0..5 {
+        let barrier = std::sync::Barrier::new(45);
+        let granted = Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for i in 0..45 {
+                let (s, granted, barrier) = (&servers[i % 3], &granted, &barrier);
+                scope.spawn(move || {
+                    let id = format!("r{round}-n{i:02}");
+                    match racing_post(&s.url, "/v1/pre-reboot", &id, barrier) {
+                        200 => granted.lock().unwrap().push(id),
+                        409 => {}
+                        other => panic!("{id}: {other}"),
+                    }
+                });
+            }
+        });
+        let mut granted = granted.into_inner().unwrap();
+        granted.sort();
+        assert_eq!(
+            granted.len(),
+            3,
+            "round {round}: only the slots: {granted:?}"
+        );
+        assert_eq!(
+            holders(&c, KEY),
+            granted,
+            "round {round}: etcd holds the granted ids"
+        );
+        for id in &granted {
+            assert_eq!(unlock(&servers[0], id).0, 200);
         }
-    });
-    let mut granted = granted.into_inner().unwrap();
-    granted.sort();
-    assert_eq!(
-        granted.len(),
-        3,
-        "exactly the slots are granted: {granted:?}"
-    );
-    assert_eq!(
-        holders(&c, KEY),
-        granted,
-        "etcd holds exactly the granted ids"
-    );
+    }
 }
 
 #[test]

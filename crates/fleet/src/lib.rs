@@ -5,6 +5,7 @@
 //! key's version, so any number of servers (cairn's or airlock) can share one etcd and none keeps
 //! state of its own.
 
+mod batch;
 mod client;
 mod metrics;
 mod node_id;
@@ -25,11 +26,10 @@ pub enum FleetError {
     Etcd(#[from] etcd_client::Error),
     #[error("etcd did not answer within {0:?} (last error: {1})")]
     EtcdTimeout(std::time::Duration, String),
-    #[error("{key}: not a FleetLock semaphore: {source}")]
-    BadSemaphore {
-        key: String,
-        source: serde_json::Error,
-    },
+    #[error("gave up after {0:?}: lost {1} compare-and-set races for the group's key")]
+    Contention(std::time::Duration, u64),
+    #[error("{key}: not a FleetLock semaphore: {reason}")]
+    BadSemaphore { key: String, reason: String },
     #[error("group {group:?}: all {slots} reboot slots are taken (holders: {holders})")]
     Full {
         group: String,
@@ -57,4 +57,20 @@ pub enum FleetError {
     /// Every lock server failed (down, timed out, 5xx) in every round.
     #[error("no lock server answered: {0}")]
     Unreachable(String),
+}
+
+impl FleetError {
+    /// The same failure for every request of a batch. Only the batch-wide failures of a store
+    /// update occur here, and they are plain data; anything else keeps its message.
+    pub(crate) fn clone_for_batch(&self) -> Self {
+        match self {
+            Self::EtcdTimeout(d, s) => Self::EtcdTimeout(*d, s.clone()),
+            Self::Contention(d, n) => Self::Contention(*d, *n),
+            Self::BadSemaphore { key, reason } => Self::BadSemaphore {
+                key: key.clone(),
+                reason: reason.clone(),
+            },
+            other => Self::EtcdTimeout(std::time::Duration::ZERO, other.to_string()),
+        }
+    }
 }

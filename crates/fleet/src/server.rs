@@ -18,9 +18,10 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tower_service::Service;
 
+use crate::batch::Batcher;
 use crate::metrics::{Metrics, Op};
 use crate::protocol::{error_body, parse_request, Rejection, PROTOCOL_HEADER};
-use crate::store::{Store, StoreOptions};
+use crate::store::{self, Store, StoreOptions};
 use crate::FleetError;
 
 /// Server settings beyond the store's.
@@ -81,7 +82,7 @@ pub struct Event {
 type Log = Arc<dyn Fn(&Event) + Send + Sync>;
 
 struct App {
-    store: Store,
+    batcher: Arc<Batcher>,
     metrics: Metrics,
     opts: ServeOptions,
     log: Log,
@@ -106,7 +107,7 @@ pub fn serve(
             .map_err(|e| FleetError::Io("listener".into(), e))?;
         let grace = opts.store.deadline;
         let app = Arc::new(App {
-            store: Store::connect(opts.store.clone()).await?,
+            batcher: Batcher::new(Store::connect(opts.store.clone()).await?),
             metrics: Metrics::default(),
             opts,
             log: Arc::new(log),
@@ -223,10 +224,11 @@ async fn handle(app: Arc<App>, op: Op, req: Request) -> Response {
             error(r.status, r.kind, &r.value)
         }
         Ok(who) => {
-            let (res, attempts) = match op {
-                Op::PreReboot => app.store.lock(&who.group, &who.id).await,
-                Op::SteadyState => app.store.unlock(&who.group, &who.id).await,
+            let batched = store::Op {
+                lock: op == Op::PreReboot,
+                id: who.id.clone(),
             };
+            let (res, attempts) = app.batcher.submit(&who.group, batched).await;
             app.metrics
                 .attempts(attempts.conflicts, attempts.etcd_errors);
             let resp = match res {
@@ -260,6 +262,7 @@ fn failure(e: &FleetError) -> (u16, &'static str) {
     match e {
         FleetError::Full { .. } => (409, "failed_lock_semaphore_full"),
         FleetError::BadSemaphore { .. } => (500, "failed_lock_bad_semaphore"),
+        FleetError::Contention(..) => (503, "failed_lock_contention"),
         _ => (503, "failed_lock_etcd_unavailable"),
     }
 }

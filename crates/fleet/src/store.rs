@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, Txn, TxnOp};
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, GetOptions, Txn, TxnOp, TxnOpResponse,
+};
 use serde::Serialize;
 
 use crate::protocol::{group_of_key, semaphore_key, Change, Semaphore, KEY_PREFIX};
@@ -58,8 +60,50 @@ pub struct Store {
     opts: StoreOptions,
 }
 
+enum Round {
+    /// Written (or nothing to write): the semaphore after, and what each op did.
+    Done(Semaphore, Vec<Change>),
+    /// Another writer changed the key first; its value and version.
+    Lost((Semaphore, i64)),
+}
+
+/// One lock or unlock, as a batch element.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Op {
+    pub lock: bool,
+    pub id: String,
+}
+
 /// A request either finished with a semaphore, or failed; the attempts are counted either way.
 pub type Outcome = (Result<Semaphore, FleetError>, Attempts);
+
+/// A batch's result: the semaphore after it with what each op did, or one failure for all.
+pub type BatchOutcome = (Result<(Semaphore, Vec<Change>), FleetError>, Attempts);
+
+/// Applies `ops` in order; what each did.
+fn apply(sem: &mut Semaphore, ops: &[Op]) -> Vec<Change> {
+    ops.iter()
+        .map(|op| {
+            if op.lock {
+                sem.lock(&op.id)
+            } else {
+                sem.unlock(&op.id)
+            }
+        })
+        .collect()
+}
+
+/// One op's answer out of its batch's: a full semaphore is an error for that op alone.
+pub fn op_result(group: &str, sem: &Semaphore, change: Change) -> Result<Semaphore, FleetError> {
+    match change {
+        Change::Full => Err(FleetError::Full {
+            group: group.to_string(),
+            slots: sem.total_slots,
+            holders: sem.holders.join(", "),
+        }),
+        Change::Changed | Change::Unchanged => Ok(sem.clone()),
+    }
+}
 
 impl Store {
     /// Connecting does not contact etcd (tonic connects lazily), so a server starts even while
@@ -79,79 +123,104 @@ impl Store {
         Ok(Self { client, opts })
     }
 
-    /// `pre-reboot`: take a slot for `id` in `group`.
-    pub async fn lock(&self, group: &str, id: &str) -> Outcome {
-        self.update(group, |s| s.lock(id)).await
-    }
-
-    /// `steady-state`: give back `id`'s slot in `group`, if it holds one.
+    /// `steady-state` for one id, outside any batch (operator's release).
     pub async fn unlock(&self, group: &str, id: &str) -> Outcome {
-        self.update(group, |s| s.unlock(id)).await
+        let op = Op {
+            lock: false,
+            id: id.to_string(),
+        };
+        let (res, n) = self.update(group, std::slice::from_ref(&op)).await;
+        (res.and_then(|(sem, c)| op_result(group, &sem, c[0])), n)
     }
 
     /// Read-modify-CAS until it sticks. A key that does not exist yet is created with the
     /// group's slots by the same transaction (compare version == 0), so two servers racing to
     /// create it cannot both win. Safe to repeat after a lost answer: the retry re-reads and
     /// finds the change already made (`Unchanged`).
-    async fn update(&self, group: &str, change: impl Fn(&mut Semaphore) -> Change) -> Outcome {
+    ///
+    /// A lost race is retried at once: the losing transaction read the winner's value in its
+    /// else branch, and someone won that round, so there is no livelock to back off from. Only
+    /// etcd failures (a member down, an election) wait before the next try.
+    pub async fn update(&self, group: &str, ops: &[Op]) -> BatchOutcome {
         let key = semaphore_key(group);
         let start = Instant::now();
         let mut n = Attempts::default();
         let mut backoff = Duration::from_millis(5);
+        let mut known = None;
         loop {
-            let err = match self.try_update(&key, group, &change).await {
-                Ok(Some(sem)) => return (Ok(sem), n),
-                Ok(None) => {
+            let err = match self.round(&key, group, ops, known.take()).await {
+                Ok(Round::Done(sem, changes)) => return (Ok((sem, changes)), n),
+                Ok(Round::Lost(fresh)) => {
                     n.conflicts += 1;
-                    None
+                    if start.elapsed() > self.opts.deadline {
+                        let e = FleetError::Contention(self.opts.deadline, n.conflicts);
+                        return (Err(e), n);
+                    }
+                    known = Some(fresh);
+                    continue;
                 }
-                Err(e @ (FleetError::Full { .. } | FleetError::BadSemaphore { .. })) => {
-                    return (Err(e), n)
-                }
-                Err(e) => {
-                    n.etcd_errors += 1;
-                    Some(e)
-                }
+                Err(e @ FleetError::BadSemaphore { .. }) => return (Err(e), n),
+                Err(e) => e,
             };
+            n.etcd_errors += 1;
             if start.elapsed() + backoff > self.opts.deadline {
-                let last =
-                    err.map_or_else(|| "compare-and-set conflicts".into(), |e| e.to_string());
-                return (Err(FleetError::EtcdTimeout(self.opts.deadline, last)), n);
+                let e = FleetError::EtcdTimeout(self.opts.deadline, err.to_string());
+                return (Err(e), n);
             }
             tokio::time::sleep(jitter(backoff)).await;
             backoff = (backoff * 2).min(Duration::from_millis(200));
         }
     }
 
-    /// One round: `Ok(None)` when another writer got there first.
-    async fn try_update(
+    /// One read (unless the last round's loss already told us the value) and one transaction.
+    async fn round(
         &self,
         key: &str,
         group: &str,
-        change: &impl Fn(&mut Semaphore) -> Change,
-    ) -> Result<Option<Semaphore>, FleetError> {
+        ops: &[Op],
+        known: Option<(Semaphore, i64)>,
+    ) -> Result<Round, FleetError> {
         let mut kv = self.client.kv_client();
-        let resp = kv.get(key, None).await?;
-        let (mut sem, version) = match resp.kvs().first() {
-            Some(kv) => (decode(key, kv.value())?, kv.version()),
-            None => (Semaphore::new(self.opts.slots_for(group)), 0),
-        };
-        match change(&mut sem) {
-            Change::Unchanged if version > 0 => return Ok(Some(sem)),
-            Change::Full => {
-                return Err(FleetError::Full {
-                    group: group.to_string(),
-                    slots: sem.total_slots,
-                    holders: sem.holders.join(", "),
-                })
+        let (mut sem, version) = match known {
+            Some(k) => k,
+            None => {
+                let resp = kv.get(key, None).await?;
+                self.current(key, group, resp.kvs())?
             }
-            Change::Changed | Change::Unchanged => {}
+        };
+        let changes = apply(&mut sem, ops);
+        // Nothing to write unless the key must be created: holding twice, releasing what is
+        // not held and a full group are all answered from the read alone.
+        if version > 0 && !changes.contains(&Change::Changed) {
+            return Ok(Round::Done(sem, changes));
         }
         let txn = Txn::new()
             .when([Compare::version(key, CompareOp::Equal, version)])
-            .and_then([TxnOp::put(key, sem.to_json(), None)]);
+            .and_then([TxnOp::put(key, sem.to_json(), None)])
+            .or_else([TxnOp::get(key, None)]);
         let resp = kv.txn(txn).await?;
-        Ok(resp.succeeded().then_some(sem))
+        if resp.succeeded() {
+            return Ok(Round::Done(sem, changes));
+        }
+        match resp.op_responses().first() {
+            Some(TxnOpResponse::Get(g)) => Ok(Round::Lost(self.current(key, group, g.kvs())?)),
+            // etcd always answers a failed compare with its else branch's results.
+            _ => Ok(Round::Lost(self.current(key, group, &[])?)),
+        }
+    }
+
+    /// The semaphore and key version a read returned; a missing key is a new semaphore at
+    /// version 0.
+    fn current(
+        &self,
+        key: &str,
+        group: &str,
+        kvs: &[etcd_client::KeyValue],
+    ) -> Result<(Semaphore, i64), FleetError> {
+        Ok(match kvs.first() {
+            Some(kv) => (decode(key, kv.value())?, kv.version()),
+            None => (Semaphore::new(self.opts.slots_for(group)), 0),
+        })
     }
 
     /// Every group's semaphore in airlock's layout, by group name.
@@ -179,9 +248,9 @@ impl Store {
 }
 
 fn decode(key: &str, raw: &[u8]) -> Result<Semaphore, FleetError> {
-    Semaphore::from_json(raw).map_err(|source| FleetError::BadSemaphore {
+    Semaphore::from_json(raw).map_err(|e| FleetError::BadSemaphore {
         key: key.to_string(),
-        source,
+        reason: e.to_string(),
     })
 }
 
