@@ -85,6 +85,10 @@ const NO_JSON: &[(&str, &str)] = &[
         "serve",
         "a server: its output is HTTP responses and JSON-lines logs",
     ),
+    (
+        "agent",
+        "a daemon: prints one JSON event per line (tests/integration/agent.rs reads them)",
+    ),
 ];
 
 /// The subcommands a `--help` text lists (clap's `Commands:` block), without `help`.
