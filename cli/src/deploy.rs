@@ -1,4 +1,5 @@
-//! Host commands: `deploy`, `upgrade`, `rollback`, `status`, `kargs`, `pin`, `unpin`, `cleanup`.
+//! Host commands: `deploy`, `upgrade`, `finalize`, `rollback`, `status`, `kargs`, `pin`, `unpin`,
+//! `cleanup`.
 
 use std::path::PathBuf;
 
@@ -49,10 +50,20 @@ pub enum HostCmd {
     #[command(
         after_help = "Exit status: 0 when an update was deployed (or, with --check, is available;\n\
         with --download-only, was downloaded); 77 when the default deployment already runs the\n\
-        newest commit of its ref; 1 on errors. On a booted host the update is staged (finalized\n\
-        at shutdown); on a sysroot in a directory it is deployed directly."
+        newest commit of its ref (with --stage: or that commit is already staged); 1 on errors.\n\
+        On a booted host the update is staged (finalized at shutdown); on a sysroot in a\n\
+        directory it is deployed directly. With --stage it is written but the current deployment\n\
+        keeps booting (also after an unplanned reboot) until `cairn finalize`."
     )]
     Upgrade(UpgradeArgs),
+    /// Make the staged deployment (`cairn upgrade --stage`) the next boot's default.
+    #[command(
+        after_help = "On a booted host this removes libostree's finalization lock\n\
+        (/run/ostree/staged-deployment-locked): the staged deployment is written at shutdown and\n\
+        boots next. On a sysroot that is not booted the staged deployment moves to the front of\n\
+        the boot order. Exit status: 0 finalized, 1 nothing staged (or an error)."
+    )]
+    Finalize(FinalizeArgs),
     /// Make the previous deployment the default again (nothing is deleted).
     #[command(
         after_help = "On a booted host with a pending update, the booted deployment becomes the\n\
@@ -141,6 +152,38 @@ pub struct UpgradeArgs {
     /// Download the update but do not deploy it.
     #[arg(long)]
     download_only: bool,
+    /// Write the update but keep booting the current deployment until `cairn finalize`.
+    #[arg(long, conflicts_with_all = ["check", "download_only"])]
+    stage: bool,
+    /// One pass of the update agent: stage, (take a slot,) finalize and reboot. Run it again
+    /// after the boot: it checks health and gives the slot back first. Prints agent events.
+    #[arg(long, conflicts_with_all = ["check", "download_only", "stage", "json"])]
+    reboot: bool,
+    /// With --reboot: take a FleetLock reboot slot from these lock servers first.
+    #[arg(
+        long,
+        value_name = "URL[,URL...]",
+        value_delimiter = ',',
+        requires = "reboot"
+    )]
+    fleetlock: Vec<String>,
+    /// With --fleetlock: the reboot group.
+    #[arg(long, default_value = "default", requires = "fleetlock")]
+    group: String,
+    /// With --fleetlock: the node id (default: `cairn fleetlock id`).
+    #[arg(long, requires = "fleetlock")]
+    id: Option<String>,
+    #[command(flatten)]
+    out: Json,
+}
+
+#[derive(Debug, Args)]
+pub struct FinalizeArgs {
+    #[command(flatten)]
+    host: HostArgs,
+    /// Reboot right after (`systemctl reboot`, or $CAIRN_REBOOT_COMMAND through `sh -c`).
+    #[arg(long)]
+    reboot: bool,
     #[command(flatten)]
     out: Json,
 }
@@ -182,6 +225,7 @@ pub fn run(cmd: HostCmd, global: &Global) -> anyhow::Result<Status> {
     match cmd {
         HostCmd::Deploy(a) => deploy_cmd(*a, global),
         HostCmd::Upgrade(a) => upgrade(a),
+        HostCmd::Finalize(a) => finalize(a),
         HostCmd::Rollback { host, out } => rollback(&host, out),
         HostCmd::Status { host, out } => status(&host, out),
         HostCmd::Kargs(a) => kargs(a),
@@ -248,11 +292,25 @@ fn print_deploy_plan(res: &DeployOutcome) {
 }
 
 fn upgrade(a: UpgradeArgs) -> anyhow::Result<Status> {
+    if a.reboot {
+        let strategy = if a.fleetlock.is_empty() {
+            cairn_agent::Strategy::Immediate
+        } else {
+            cairn_agent::Strategy::FleetLock {
+                servers: a.fleetlock,
+            }
+        };
+        let mut cfg = cairn_agent::AgentConfig::one_shot(a.host.sysroot, a.host.os, strategy);
+        cfg.group = a.group;
+        cfg.id = a.id;
+        return crate::agent::run_config(&cfg, true, None);
+    }
     let res = deploy::upgrade(
         &a.host.host(),
         UpgradeOptions {
             check: a.check,
             download_only: a.download_only,
+            stage: a.stage,
         },
     )?;
     if a.out.json {
@@ -261,9 +319,26 @@ fn upgrade(a: UpgradeArgs) -> anyhow::Result<Status> {
         out!("{}", upgrade_summary(&res));
     }
     Ok(match res {
-        UpgradeOutcome::NoUpdate { .. } => EXIT_NOTHING_NEW,
+        UpgradeOutcome::NoUpdate { .. } | UpgradeOutcome::AlreadyStaged { .. } => EXIT_NOTHING_NEW,
         _ => 0,
     })
+}
+
+fn finalize(a: FinalizeArgs) -> anyhow::Result<Status> {
+    let res = deploy::finalize(&a.host.host())?;
+    if a.out.json {
+        print_doc("FinalizeResult", &res)?;
+    } else {
+        let when = match res.mechanism {
+            deploy::Mechanism::Libostree => "written at shutdown; boots next",
+            deploy::Mechanism::Cairn => "is the default now",
+        };
+        out!("finalized {} ({when})", res.deployment);
+    }
+    if a.reboot {
+        crate::agent::reboot_now(&res.checksum)?;
+    }
+    Ok(0)
 }
 
 /// ` (version V)` when the commit has a version, for summary lines.
@@ -288,15 +363,27 @@ fn upgrade_summary(res: &UpgradeOutcome) -> String {
             version,
             deployment,
             staged,
+            locked,
             ..
         } => {
-            let how = if *staged {
-                "staged (finalized at shutdown)"
-            } else {
-                "deployed"
+            let (how, next) = match (staged, locked) {
+                (_, true) => (
+                    "staged",
+                    "`cairn finalize` makes it the next boot's default",
+                ),
+                (true, false) => ("staged (finalized at shutdown)", "reboot to use it"),
+                (false, false) => ("deployed", "reboot to use it"),
             };
-            format!("{how} {to}{} as {deployment}; reboot to use it", v(version))
+            format!("{how} {to}{} as {deployment}; {next}", v(version))
         }
+        UpgradeOutcome::AlreadyStaged {
+            checksum,
+            version,
+            deployment,
+        } => format!(
+            "already staged: {checksum}{} as {deployment}; `cairn finalize` makes it the default",
+            v(version)
+        ),
     }
 }
 

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod agent;
 mod args;
 mod output;
 use output::{err, out};
@@ -61,7 +62,7 @@ pub enum Command {
     Kickstart(kickstart::Cmd),
     /// Serve kickstarts, boot configs and the OSTree repo to PXE clients over HTTP.
     Serve(serve::Args),
-    /// Host commands: deploy, upgrade, rollback, status, kargs, pin, unpin, cleanup.
+    /// Host commands: deploy, upgrade, finalize, rollback, status, kargs, pin, unpin, cleanup.
     #[command(flatten)]
     Host(deploy::HostCmd),
     /// Sysctl presets: list, show, apply to a deployment.
@@ -76,6 +77,8 @@ pub enum Command {
     /// Build bootable disk images (raw, qcow2, vhd) from an OSTree commit, without a VM.
     #[command(subcommand)]
     Image(image::Cmd),
+    /// The update agent: stage, take a reboot slot or wait for a window, drain, reboot, check.
+    Agent(agent::AgentArgs),
     /// Fleet rollouts: the FleetLock reboot-lock server (etcd-backed) and its node side.
     #[command(subcommand)]
     Fleetlock(fleet::Cmd),
@@ -122,6 +125,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Health(cmd) => health::run(cmd, &cli.global),
         Command::Packer(cmd) => packer::run(cmd, &cli.global),
         Command::Image(cmd) => image::run(cmd, &cli.global),
+        Command::Agent(args) => agent::run(args),
         Command::Fleetlock(cmd) => fleet::run(cmd, &cli.global),
     }
 }

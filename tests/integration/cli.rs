@@ -85,6 +85,23 @@ const NO_JSON: &[(&str, &str)] = &[
         "serve",
         "a server: its output is HTTP responses and JSON-lines logs",
     ),
+    (
+        "agent",
+        "a daemon: prints one JSON event per line (tests/integration/agent.rs reads them)",
+    ),
+    (
+        "fleetlock serve",
+        "a server: prints its address, then one JSON line per request on stderr",
+    ),
+    (
+        "fleetlock pre-reboot",
+        "node side of the protocol: the answer is the exit status (0, 75 full)",
+    ),
+    (
+        "fleetlock steady-state",
+        "node side of the protocol: the answer is the exit status",
+    ),
+    ("fleetlock id", "prints one id, for scripts"),
 ];
 
 /// The subcommands a `--help` text lists (clap's `Commands:` block), without `help`.
@@ -150,6 +167,11 @@ struct World {
     repo: PathBuf,
     first: String,
     fx: Fixture,
+    /// A second sysroot with an update staged (`upgrade --stage`), for `finalize`.
+    staged: Fixture,
+    /// One etcd member with a held FleetLock slot, for `fleetlock status` and `release`
+    /// (`None` only outside CI without etcd installed: a loud SKIP).
+    etcd: Option<crate::common::etcd::Cluster>,
 }
 
 impl World {
@@ -168,7 +190,26 @@ impl World {
         std::fs::create_dir(t.path().join("health")).unwrap();
         let fx = Fixture::new();
         fx.commit("1.0");
-        World { t, repo, first, fx }
+        let staged = Fixture::new();
+        staged.commit("1.0");
+        staged.deploy(&["--karg", "root=/dev/vda3"]);
+        staged.commit("2.0");
+        staged.cairn_ok(&["upgrade", "--stage"]);
+        let etcd = crate::common::etcd::available().then(|| {
+            let c = crate::common::etcd::Cluster::start(1);
+            let key = "com.coreos.airlock/groups/default/v1/semaphore";
+            let o = c.etcdctl(&["put", key, r#"{"total_slots":1,"holders":["n1"]}"#]);
+            assert!(o.status.success(), "etcdctl put: {}", stderr(&o));
+            c
+        });
+        World {
+            t,
+            repo,
+            first,
+            fx,
+            staged,
+            etcd,
+        }
     }
 
     fn path(&self, rel: &str) -> String {
@@ -285,7 +326,28 @@ fn host_cases(w: &World) -> Vec<Case> {
             OS.into(),
         ]);
     }
+    let staged = w.staged.sysroot.display().to_string();
+    cases.push(case("finalize", "FinalizeResult", &["--sysroot", &staged]));
     cases
+}
+
+/// The `fleetlock` commands with `--json`: they read etcd, so they run only where it is installed.
+const FLEET_NEED_ETCD: &[&str] = &["fleetlock status", "fleetlock release"];
+
+/// `fleetlock status` and `release` against the world's etcd member (slot held by `n1`).
+fn fleet_cases(w: &World) -> Vec<Case> {
+    let Some(c) = &w.etcd else {
+        return Vec::new();
+    };
+    let eps = c.endpoints();
+    vec![
+        case("fleetlock status", "FleetLockStatus", &["--etcd", &eps]),
+        case(
+            "fleetlock release",
+            "FleetLockRelease",
+            &["--etcd", &eps, "--id", "n1"],
+        ),
+    ]
 }
 
 /// Runs one case and checks its stdout is exactly one document in the envelope.
@@ -327,10 +389,15 @@ fn every_json_command_prints_one_envelope() {
         "help parsing found too few commands: {leaves:?}"
     );
     let w = World::new();
-    let cases: Vec<Case> = [build_cases(&w), metal_cases(&w), host_cases(&w)]
-        .into_iter()
-        .flatten()
-        .collect();
+    let cases: Vec<Case> = [
+        build_cases(&w),
+        metal_cases(&w),
+        host_cases(&w),
+        fleet_cases(&w),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
 
     let with_json: BTreeSet<&str> = leaves
         .iter()
@@ -342,6 +409,14 @@ fn every_json_command_prints_one_envelope() {
         .filter(|c| c.flag)
         .map(|c| c.cmd)
         .chain(NOT_RUN.iter().map(|(c, _)| *c))
+        .chain(
+            w.etcd
+                .is_none()
+                .then_some(FLEET_NEED_ETCD)
+                .into_iter()
+                .flatten()
+                .copied(),
+        )
         .collect();
     assert_eq!(
         with_json, covered,

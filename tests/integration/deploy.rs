@@ -647,3 +647,92 @@ fn deploy_writes_presets_and_dry_run_writes_nothing() {
     assert!(stdout(&o).contains(&v1));
     assert_eq!(fx.checksums().len(), 2);
 }
+
+/// `upgrade --stage` writes the new deployment but the old one stays the default (and is what
+/// boots: the BLS oracle); a second `--stage` is nothing new; rollback and health never pick the
+/// staged one; `finalize` makes it the default and status shows each step.
+#[test]
+fn staged_upgrade_keeps_the_default_until_finalize() {
+    let fx = Fixture::new();
+    let v1 = fx.commit("1.0");
+    fx.deploy(&["--karg", "root=/dev/vda3"]);
+    let o = fx.cairn(&["finalize"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("no staged deployment"),
+        "{}",
+        stderr(&o)
+    );
+    let v2 = fx.commit("2.0");
+    let o = fx.cairn_ok(&["upgrade", "--stage", "--json"]);
+    let doc = json(&o);
+    assert_eq!(doc["result"], "deployed");
+    assert_eq!(doc["locked"], true);
+    assert_eq!(fx.checksums(), [v1.clone(), v2.clone()]);
+    assert_eq!(
+        fx.bls()[0].checksum,
+        v1,
+        "an unplanned reboot boots the old one"
+    );
+    let st = fx.status();
+    assert_eq!(st["deployments"][0]["staged"], false);
+    assert_eq!(st["deployments"][1]["staged"], true);
+    assert_eq!(st["deployments"][1]["rollback"], false);
+    assert_eq!(st["staged"]["checksum"], v2.as_str());
+    assert_eq!(st["staged"]["mechanism"], "cairn");
+    assert_eq!(st["staged"]["locked"], true);
+    assert_agree(&fx);
+
+    let o = fx.cairn(&["upgrade", "--stage", "--json"]);
+    assert_eq!(o.status.code(), Some(77), "{}", stderr(&o));
+    assert_eq!(json(&o)["result"], "already-staged");
+    // The staged deployment is never the rollback target nor pinnable.
+    let o = fx.cairn(&["rollback"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("no previous deployment"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(fx.cairn(&["pin", "1"]).status.code(), Some(1));
+
+    let o = fx.cairn_ok(&["finalize", "--json"]);
+    assert_eq!(json(&o)["checksum"], v2.as_str());
+    assert_eq!(fx.checksums(), [v2.clone(), v1.clone()]);
+    assert_eq!(fx.bls()[0].checksum, v2);
+    let st = fx.status();
+    assert!(st["staged"].is_null(), "{st}");
+    assert_eq!(st["deployments"][1]["rollback"], true);
+    assert_eq!(fx.cairn(&["finalize"]).status.code(), Some(1));
+    assert_agree(&fx);
+}
+
+/// A newer commit replaces a staged one; a plain `upgrade` of the staged commit finalizes it; a
+/// `deploy` supersedes a staged deployment (the stale record is ignored).
+#[test]
+fn restaging_and_plain_upgrades_of_a_staged_commit() {
+    let fx = Fixture::new();
+    let v1 = fx.commit("1.0");
+    fx.deploy(&["--karg", "root=/dev/vda3"]);
+    let v2 = fx.commit("2.0");
+    fx.cairn_ok(&["upgrade", "--stage"]);
+    let v3 = fx.commit("3.0");
+    fx.cairn_ok(&["upgrade", "--stage"]);
+    assert_eq!(
+        fx.checksums(),
+        [v1.clone(), v3.clone()],
+        "{v2} was replaced"
+    );
+    let o = fx.cairn_ok(&["upgrade", "--json"]);
+    assert_eq!(json(&o)["result"], "deployed");
+    assert_eq!(json(&o)["locked"], false);
+    assert_eq!(fx.checksums(), [v3.clone(), v1.clone()]);
+    assert!(fx.status()["staged"].is_null());
+    let v4 = fx.commit("4.0");
+    fx.cairn_ok(&["upgrade", "--stage"]);
+    fx.deploy(&[]);
+    assert_eq!(fx.checksums()[0], v4);
+    assert!(fx.status()["staged"].is_null());
+    assert_eq!(fx.cairn(&["finalize"]).status.code(), Some(1));
+    assert_agree(&fx);
+}

@@ -15,15 +15,15 @@ use crate::common::*;
 const KEY: &str = "com.coreos.airlock/groups/default/v1/semaphore";
 
 /// A `cairn fleetlock serve` process on a free port; SIGKILLed on drop.
-struct LockServer {
+pub(crate) struct LockServer {
     child: Child,
-    url: String,
+    pub(crate) url: String,
     _dir: tempfile::TempDir,
     log: PathBuf,
 }
 
 impl LockServer {
-    fn start(cluster: &Cluster, args: &[&str]) -> Self {
+    pub(crate) fn start(cluster: &Cluster, args: &[&str]) -> Self {
         let dir = tempdir();
         let log = dir.path().join("serve.stderr");
         let mut child = cairn()
@@ -56,7 +56,7 @@ impl LockServer {
         }
     }
 
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

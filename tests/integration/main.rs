@@ -1,6 +1,7 @@
 //! cairn's integration tests: real libostree repos and sysroots, real tools as oracles.
 //! One binary; each domain is a module.
 
+mod agent;
 mod cli;
 mod common;
 mod compose;

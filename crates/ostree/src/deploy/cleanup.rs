@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::error::{Context, DeployError};
 use super::sysroot::{Open, SysrootGuard};
-use super::{deployment_id, os_name, rollback, Host};
+use super::{deployment_id, os_name, rollback, stage, Host};
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -36,7 +36,7 @@ pub fn cleanup(host: &Host, keep: Option<usize>) -> Result<CleanupOutcome, Deplo
         seen += 1;
         let protected = seen == 1
             || d.is_pinned()
-            || d.is_staged()
+            || stage::is_pending(&guard, d)
             || booted.as_ref().is_some_and(|b| b.equal(d))
             || rollback.as_ref().is_some_and(|r| r.equal(d));
         if protected || keep.is_none_or(|k| seen <= k) {

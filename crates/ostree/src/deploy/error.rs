@@ -46,6 +46,8 @@ pub enum DeployError {
     NotTrackingRef(String),
     #[error("deployment {0} is staged; it can only be pinned once it is finalized")]
     PinStaged(usize),
+    #[error("no staged deployment of `{0}` to finalize; `cairn upgrade --stage` stages one")]
+    NothingStaged(String),
     #[error("--keep must be at least 1 (the default deployment is always kept)")]
     KeepZero,
     #[error(transparent)]

@@ -15,6 +15,7 @@ pub mod kargs;
 mod provision;
 mod pull;
 mod rollback;
+mod stage;
 mod state;
 mod status;
 mod sysroot;
@@ -33,6 +34,7 @@ pub use health::{check as health_check, CheckResult, HealthOptions, HealthReport
 pub use kargs::KargEdits;
 pub use provision::{provision, BeforeDeploy, ProvisionOptions, Provisioned};
 pub use pull::Remote;
+pub use stage::{finalize, FinalizeOutcome, Mechanism, StagedStatus, FINALIZATION_LOCK};
 use state::write_atomic;
 pub use state::{BootCounter, CheckRecord, EventKind, HealthEvent};
 pub use status::{status, DeploymentStatus, HealthStatus, HostStatus};
@@ -85,6 +87,12 @@ pub struct DeployOutcome {
     pub files: Vec<PathBuf>,
     pub initialized: bool,
     pub dry_run: bool,
+}
+
+/// cairn's state dir on a sysroot (`<sysroot>/ostree/cairn`): boot counter, health events, the
+/// staged record, and the update agent's state. It survives deployments and rollbacks.
+pub fn state_dir(sysroot: &Path) -> PathBuf {
+    sysroot.join("ostree/cairn")
 }
 
 /// `<checksum>.<deployserial>`, as ostree names deployment directories.
@@ -266,7 +274,7 @@ pub fn deploy(host: &Host, opts: &DeployOptions) -> Result<DeployOutcome, Deploy
             merge: merge.as_ref(),
             kargs: new_kargs.as_deref(),
             presets: &presets,
-            stage: false,
+            place: Place::Default,
         },
     )?;
     Ok(DeployOutcome {
@@ -283,6 +291,18 @@ pub fn deploy(host: &Host, opts: &DeployOptions) -> Result<DeployOutcome, Deploy
     })
 }
 
+/// Where a new deployment goes in the boot order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// The new default now.
+    Default,
+    /// libostree staging (booted host): finalized at shutdown, unless `locked` (then only
+    /// after `cairn finalize`).
+    Stage { locked: bool },
+    /// Second in the boot order until `cairn finalize` (a sysroot that is not booted).
+    AfterDefault,
+}
+
 /// What [`write_new_deployment`] makes a deployment of.
 struct NewDeployment<'a> {
     os: &'a str,
@@ -293,26 +313,53 @@ struct NewDeployment<'a> {
     /// The whole new kernel command line; `None` inherits the merge deployment's.
     kargs: Option<&'a [String]>,
     presets: &'a [sysctl::OwnedPreset],
-    /// Stage it (libostree finalizes it at shutdown) rather than write the boot configuration
-    /// now: what a booted host must do, since its running /etc may still change.
-    stage: bool,
+    place: Place,
 }
 
-/// deploy_tree (or stage_tree), presets, then the boot loader swap that makes it the default.
+/// libostree's staging on a booted host: its running /etc may still change until shutdown,
+/// which is when the finalize service merges it. The finalization lock is taken first, so no
+/// shutdown can finalize an update meant to wait.
+fn stage_new_deployment(
+    guard: &mut SysrootGuard,
+    new: &NewDeployment,
+    topts: &ostree::SysrootDeployTreeOpts,
+    locked: bool,
+) -> Result<String, DeployError> {
+    if locked {
+        stage::lock_finalization()?;
+    } else {
+        stage::unlock_finalization()?;
+    }
+    let staged = guard
+        .stage_tree_with_options(
+            Some(new.os),
+            new.csum,
+            Some(new.origin),
+            new.merge,
+            topts,
+            gio::Cancellable::NONE,
+        )
+        .ctx(|| format!("staging {} for {}", new.csum, new.os));
+    let d = match staged {
+        Ok(d) => d,
+        Err(e) => {
+            if locked {
+                let _ = stage::unlock_finalization();
+            }
+            return Err(e);
+        }
+    };
+    guard.reload()?;
+    Ok(deployment_id(&d))
+}
+
+/// deploy_tree (or stage_tree), presets, then the boot loader swap that makes it the default
+/// (or, for [`Place::AfterDefault`], the second entry).
 fn write_new_deployment(
     guard: &mut SysrootGuard,
     new: &NewDeployment,
 ) -> Result<(String, Vec<PathBuf>), DeployError> {
-    let NewDeployment {
-        os,
-        csum,
-        origin,
-        merge,
-        kargs,
-        presets,
-        stage,
-    } = *new;
-    let argv: Option<Vec<&str>> = kargs.map(|k| k.iter().map(String::as_str).collect());
+    let argv: Option<Vec<&str>> = new.kargs.map(|k| k.iter().map(String::as_str).collect());
     if argv.as_ref().is_some_and(|a| a.is_empty()) {
         return Err(DeployError::EmptyKargs);
     }
@@ -320,48 +367,49 @@ fn write_new_deployment(
         override_kernel_argv: argv.as_deref(),
         ..Default::default()
     };
-    let what = || format!("deploying {csum} for {os} in {}", guard.path().display());
-    if stage {
-        let d = guard
-            .stage_tree_with_options(
-                Some(os),
-                csum,
-                Some(origin),
-                merge,
-                &topts,
-                gio::Cancellable::NONE,
-            )
-            .ctx(what)?;
-        guard.reload()?;
-        return Ok((deployment_id(&d), Vec::new()));
+    if let Place::Stage { locked } = new.place {
+        return Ok((
+            stage_new_deployment(guard, new, &topts, locked)?,
+            Vec::new(),
+        ));
     }
+    let (os, csum) = (new.os, new.csum);
     let deployed = guard
         .deploy_tree_with_options(
             Some(os),
             csum,
-            Some(origin),
-            merge,
+            Some(new.origin),
+            new.merge,
             Some(&topts),
             gio::Cancellable::NONE,
         )
-        .ctx(what)?;
+        .ctx(|| format!("deploying {csum} for {os} in {}", guard.path().display()))?;
     let result = (|| {
         cairn_common::failpoint::hit("deploy-before-write")?;
-        let files = write_presets(&guard.deployment_dir(&deployed), presets)?;
-        guard
-            .simple_write_deployment(
-                Some(os),
-                &deployed,
-                merge,
-                ostree::SysrootSimpleWriteDeploymentFlags::NONE,
-                gio::Cancellable::NONE,
-            )
-            .ctx(|| {
-                format!(
-                    "writing the boot configuration in {}",
-                    guard.path().display()
-                )
-            })?;
+        let files = write_presets(&guard.deployment_dir(&deployed), new.presets)?;
+        match (new.place, new.merge) {
+            (Place::AfterDefault, Some(default)) => {
+                stage::write_kept_out(guard, default, &deployed)?;
+            }
+            _ => {
+                guard
+                    .simple_write_deployment(
+                        Some(os),
+                        &deployed,
+                        new.merge,
+                        ostree::SysrootSimpleWriteDeploymentFlags::NONE,
+                        gio::Cancellable::NONE,
+                    )
+                    .ctx(|| {
+                        format!(
+                            "writing the boot configuration in {}",
+                            guard.path().display()
+                        )
+                    })?;
+                // A new default supersedes a deployment staged for `cairn finalize`.
+                stage::forget(guard)?;
+            }
+        }
         Ok(files)
     })();
     match result {
@@ -447,6 +495,9 @@ pub struct UpgradeOptions {
     pub check: bool,
     /// Fetch the update but do not deploy it.
     pub download_only: bool,
+    /// Write the update, but keep booting the current default until `finalize` (see
+    /// [`finalize`]): an unplanned reboot does not apply it.
+    pub stage: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -469,11 +520,22 @@ pub enum UpgradeOutcome {
         to: String,
         version: Option<String>,
         deployment: String,
+        /// libostree staging: the boot entries are written at shutdown.
         staged: bool,
+        /// The next boot still boots the current default, until `cairn finalize`.
+        locked: bool,
+    },
+    /// The newest commit is already staged and waits for `cairn finalize` (exit 77).
+    #[serde(rename_all = "camelCase")]
+    AlreadyStaged {
+        checksum: String,
+        version: Option<String>,
+        deployment: String,
     },
 }
 
-/// Pulls the ref the merge deployment tracks and deploys it as the new default when it changed.
+/// Pulls the ref the merge deployment tracks and deploys it as the new default when it changed
+/// (or, with `stage`, stages it).
 pub fn upgrade(host: &Host, opts: UpgradeOptions) -> Result<UpgradeOutcome, DeployError> {
     let mut guard = SysrootGuard::open(&host.sysroot, Open::Lock)?;
     let os = os_name(&guard, host.os.as_deref())?;
@@ -500,22 +562,30 @@ pub fn upgrade(host: &Host, opts: UpgradeOptions) -> Result<UpgradeOutcome, Depl
         return Ok(UpgradeOutcome::NoUpdate { checksum: new });
     }
     let version = commit_version(&repo, &new);
-    if opts.check {
-        return Ok(UpgradeOutcome::Available {
-            from,
-            to: new,
-            version,
-        });
+    if let Some(p) = stage::pending(&guard)?.filter(|p| p.deployment.csum() == new) {
+        return same_as_pending(&mut guard, p, opts, from, version);
     }
-    if opts.download_only {
-        return Ok(UpgradeOutcome::Downloaded {
-            from,
-            to: new,
-            version,
+    if opts.check || opts.download_only {
+        return Ok(if opts.check {
+            UpgradeOutcome::Available {
+                from,
+                to: new,
+                version,
+            }
+        } else {
+            UpgradeOutcome::Downloaded {
+                from,
+                to: new,
+                version,
+            }
         });
     }
     ostree::Deployment::origin_remove_transient_state(&origin);
-    let staged = guard.is_booted();
+    let place = match (guard.is_booted(), opts.stage) {
+        (true, locked) => Place::Stage { locked },
+        (false, true) => Place::AfterDefault,
+        (false, false) => Place::Default,
+    };
     let (deployment, _) = write_new_deployment(
         &mut guard,
         &NewDeployment {
@@ -525,7 +595,7 @@ pub fn upgrade(host: &Host, opts: UpgradeOptions) -> Result<UpgradeOutcome, Depl
             merge: Some(&merge),
             kargs: None,
             presets: &[],
-            stage: staged,
+            place,
         },
     )?;
     Ok(UpgradeOutcome::Deployed {
@@ -533,7 +603,37 @@ pub fn upgrade(host: &Host, opts: UpgradeOptions) -> Result<UpgradeOutcome, Depl
         to: new,
         version,
         deployment,
-        staged,
+        staged: matches!(place, Place::Stage { .. }),
+        locked: opts.stage,
+    })
+}
+
+/// The newest commit is the staged one: with `stage` (or only checking) there is nothing new;
+/// a plain upgrade finalizes it, as it would have deployed it.
+fn same_as_pending(
+    guard: &mut SysrootGuard,
+    p: stage::Pending,
+    opts: UpgradeOptions,
+    from: String,
+    version: Option<String>,
+) -> Result<UpgradeOutcome, DeployError> {
+    let deployment = deployment_id(&p.deployment);
+    let checksum = p.deployment.csum().to_string();
+    if opts.stage || opts.check || opts.download_only || !p.locked {
+        return Ok(UpgradeOutcome::AlreadyStaged {
+            checksum,
+            version,
+            deployment,
+        });
+    }
+    stage::make_next(guard, &p)?;
+    Ok(UpgradeOutcome::Deployed {
+        from,
+        to: checksum,
+        version,
+        deployment,
+        staged: p.mechanism == stage::Mechanism::Libostree,
+        locked: false,
     })
 }
 
@@ -603,7 +703,7 @@ pub fn edit_kargs(host: &Host, edits: &KargEdits) -> Result<KargsOutcome, Deploy
             merge: Some(&default),
             kargs: Some(&after),
             presets: &[],
-            stage: false,
+            place: Place::Default,
         },
     )?;
     Ok(KargsOutcome {
@@ -621,7 +721,7 @@ pub fn set_pinned(host: &Host, index: usize, pinned: bool) -> Result<String, Dep
         index,
         count: all.len(),
     })?;
-    if d.is_staged() {
+    if stage::is_pending(&guard, d) {
         return Err(DeployError::PinStaged(index));
     }
     guard.deployment_set_pinned(d, pinned).ctx(|| {

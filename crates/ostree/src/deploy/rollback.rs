@@ -9,6 +9,7 @@
 use ostree::gio;
 
 use super::error::{Context, DeployError};
+use super::stage;
 use super::sysroot::SysrootGuard;
 
 /// The deployment running now, or the one that would boot next when nothing is booted.
@@ -19,7 +20,8 @@ pub(crate) fn booting(guard: &SysrootGuard, os: &str) -> Option<ostree::Deployme
         .or_else(|| guard.deployments().into_iter().find(|d| d.osname() == os))
 }
 
-/// The first deployment of `os` after `d` in boot order.
+/// The first deployment of `os` after `d` in boot order that is not staged (a staged update is
+/// never what "previous" means).
 pub(crate) fn previous_of(
     guard: &SysrootGuard,
     d: &ostree::Deployment,
@@ -28,7 +30,7 @@ pub(crate) fn previous_of(
     let pos = all.iter().position(|x| x.equal(d))?;
     all.into_iter()
         .skip(pos + 1)
-        .find(|x| x.osname() == d.osname() && !x.is_staged())
+        .find(|x| x.osname() == d.osname() && !stage::is_pending(guard, x))
 }
 
 /// The deployment `cairn rollback` makes the default.

@@ -1,5 +1,6 @@
-//! cairn's own state on the sysroot (`<sysroot>/ostree/cairn/`): the boot counter and the health
-//! event log. Small JSON files, replaced atomically so a power cut leaves the old or the new file.
+//! cairn's own state on the sysroot (`<sysroot>/ostree/cairn/`): the boot counter, the health
+//! event log and the deployment staged on a sysroot that is not booted. Small JSON files, replaced
+//! atomically so a power cut leaves the old or the new file.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -10,6 +11,7 @@ use super::error::{Context, DeployError};
 
 const COUNTER: &str = "boot-counter.json";
 const EVENTS: &str = "health-events.json";
+const STAGED: &str = "staged.json";
 /// Older events are dropped so the log cannot grow without bound on a flapping host.
 const MAX_EVENTS: usize = 100;
 
@@ -81,6 +83,17 @@ pub struct HealthEvent {
     pub rolled_back_to: Option<String>,
 }
 
+/// A deployment written next to the default by `cairn upgrade --stage` on a sysroot that is not
+/// booted, waiting for `cairn finalize` (libostree can only stage on a booted host).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StagedRecord {
+    /// `<checksum>.<deployserial>`.
+    pub deployment: String,
+    pub osname: String,
+    pub time: String,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct File<T> {
@@ -136,6 +149,24 @@ impl State {
         Ok(read_json::<Events>(&self.dir.join(EVENTS))?
             .unwrap_or_default()
             .events)
+    }
+
+    pub fn staged(&self) -> Result<Option<StagedRecord>, DeployError> {
+        read_json(&self.dir.join(STAGED))
+    }
+
+    /// Records the staged deployment, or forgets it (`None`).
+    pub fn set_staged(&self, rec: Option<&StagedRecord>) -> Result<(), DeployError> {
+        let path = self.dir.join(STAGED);
+        match rec {
+            Some(r) => write_json(&path, r),
+            None => match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(e).ctx(|| format!("removing {}", path.display()))
+                }
+                _ => Ok(()),
+            },
+        }
     }
 
     pub fn record(&self, event: HealthEvent) -> Result<(), DeployError> {

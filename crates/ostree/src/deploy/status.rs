@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use super::stage::{self, StagedStatus};
 use super::state::{BootCounter, HealthEvent, State};
 use super::sysroot::{Open, SysrootGuard};
 use super::{commit_version, deployment_id, kargs_of, origin_refspec, rollback, DeployError, Host};
@@ -16,6 +17,8 @@ pub struct HostStatus {
     pub is_booted: bool,
     /// Deployments in boot-menu order: index 0 is the default.
     pub deployments: Vec<DeploymentStatus>,
+    /// The deployment waiting to become the default (`cairn upgrade --stage`), if any.
+    pub staged: Option<StagedStatus>,
     pub health: HealthStatus,
 }
 
@@ -38,6 +41,7 @@ pub struct DeploymentStatus {
     /// The deployment `cairn rollback` would make the default.
     pub rollback: bool,
     pub pinned: bool,
+    /// Written but not the next boot's default by itself (see `HostStatus::staged`).
     pub staged: bool,
     /// Kernel arguments, without the boot-version-specific `ostree=` one libostree manages.
     pub kargs: Vec<String>,
@@ -67,6 +71,7 @@ pub(crate) fn status_of(guard: &SysrootGuard, os: Option<&str>) -> Result<HostSt
     };
     let counter = state.counter()?;
     let all = guard.deployments();
+    let pending = stage::pending(guard)?;
     let mut deployments = Vec::new();
     for (i, d) in all.iter().enumerate() {
         let osname = d.osname().to_string();
@@ -88,7 +93,7 @@ pub(crate) fn status_of(guard: &SysrootGuard, os: Option<&str>) -> Result<HostSt
             default: i == 0,
             rollback: rollback::target(guard, &osname).is_some_and(|t| t.equal(d)),
             pinned: d.is_pinned(),
-            staged: d.is_staged(),
+            staged: pending.as_ref().is_some_and(|p| p.deployment.equal(d)),
             kargs: kargs_of(d)
                 .into_iter()
                 .filter(|a| super::kargs::key(a) != "ostree")
@@ -102,6 +107,7 @@ pub(crate) fn status_of(guard: &SysrootGuard, os: Option<&str>) -> Result<HostSt
         sysroot: guard.path().to_path_buf(),
         is_booted: booted.is_some(),
         deployments,
+        staged: pending.as_ref().map(stage::Pending::status),
         health: HealthStatus {
             counter,
             events: state.events()?,

@@ -121,7 +121,7 @@ impl SysrootGuard {
 
     /// The sysroot's state dir for cairn (boot counter, health events).
     pub fn state_dir(&self) -> PathBuf {
-        self.path.join("ostree/cairn")
+        super::state_dir(&self.path)
     }
 }
 
