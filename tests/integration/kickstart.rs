@@ -455,10 +455,10 @@ fn corpus_kickstarts_essentials_round_trip() {
     let dir = corpus.join("kickstarts");
     let originals = with_ostreesetup(&dir);
     if originals.is_empty() {
-        eprintln!(
-            "SKIP: no kickstart with ostreesetup under {}",
+        skip(&format!(
+            "no kickstart with ostreesetup under {}",
             dir.display()
-        );
+        ));
         return;
     }
     let d = tempdir();

@@ -85,30 +85,60 @@ pub fn project_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// `../shared/corpus` beside the checkout, or `None` with a loud message (a user's clone has none).
+/// True under CI (`CI=true`), where every test CI is meant to run must run.
+pub fn in_ci() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+}
+
+/// The one way a test skips part of itself: a loud SKIP line outside CI; under CI a failure,
+/// because scripts/setup.sh and the CI checkout provide everything these tests need. (Tools that
+/// cannot exist on Debian at all go through [`impossible_here`] instead.)
+pub fn skip(why: &str) {
+    assert!(
+        !in_ci(),
+        "would SKIP under CI ({why}); CI must run this test"
+    );
+    eprintln!("SKIP: {why}");
+}
+
+/// `../shared/corpus` beside the checkout, or `None` after [`skip`] (a user's clone has none).
 pub fn corpus() -> Option<PathBuf> {
     let p = project_root().join("../shared/corpus");
     if p.is_dir() {
         Some(p.canonicalize().unwrap())
     } else {
-        eprintln!(
-            "SKIP: {} is absent; real-world corpus tests need ../shared beside the checkout",
+        skip(&format!(
+            "{} is absent; real-world corpus tests need ../shared beside the checkout",
             p.display()
-        );
+        ));
         None
     }
 }
 
-/// True when `tool` is on PATH; otherwise prints a loud SKIP line naming it.
-pub fn have_tool(tool: &str, why_absent: &str) -> bool {
-    let found = Command::new("sh")
+fn on_path(tool: &str) -> bool {
+    Command::new("sh")
         .arg("-c")
         .arg(format!("command -v {tool}"))
         .output()
         .map(|o| o.status.success())
-        .unwrap_or(false);
+        .unwrap_or(false)
+}
+
+/// True when `tool` is on PATH; otherwise [`skip`]s (a failure under CI) and returns false.
+pub fn have_tool(tool: &str, why_absent: &str) -> bool {
+    let found = on_path(tool);
     if !found {
-        eprintln!("SKIP: `{tool}` not installed: {why_absent}");
+        skip(&format!("`{tool}` not installed: {why_absent}"));
+    }
+    found
+}
+
+/// For tools Debian cannot have (rpm-ostree, anaconda): true when present; otherwise a loud
+/// SKIP line, also under CI, naming what covers the gap.
+pub fn impossible_here(tool: &str, what_covers_it: &str) -> bool {
+    let found = on_path(tool);
+    if !found {
+        eprintln!("\n*** SKIP: `{tool}` cannot be installed on Debian; {what_covers_it}\n");
     }
     found
 }
