@@ -19,6 +19,8 @@ REQUIRED=(
   curl:curl nginx:nginx wrk:wrk hyperfine:hyperfine
   # misc tools the tests and scripts call
   python3:python3 python3-venv:- attr:setfattr jq:jq
+  # the lockfile test checks rpm-ostree's lockfile schema with it
+  python3-jsonschema:-
 )
 
 export DEBIAN_FRONTEND=noninteractive

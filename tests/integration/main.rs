@@ -7,6 +7,7 @@ mod compose;
 mod deploy;
 mod image;
 mod kickstart;
+mod lockfile;
 mod packer;
 mod repo;
 mod serve;

@@ -31,20 +31,15 @@ pub fn apply(
             .backend
             .push(("snapshot".into(), s.info.digest.clone()));
     }
-    if !locked.is_empty() || strict {
-        if matches!(plan.backend, BackendPlan::RpmOstree) {
-            return Err(ComposeError::Treefile(
-                "lockfiles and snapshots are applied by cairn's dnf backend; rpm-ostree takes its own \
-                 --ex-lockfile: compose with --backend dnf"
-                    .into(),
-            ));
-        }
-        plan.inputs
-            .backend
-            .push(("lockfile".into(), lockfile::canonical(locked)));
-        plan.inputs
-            .backend
-            .push(("lockfile-strict".into(), strict.to_string()));
+    // Lockfiles are not part of the input hash: a compose pinned to what it would resolve anyway
+    // gives the same commit. Whether the ref's commit already has the locked builds is decided
+    // on its package manifest instead (`matches_commit`).
+    if (!locked.is_empty() || strict) && matches!(plan.backend, BackendPlan::RpmOstree) {
+        return Err(ComposeError::Treefile(
+            "lockfiles and snapshots are applied by cairn's dnf backend; rpm-ostree takes its own \
+             --ex-lockfile: compose with --backend dnf"
+                .into(),
+        ));
     }
     if let BackendPlan::Dnf(spec) = &mut plan.backend {
         if !locked.is_empty() {
@@ -91,6 +86,26 @@ fn point_at_snapshot(plan: &mut Plan, s: &Opened) -> Result<(), ComposeError> {
         }
         other => Err(mismatch(other.name())),
     }
+}
+
+/// True when a commit's package manifest (`cairn.packages`) already has every locked build it
+/// contains, and (strict) nothing unlisted: the lockfiles ask for no change.
+pub fn matches_commit(
+    manifest_json: Option<&str>,
+    locked: &BTreeMap<String, Locked>,
+    strict: bool,
+) -> bool {
+    if locked.is_empty() && !strict {
+        return true;
+    }
+    let Some(pkgs) = manifest_json.and_then(|j| serde_json::from_str::<Vec<Package>>(j).ok())
+    else {
+        return false;
+    };
+    pkgs.iter().all(|p| match locked.get(&p.name) {
+        Some(l) => l.evra == format!("{}.{}", p.evr(), p.arch),
+        None => !strict,
+    })
 }
 
 /// The backend plan for one run: build-local paths for pins, index copies and the snapshot's
@@ -213,4 +228,29 @@ pub fn explain_missing(
         return e.into();
     }
     LockfileError::Mismatch { problems }.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_commit_with_the_locked_builds_needs_no_rebuild() {
+        let manifest = r#"[{"name":"bash","version":"5.2","release":"1","arch":"x86_64"},{"name":"extra","version":"1","arch":"all"}]"#;
+        let lock = |evra: &str| {
+            BTreeMap::from([(
+                "bash".to_string(),
+                Locked {
+                    evra: evra.into(),
+                    digest: None,
+                },
+            )])
+        };
+        assert!(matches_commit(Some(manifest), &lock("5.2-1.x86_64"), false));
+        assert!(!matches_commit(Some(manifest), &lock("5.3-1.x86_64"), false));
+        // Strict: `extra` is in no lockfile, so the compose must run (and fail).
+        assert!(!matches_commit(Some(manifest), &lock("5.2-1.x86_64"), true));
+        assert!(matches_commit(None, &BTreeMap::new(), false));
+        assert!(!matches_commit(None, &lock("5.2-1.x86_64"), false));
+    }
 }

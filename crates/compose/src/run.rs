@@ -264,7 +264,12 @@ pub fn compose(
     if let Some(prev) = &job.previous {
         let same = prev.metadata.get(META_INPUT_HASH).and_then(|v| v.as_str())
             == Some(report.input_hash.as_str());
-        if same && !opts.force_nocache && opts.write_lockfile.is_none() {
+        let locked_same = locking::matches_commit(
+            prev.metadata.get(META_PACKAGES).and_then(|v| v.as_str()),
+            &job.locked,
+            opts.lockfile_strict,
+        );
+        if same && locked_same && !opts.force_nocache && opts.write_lockfile.is_none() {
             return Ok(unchanged(&job, prev, report));
         }
     }

@@ -122,10 +122,12 @@ pub fn snapshot(
             }
             snapshot::write_rpm(&tmp, &rpms, &p.tf.arch, timestamp, &lock)?
         }
-        other => return Err(ComposeError::Treefile(format!(
+        other => {
+            return Err(ComposeError::Treefile(format!(
             "the {} backend installs from no package repository: snapshots need mmdebstrap or dnf",
             other.name()
-        ))),
+        )))
+        }
     };
     let _ = std::fs::remove_dir(&opts.out);
     std::fs::rename(&tmp, &opts.out).map_err(|error| ComposeError::Io {
