@@ -11,5 +11,7 @@ mod lockfile;
 mod packer;
 mod repo;
 mod serve;
+mod signing;
+mod snapshot;
 mod sysctl;
 mod treefile;

@@ -247,7 +247,11 @@ mod tests {
             )])
         };
         assert!(matches_commit(Some(manifest), &lock("5.2-1.x86_64"), false));
-        assert!(!matches_commit(Some(manifest), &lock("5.3-1.x86_64"), false));
+        assert!(!matches_commit(
+            Some(manifest),
+            &lock("5.3-1.x86_64"),
+            false
+        ));
         // Strict: `extra` is in no lockfile, so the compose must run (and fail).
         assert!(!matches_commit(Some(manifest), &lock("5.2-1.x86_64"), true));
         assert!(matches_commit(None, &BTreeMap::new(), false));

@@ -393,7 +393,8 @@ pub fn ignored_keys(tf: &Treefile, backend: Backend) -> Vec<String> {
             Backend::Dnf => COMMON_KEYS.contains(&k) || packages || DNF_KEYS.contains(&k),
             _ => COMMON_KEYS.contains(&k) || packages,
         };
-        if acted || matches_cairn(k, v) {
+        let empty = v.as_array().is_some_and(|a| a.is_empty());
+        if acted || empty || matches_cairn(k, v) {
             continue;
         }
         out.push(format!(
