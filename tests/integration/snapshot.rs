@@ -222,7 +222,7 @@ fn debian_lockfile_mismatches_commit_nothing() {
     );
     let e = stderr(&o);
     for want in [
-        format!("bash "),
+        "bash ".to_string(),
         format!("digest mismatch: the lockfile says {bad}, the package file is {found_digest}"),
         format!("netbase: the lockfile wants 0.1.all, the compose found {netbase}"),
         format!("the repositories have: {netbase}"),
