@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fail=0
-for c in cairn-common cairn-yaml cairn-sysctl cairn-treefile cairn-kickstart cairn-packer; do
+for c in cairn-common cairn-yaml cairn-sysctl cairn-treefile cairn-kickstart cairn-packer cairn-fleet; do
   tree=$(cargo tree --locked -q -p "$c" -e normal,build --prefix none)
   if grep -q '^ostree-sys ' <<<"$tree"; then
     echo "check-layout: $c pulls in libostree (ostree-sys); the pure domains must not" >&2

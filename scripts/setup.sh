@@ -22,6 +22,8 @@ REQUIRED=(
   etcd-server:etcd etcd-client:etcdctl protobuf-compiler:protoc libprotobuf-dev:-
   # misc tools the tests and scripts call
   python3:python3 python3-venv:- attr:setfattr jq:jq
+  # the lockfile test checks rpm-ostree's lockfile schema with it
+  python3-jsonschema:-
 )
 
 export DEBIAN_FRONTEND=noninteractive

@@ -9,7 +9,7 @@ use super::{Global, Status};
 use cairn_compose::{self as compose, ComposeOptions};
 use cairn_treefile::Backend;
 
-mod progress;
+pub mod progress;
 
 /// Compose a treefile into an OSTree commit: install packages into a fresh root filesystem,
 /// postprocess it into an OSTree-ready tree, commit it with a package manifest and an SBOM.
@@ -23,6 +23,9 @@ Examples:
   cairn compose treefiles/debian-12.yaml --repo build/repo
   cairn compose fedora.yaml --repo build/repo --backend dnf --arch aarch64 --var releasever=40
   cairn compose host.yaml --repo repo --dry-run          # print the plan, write nothing
+  cairn compose host.yaml --repo repo --write-lockfile host.lock.json
+  cairn compose host.yaml --repo repo --lockfile host.lock.json --lockfile-strict
+  cairn compose host.yaml --repo repo --snapshot /srv/snapshots/2024-06-01 --gpg-sign 0123ABCD
   rc=0; cairn compose host.yaml --repo repo --unchanged-exit-77 || rc=$?
   [ $rc = 77 ] && echo 'inputs unchanged: nothing to ship'
 
@@ -73,6 +76,35 @@ pub struct ComposeArgs {
     /// the repository.
     #[arg(long)]
     pub sbom: Option<PathBuf>,
+    #[command(flatten)]
+    pub lock: LockArgs,
+    /// Write the resolved package set (every installed package, its version and the sha256 of
+    /// its file) to FILE, in rpm-ostree's lockfile format. Implies a build even when unchanged.
+    #[arg(long, value_name = "FILE")]
+    pub write_lockfile: Option<PathBuf>,
+    /// Install from this `cairn snapshot` (a directory or an http(s) URL) instead of the
+    /// treefile's mirrors: no other network is used, the snapshot's lockfile applies, and
+    /// SOURCE_DATE_EPOCH defaults to the snapshot's timestamp.
+    #[arg(long, value_name = "DIR|URL")]
+    pub snapshot: Option<String>,
+    /// Sign the commit and the summary with this GPG key id [default: the treefile's `gpg-key`].
+    #[arg(long, value_name = "KEYID")]
+    pub gpg_sign: Option<String>,
+    /// GnuPG home directory holding the secret key [default: $GNUPGHOME or ~/.gnupg].
+    #[arg(long, value_name = "DIR")]
+    pub gpg_homedir: Option<PathBuf>,
+}
+
+/// Lockfile flags, shared by `compose` and `snapshot`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LockArgs {
+    /// Install exactly the versions this lockfile names and check every package's digest;
+    /// repeatable (a later file's entry overrides an earlier one's).
+    #[arg(long = "lockfile", value_name = "FILE")]
+    pub lockfiles: Vec<PathBuf>,
+    /// Fail when the resolution needs a package that no lockfile names.
+    #[arg(long)]
+    pub lockfile_strict: bool,
 }
 
 /// The `--json` body: the report, plus where its tool output went.
@@ -96,6 +128,13 @@ pub fn run(args: ComposeArgs, global: &Global) -> anyhow::Result<Status> {
         dry_run: args.dry_run,
         force_nocache: args.force_nocache,
         sbom: args.sbom.clone(),
+        lockfiles: args.lock.lockfiles.clone(),
+        lockfile_strict: args.lock.lockfile_strict,
+        write_lockfile: args.write_lockfile.clone(),
+        snapshot: args.snapshot.clone(),
+        gpg_key: args.gpg_sign.clone(),
+        gpg_homedir: args.gpg_homedir.clone(),
+        source_date_epoch: None,
     };
     let log = match &args.log {
         Some(path) => progress::LogTarget::File(path.clone()),
@@ -169,6 +208,15 @@ fn print_human(r: &compose::ComposeReport) {
             }
             if let Some(s) = &r.sbom {
                 super::out!("sbom:     {}", s.display());
+            }
+            if let Some(s) = &r.snapshot {
+                super::out!("snapshot: {s}");
+            }
+            if let Some(l) = &r.lockfile {
+                super::out!("lockfile: {}", l.display());
+            }
+            if let Some(k) = &r.signed_with {
+                super::out!("signed:   GPG key {k}");
             }
             let t = &r.timings;
             super::out!(

@@ -18,6 +18,7 @@ mod kickstart;
 mod packer;
 mod repo;
 mod serve;
+mod snapshot;
 mod sysctl;
 mod treefile;
 
@@ -57,6 +58,11 @@ pub enum Command {
     Repo(repo::Cmd),
     /// Compose a treefile into an OSTree commit (real packages: mmdebstrap, dnf, rpm-ostree).
     Compose(Box<compose::ComposeArgs>),
+    /// Snapshot a treefile's packages as a static repository that composes can use offline.
+    Snapshot(Box<snapshot::SnapshotArgs>),
+    /// Lockfiles (rpm-ostree's format): diff two of them.
+    #[command(subcommand)]
+    Lockfile(snapshot::LockfileCmd),
     /// Bare metal: check an inventory and render kickstarts and PXE/GRUB/iPXE configs.
     #[command(subcommand)]
     Kickstart(kickstart::Cmd),
@@ -118,6 +124,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Treefile(cmd) => treefile::run(cmd, &cli.global),
         Command::Repo(cmd) => repo::run(cmd, &cli.global),
         Command::Compose(args) => compose::run(*args, &cli.global),
+        Command::Snapshot(args) => snapshot::run(*args, &cli.global),
+        Command::Lockfile(cmd) => snapshot::lockfile_run(cmd),
         Command::Kickstart(cmd) => kickstart::run(cmd, &cli.global),
         Command::Serve(args) => serve::run(args, &cli.global),
         Command::Host(cmd) => deploy::run(cmd, &cli.global),

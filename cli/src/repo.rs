@@ -147,6 +147,23 @@ pub enum RepoCmd {
         #[command(flatten)]
         at: Inspect,
     },
+    /// Sign an existing commit with a GPG key, and re-sign the summary with it (so remotes with
+    /// gpg-verify=true and gpg-verify-summary=true pull from the repository).
+    #[command(
+        after_help = "Example:\n  cairn repo sign os/stable --repo repo --gpg-sign 0123ABCD --gpg-homedir ~/.gnupg"
+    )]
+    Sign {
+        /// A ref or commit checksum.
+        rev: String,
+        /// The GPG key id to sign with.
+        #[arg(long, value_name = "KEYID")]
+        gpg_sign: String,
+        /// GnuPG home directory holding the secret key [default: $GNUPGHOME or ~/.gnupg].
+        #[arg(long, value_name = "DIR")]
+        gpg_homedir: Option<PathBuf>,
+        #[command(flatten)]
+        at: Inspect,
+    },
     /// Check every object's checksum and, with --keyring, that every ref is signed by a key in it.
     Verify {
         #[command(flatten)]
@@ -205,6 +222,12 @@ fn repo_cmd(c: RepoCmd, global: &Global) -> anyhow::Result<Status> {
         RepoCmd::Delta(DeltaCmd::List { at }) => delta_list(&at),
         RepoCmd::Prune { keep, at } => prune(keep, &at, global),
         RepoCmd::Verify { at, keyring } => verify(&at, keyring),
+        RepoCmd::Sign {
+            rev,
+            gpg_sign,
+            gpg_homedir,
+            at,
+        } => sign(&rev, &gpg_sign, gpg_homedir.as_deref(), &at, global),
     }
 }
 
@@ -330,6 +353,13 @@ fn show(rev: &str, at: &Inspect, keyring: &KeyringArg) -> anyhow::Result<Status>
         out!("Version: {v}");
     }
     out!("Subject: {}", info.subject);
+    if let Some(d) = info
+        .metadata
+        .get(cairn_compose::META_SNAPSHOT)
+        .and_then(|v| v.as_str())
+    {
+        out!("Snapshot: {d}");
+    }
     print_metadata(&info.metadata);
     print_signatures(&info.signatures);
     Ok(0)
@@ -484,5 +514,40 @@ fn verify(at: &Inspect, keyring: KeyringArg) -> anyhow::Result<Status> {
         at.repo.repo.display(),
         report.errors.len()
     );
+    Ok(0)
+}
+
+/// The `--json` body of `repo sign`.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SignResult<'a> {
+    commit: &'a str,
+    key: &'a str,
+    summary_signed: bool,
+}
+
+fn sign(
+    rev: &str,
+    key: &str,
+    homedir: Option<&Path>,
+    at: &Inspect,
+    global: &Global,
+) -> anyhow::Result<Status> {
+    let r = open(&at.repo)?;
+    let commit = r.require(rev)?;
+    r.gpg_sign_commit(&commit, key, homedir)?;
+    r.update_summary_signed(key, homedir)?;
+    if at.out.json {
+        print_doc(
+            "SignResult",
+            &SignResult {
+                commit: &commit,
+                key,
+                summary_signed: true,
+            },
+        )?;
+    } else if !global.quiet {
+        err!("Signed {commit} and the summary with GPG key {key}");
+    }
     Ok(0)
 }

@@ -62,11 +62,23 @@ fn closed_pipe_is_quiet() {
 // ------------------------------------------------- every --json document, found from --help
 
 /// Commands with `--json` that this file does not run, and where their document is checked.
-const NOT_RUN: &[(&str, &str)] = &[(
-    "image build",
-    "builds a disk image through a loop device (minutes, root); tests/integration/image.rs \
-     asserts its apiVersion and kind on every build",
-)];
+const NOT_RUN: &[(&str, &str)] = &[
+    (
+        "image build",
+        "builds a disk image through a loop device (minutes, root); tests/integration/image.rs \
+         asserts its apiVersion and kind on every build",
+    ),
+    (
+        "snapshot",
+        "downloads a treefile's resolution (RPMs built by rpmbuild, or Debian packages); \
+         tests/integration/lockfile.rs and snapshot.rs assert its apiVersion and kind",
+    ),
+    (
+        "repo sign",
+        "needs a GPG secret key; tests/integration/signing.rs makes one and asserts its apiVersion \
+         and kind",
+    ),
+];
 
 /// Leaf commands without `--json`, and why they have none. A new command fails the discovery
 /// test until it gets `--json` (and a row in `cases`) or a row here.
@@ -235,6 +247,17 @@ fn build_cases(w: &World) -> Vec<Case> {
     )
     .unwrap();
     let arch = ["--arch", "x86_64"];
+    let (lock_a, lock_b) = (w.path("a.lock.json"), w.path("b.lock.json"));
+    std::fs::write(
+        &lock_a,
+        r#"{"packages": {"bash": {"evra": "5.2-1.x86_64"}}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        &lock_b,
+        r#"{"packages": {"bash": {"evra": "5.3-1.x86_64"}}}"#,
+    )
+    .unwrap();
     vec![
         case("treefile check", "TreefileCheck", &[&deb, arch[0], arch[1]]),
         case(
@@ -259,6 +282,7 @@ fn build_cases(w: &World) -> Vec<Case> {
             "ComposeResult",
             &[&compose_tf, "--repo", &w.path("composed"), "--dry-run"],
         ),
+        case("lockfile diff", "LockfileDiff", &[&lock_a, &lock_b]),
     ]
 }
 

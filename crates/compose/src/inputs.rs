@@ -12,10 +12,13 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 /// Bumped when the hash's composition changes, so old commits never match new rules.
-const SCHEME: &str = "cairn-input-hash-v1";
+const SCHEME: &str = "cairn-input-hash-v2";
 
 #[derive(Debug, Clone, Default)]
 pub struct Inputs {
+    /// File paths are hashed relative to this directory (the treefile's), so the same checkout
+    /// in another place, on another machine, hashes the same.
+    pub base: Option<PathBuf>,
     pub treefile: serde_json::Value,
     pub packages: Vec<String>,
     /// (name, value) pairs describing the backend: e.g. ("backend","mmdebstrap"), ("suite",..).
@@ -86,7 +89,12 @@ pub fn hash(inputs: &Inputs) -> Result<String, InputError> {
             path: f.clone(),
             error,
         })?;
-        part(&mut h, "file", f.to_string_lossy().as_bytes());
+        let named = inputs
+            .base
+            .as_deref()
+            .and_then(|b| f.strip_prefix(b).ok())
+            .unwrap_or(f);
+        part(&mut h, "file", named.to_string_lossy().as_bytes());
         part(&mut h, "content", &bytes);
     }
     for d in &inputs.dirs {
@@ -148,6 +156,7 @@ mod tests {
             ],
             files: vec![dir.join("a.sh")],
             dirs: vec![],
+            base: Some(dir.to_path_buf()),
         }
     }
 
@@ -178,6 +187,16 @@ mod tests {
         let mut gone = i.clone();
         gone.files = vec![d.path().join("missing")];
         assert!(hash(&gone).unwrap_err().to_string().contains("missing"));
+    }
+
+    #[test]
+    fn same_files_elsewhere_hash_the_same() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        assert_eq!(
+            hash(&base(a.path())).unwrap(),
+            hash(&base(b.path())).unwrap()
+        );
     }
 
     #[test]

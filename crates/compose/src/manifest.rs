@@ -152,6 +152,8 @@ pub struct SbomSubject<'a> {
     /// `debian`, `fedora`...: the purl namespace (os-release ID).
     pub distro: &'a str,
     pub created: chrono::DateTime<chrono::Utc>,
+    /// `sha256:...` of the `cairn snapshot` the packages came from.
+    pub snapshot: Option<&'a str>,
 }
 
 /// An SPDX 2.3 JSON document: the tree as one package that CONTAINS every installed package.
@@ -169,6 +171,9 @@ pub fn sbom(pkgs: &[Package], s: &SbomSubject) -> serde_json::Value {
         "licenseDeclared": "NOASSERTION",
         "copyrightText": "NOASSERTION",
     })];
+    if let Some(d) = s.snapshot {
+        packages[0]["sourceInfo"] = json!(format!("packages from cairn snapshot {d}"));
+    }
     let mut relationships = vec![json!({
         "spdxElementId": "SPDXRef-DOCUMENT",
         "relationshipType": "DESCRIBES",
@@ -307,11 +312,16 @@ mod tests {
             db: PackageDb::Dpkg,
             distro: "debian",
             created: chrono::Utc::now(),
+            snapshot: Some("sha256:00"),
         };
         let doc = sbom(&p, &s);
         assert_eq!(doc["spdxVersion"], "SPDX-2.3");
         assert_eq!(doc["dataLicense"], "CC0-1.0");
         assert_eq!(doc["packages"].as_array().unwrap().len(), 3);
+        assert_eq!(
+            doc["packages"][0]["sourceInfo"],
+            "packages from cairn snapshot sha256:00"
+        );
         assert_eq!(
             doc["packages"][2]["externalRefs"][0]["referenceLocator"],
             "pkg:deb/debian/libc6@2.36-9%2Bdeb12u4?arch=amd64"

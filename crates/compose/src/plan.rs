@@ -134,6 +134,7 @@ pub fn plan(tf: &Treefile, backend: Backend) -> Result<Plan, ComposeError> {
     ];
     backend_inputs.extend(part.inputs);
     let inputs = Inputs {
+        base: tf.path.parent().map(Path::to_path_buf),
         treefile: Value::Object(json.clone()),
         packages: tf.packages.clone(),
         backend: backend_inputs,
@@ -169,6 +170,7 @@ fn mmdebstrap_part(tf: &Treefile) -> Result<BackendPart, ComposeError> {
         variant: m.variant,
         arch: backend::debian_arch(&tf.arch)?.to_string(),
         packages: tf.packages.clone(),
+        run: Default::default(),
     };
     let inputs = vec![
         ("suite".to_string(), spec.suite.clone()),
@@ -275,6 +277,7 @@ fn postprocess_spec(tf: &Treefile, db: Option<PackageDb>) -> Result<PostprocessS
         sysctl: tf.cairn.sysctl.clone(),
         postprocess: strings(json, "postprocess")?,
         postprocess_scripts: tf.postprocess_scripts.clone(),
+        source_date_epoch: None,
     })
 }
 
@@ -329,6 +332,77 @@ fn remove_from_packages(
         out.push((pkg, it.collect::<Result<_, _>>()?));
     }
     Ok(out)
+}
+
+/// Keys every backend cairn drives itself acts on (postprocess, commit, signing), besides
+/// the structural ones (`ref`, `packages`, `cairn`).
+const COMMON_KEYS: &[&str] = &[
+    "ref",
+    "basearch",
+    "edition",
+    "packages",
+    "cairn",
+    "automatic-version-prefix",
+    "mutate-os-release",
+    "gpg-key",
+    "add-files",
+    "remove-files",
+    "remove-from-packages",
+    "units",
+    "default-target",
+    "etc-group-members",
+    "postprocess",
+    "postprocess-script",
+];
+
+/// Keys only the dnf backend acts on.
+const DNF_KEYS: &[&str] = &[
+    "repos",
+    "releasever",
+    "exclude-packages",
+    "repo-packages",
+    "recommends",
+    "documentation",
+    "install-langs",
+];
+
+/// (key, value) pairs that ask for what cairn does anyway, so they are not worth a warning.
+fn matches_cairn(key: &str, v: &Value) -> bool {
+    match key {
+        "selinux" | "readonly-executables" => v == &Value::Bool(false),
+        // cairn puts the kernel in /usr/lib/modules/$kver, as `modules` asks.
+        "boot-location" => v.as_str() == Some("modules"),
+        _ => false,
+    }
+}
+
+/// One warning per treefile key the chosen backend does not act on: silence would let a user
+/// believe `selinux: true` or `initramfs-args` did something.
+pub fn ignored_keys(tf: &Treefile, backend: Backend) -> Vec<String> {
+    if backend == Backend::RpmOstree {
+        // rpm-ostree reads the rendered treefile itself.
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (k, v) in &tf.json {
+        let k = k.as_str();
+        let packages = k == "packages" || k.starts_with("packages-");
+        let acted = match backend {
+            // The root filesystem brings its own packages.
+            Backend::Rootfs => COMMON_KEYS.contains(&k) && !packages,
+            Backend::Dnf => COMMON_KEYS.contains(&k) || packages || DNF_KEYS.contains(&k),
+            _ => COMMON_KEYS.contains(&k) || packages,
+        };
+        let empty = v.as_array().is_some_and(|a| a.is_empty());
+        if acted || empty || matches_cairn(k, v) {
+            continue;
+        }
+        out.push(format!(
+            "treefile key `{k}` is ignored by the {b} backend (rpm-ostree acts on it; cairn's {b} backend does not)",
+            b = backend.as_str()
+        ));
+    }
+    out
 }
 
 /// The rpmdb of a root filesystem brought by the rootfs backend, if any.

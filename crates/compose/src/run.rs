@@ -6,10 +6,15 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use std::collections::BTreeMap;
+
 use super::backend::{self, rpm_ostree, Note, PackageDb};
+use super::lockfile::{self, Locked};
 use super::manifest::Package;
 use super::plan::{self, BackendPlan, Plan};
-use super::{inputs, manifest, postprocess, version, ComposeError};
+use super::resolve::Source;
+use super::snapshot::{self, Opened};
+use super::{inputs, locking, manifest, postprocess, version, ComposeError};
 use cairn_ostree::repo::{CommitInfo, CommitOptions, CommitResult, Mode, Parent, Repo};
 use cairn_treefile::{self as treefile, Backend, LoadOptions, Treefile};
 
@@ -19,6 +24,8 @@ pub const META_INPUT_HASH: &str = "cairn.input-hash";
 pub const META_PACKAGES: &str = "cairn.packages";
 pub const META_TREEFILE: &str = "cairn.treefile";
 pub const META_BACKEND: &str = "cairn.backend";
+/// `sha256:...` of the snapshot a compose installed from (`cairn repo show` prints it).
+pub const META_SNAPSHOT: &str = "cairn.snapshot";
 
 #[derive(Debug, Clone, Default)]
 pub struct ComposeOptions {
@@ -34,6 +41,20 @@ pub struct ComposeOptions {
     pub force_nocache: bool,
     /// Default: `<ref with / as _>.spdx.json` beside the repository.
     pub sbom: Option<PathBuf>,
+    /// Install exactly these versions; a later file's entry overrides an earlier one's.
+    pub lockfiles: Vec<PathBuf>,
+    /// Fail when the resolution needs a package no lockfile names.
+    pub lockfile_strict: bool,
+    /// Write the resolved package set here (rpm-ostree's lockfile format).
+    pub write_lockfile: Option<PathBuf>,
+    /// A `cairn snapshot` directory or http(s) URL to install from instead of the mirrors.
+    pub snapshot: Option<String>,
+    /// GPG key id to sign the commit and the summary with; default: the treefile's `gpg-key`.
+    pub gpg_key: Option<String>,
+    pub gpg_homedir: Option<PathBuf>,
+    /// Commit time and clamp for file times; default: `$SOURCE_DATE_EPOCH`, else the snapshot's
+    /// timestamp, else none (now).
+    pub source_date_epoch: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -116,6 +137,14 @@ pub struct ComposeReport {
     pub sbom: Option<PathBuf>,
     pub timings: Timings,
     pub warnings: Vec<String>,
+    /// The snapshot's digest (`sha256:...`), when composed from one.
+    pub snapshot: Option<String>,
+    /// Where `--write-lockfile` wrote the resolved package set.
+    pub lockfile: Option<PathBuf>,
+    /// The commit time and file-time clamp used, when reproducible.
+    pub source_date_epoch: Option<u64>,
+    /// The GPG key id the commit and summary were signed with.
+    pub signed_with: Option<String>,
 }
 
 fn secs(t: Instant) -> f64 {
@@ -210,13 +239,20 @@ struct Job<'o> {
     /// The ref's current commit, if the repository and ref exist.
     previous: Option<CommitInfo>,
     started: Instant,
+    /// Merged lockfiles (the snapshot's first, then `--lockfile`s in order).
+    locked: BTreeMap<String, Locked>,
+    snapshot: Option<Opened>,
+    sde: Option<u64>,
+    gpg_key: Option<String>,
 }
 
 /// The package phase's result: what postprocess, the commit and the SBOM need to know.
-struct Installed {
-    packages: Vec<Package>,
-    db: PackageDb,
-    distro: String,
+pub(crate) struct Installed {
+    pub packages: Vec<Package>,
+    pub db: PackageDb,
+    pub distro: String,
+    /// Read back when a lockfile, `--write-lockfile` or a snapshot needs it.
+    pub sources: Option<Vec<Source>>,
 }
 
 /// Runs a compose.
@@ -228,7 +264,12 @@ pub fn compose(
     if let Some(prev) = &job.previous {
         let same = prev.metadata.get(META_INPUT_HASH).and_then(|v| v.as_str())
             == Some(report.input_hash.as_str());
-        if same && !opts.force_nocache {
+        let locked_same = locking::matches_commit(
+            prev.metadata.get(META_PACKAGES).and_then(|v| v.as_str()),
+            &job.locked,
+            opts.lockfile_strict,
+        );
+        if same && locked_same && !opts.force_nocache && opts.write_lockfile.is_none() {
             return Ok(unchanged(&job, prev, report));
         }
     }
@@ -236,7 +277,7 @@ pub fn compose(
         Some(p) => Some(version::compute(
             p,
             job.previous.as_ref().and_then(|p| p.version.as_deref()),
-            chrono::Utc::now(),
+            build_time(job.sde),
         )?),
         None => None,
     };
@@ -252,12 +293,16 @@ pub fn compose(
     if matches!(job.plan.backend, BackendPlan::RpmOstree) {
         return compose_rpm_ostree(&job, &repo, build.path(), report, events);
     }
+    let installed = install_packages(&job, build.path(), &mut report, events)?;
     let rootfs = build.path().join("rootfs");
-    let installed = install_packages(&job, &rootfs, &mut report, events)?;
     let pp = postprocess_tree(&job, &rootfs, &installed, &mut report, events)?;
     let committed = commit(&job, &repo, &rootfs, &installed, &mut report, events)?;
     drop(build);
     let sbom = write_sbom(&job, &installed, &committed, report.version.as_deref())?;
+    if let (Some(path), Some(sources)) = (&opts.write_lockfile, &installed.sources) {
+        write_lockfile(path, sources, job.sde)?;
+        report.lockfile = Some(path.clone());
+    }
     report.status = Status::Committed;
     report.commit = Some(committed.checksum);
     report.parent = committed.parent;
@@ -267,13 +312,39 @@ pub fn compose(
     Ok(finish(&job, report))
 }
 
-/// Loads the treefile and plans the compose; opens the repository if it exists. The report
-/// starts as a dry run's.
-fn load<'o>(
-    opts: &'o ComposeOptions,
+/// The time dates in versions and SBOMs are taken from: `SOURCE_DATE_EPOCH` when set, so a
+/// rebuild on another day gives the same version.
+fn build_time(sde: Option<u64>) -> chrono::DateTime<chrono::Utc> {
+    sde.and_then(|t| chrono::DateTime::from_timestamp(t as i64, 0))
+        .unwrap_or_else(chrono::Utc::now)
+}
+
+pub(crate) fn write_lockfile(
+    path: &Path,
+    sources: &[Source],
+    sde: Option<u64>,
+) -> Result<(), ComposeError> {
+    let resolved: Vec<_> = sources.iter().map(|s| s.resolved.clone()).collect();
+    let lf = lockfile::from_resolution(&resolved, build_time(sde));
+    Ok(lockfile::write(&lf, path)?)
+}
+
+/// The treefile, planned, with its snapshot and lockfiles applied: everything both a compose
+/// and `cairn snapshot` decide before package work.
+pub(crate) struct Prepared {
+    pub tf: Treefile,
+    pub plan: Plan,
+    pub cachedir: PathBuf,
+    pub locked: BTreeMap<String, Locked>,
+    pub snapshot: Option<Opened>,
+    pub sde: Option<u64>,
+    pub warnings: Vec<String>,
+}
+
+pub(crate) fn prepare(
+    opts: &ComposeOptions,
     events: &mut dyn FnMut(Event),
-) -> Result<(Job<'o>, Option<Repo>, ComposeReport), ComposeError> {
-    let started = Instant::now();
+) -> Result<Prepared, ComposeError> {
     let tf = treefile::load(
         &opts.treefile,
         &LoadOptions {
@@ -281,40 +352,91 @@ fn load<'o>(
             vars: opts.vars.clone(),
         },
     )?;
-    let warnings: Vec<String> = tf.warnings.iter().map(|w| w.to_string()).collect();
+    let chosen = plan::choose_backend(&tf, opts.backend, backend::tool_exists("rpm-ostree"))?;
+    let mut plan = plan::plan(&tf, chosen)?;
+    let mut warnings: Vec<String> = tf.warnings.iter().map(|w| w.to_string()).collect();
+    warnings.extend(plan::ignored_keys(&tf, chosen));
     for w in &warnings {
         events(Event::Warning(w));
     }
-    let chosen = plan::choose_backend(&tf, opts.backend, backend::tool_exists("rpm-ostree"))?;
-    let plan = plan::plan(&tf, chosen)?;
-    let input_hash = inputs::hash(&plan.inputs)?;
-    let repo = match Repo::open(&opts.repo) {
-        Ok(r) => Some(r),
-        Err(_) if !opts.repo.exists() => None,
-        Err(e) => return Err(e.into()),
-    };
-    let previous = match &repo {
-        Some(r) => match r.resolve(&plan.refname)? {
-            Some(c) => Some(r.commit_info(&c)?),
-            None => None,
-        },
+    let snapshot = match &opts.snapshot {
+        Some(s) => Some(snapshot::open(snapshot::Location::parse(s))?),
         None => None,
+    };
+    let mut locked = snapshot
+        .as_ref()
+        .map(|s| s.lock.packages.clone())
+        .unwrap_or_default();
+    locked.extend(lockfile::read_merged(&opts.lockfiles)?);
+    locking::apply(&mut plan, snapshot.as_ref(), &locked, opts.lockfile_strict)?;
+    let sde = match opts.source_date_epoch {
+        Some(t) => Some(t),
+        None => env_source_date_epoch()?.or(snapshot.as_ref().map(|s| s.info.timestamp)),
     };
     let cachedir = opts
         .cachedir
         .clone()
         .unwrap_or_else(|| default_cachedir(&opts.repo));
     let cachedir = std::path::absolute(&cachedir).unwrap_or(cachedir);
+    Ok(Prepared {
+        tf,
+        plan,
+        cachedir,
+        locked,
+        snapshot,
+        sde,
+        warnings,
+    })
+}
+
+fn env_source_date_epoch() -> Result<Option<u64>, ComposeError> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(s) if !s.trim().is_empty() => s.trim().parse().map(Some).map_err(|_| {
+            ComposeError::Treefile(format!(
+                "SOURCE_DATE_EPOCH=`{s}` is not a number of seconds since 1970-01-01"
+            ))
+        }),
+        _ => Ok(None),
+    }
+}
+
+/// Loads the treefile and plans the compose; opens the repository if it exists. The report
+/// starts as a dry run's.
+fn load<'o>(
+    opts: &'o ComposeOptions,
+    events: &mut dyn FnMut(Event),
+) -> Result<(Job<'o>, Option<Repo>, ComposeReport), ComposeError> {
+    let started = Instant::now();
+    let p = prepare(opts, events)?;
+    let input_hash = inputs::hash(&p.plan.inputs)?;
+    let repo = match Repo::open(&opts.repo) {
+        Ok(r) => Some(r),
+        Err(_) if !opts.repo.exists() => None,
+        Err(e) => return Err(e.into()),
+    };
+    let previous = match &repo {
+        Some(r) => match r.resolve(&p.plan.refname)? {
+            Some(c) => Some(r.commit_info(&c)?),
+            None => None,
+        },
+        None => None,
+    };
+    let gpg_key = opts.gpg_key.clone().or_else(|| {
+        p.tf.json
+            .get("gpg-key")
+            .and_then(|v| v.as_str())
+            .map(String::from)
+    });
     let report = ComposeReport {
         status: Status::DryRun,
-        refname: plan.refname.clone(),
+        refname: p.plan.refname.clone(),
         commit: None,
         parent: previous.as_ref().map(|p| p.checksum.clone()),
         version: None,
         input_hash,
-        backend: plan.backend.name(),
-        argv: display_argv(&plan, Path::new("<rootfs>"), &cachedir, &opts.repo),
-        requested_packages: plan.packages.clone(),
+        backend: p.plan.backend.name(),
+        argv: display_argv(&p.plan, Path::new("<rootfs>"), &p.cachedir, &opts.repo),
+        requested_packages: p.plan.packages.clone(),
         package_count: None,
         kernel: None,
         sbom: None,
@@ -322,15 +444,23 @@ fn load<'o>(
             load: secs(started),
             ..Timings::default()
         },
-        warnings,
+        warnings: p.warnings,
+        snapshot: p.snapshot.as_ref().map(|s| s.info.digest.clone()),
+        lockfile: None,
+        source_date_epoch: p.sde,
+        signed_with: gpg_key.clone(),
     };
     let job = Job {
         opts,
-        tf,
-        plan,
-        cachedir,
+        tf: p.tf,
+        plan: p.plan,
+        cachedir: p.cachedir,
         previous,
         started,
+        locked: p.locked,
+        snapshot: p.snapshot,
+        sde: p.sde,
+        gpg_key,
     };
     Ok((job, repo, report))
 }
@@ -357,7 +487,7 @@ fn finish(job: &Job, mut report: ComposeReport) -> ComposeReport {
 
 /// A fresh build directory in the cache dir, never in the repo: a compose killed at any point
 /// leaves the repository as it was (the commit itself is one libostree transaction).
-fn build_dir(cachedir: &Path) -> Result<tempfile::TempDir, ComposeError> {
+pub(crate) fn build_dir(cachedir: &Path) -> Result<tempfile::TempDir, ComposeError> {
     std::fs::create_dir_all(cachedir).map_err(|e| ComposeError::Io {
         what: format!("creating {}", cachedir.display()),
         error: e,
@@ -386,45 +516,90 @@ fn phase<T>(
     Ok((value, took))
 }
 
-/// The package phase: the backend fills `rootfs`; the package database is read back.
+/// The package phase: the backend fills `build/rootfs`; the package database is read back.
 fn install_packages(
     job: &Job,
-    rootfs: &Path,
+    build: &Path,
     report: &mut ComposeReport,
     events: &mut dyn FnMut(Event),
 ) -> Result<Installed, ComposeError> {
+    let pj = PackageJob {
+        plan: &job.plan,
+        cachedir: &job.cachedir,
+        locked: &job.locked,
+        strict: job.opts.lockfile_strict,
+        snapshot: job.snapshot.as_ref(),
+        sde: job.sde,
+        want_sources: job.opts.write_lockfile.is_some(),
+    };
     let (installed, took) = phase(Phase::Packages, events, |events| {
-        let mut note = |n: Note| events(n.into());
-        let cache = Some(job.cachedir.as_path());
-        match &job.plan.backend {
-            BackendPlan::Mmdebstrap(s) => {
-                backend::mmdebstrap::install(s, rootfs, cache, &mut note)?
-            }
-            BackendPlan::Dnf(s) => backend::dnf::install(s, rootfs, cache, &mut note)?,
-            BackendPlan::Rootfs(s) => backend::rootfs::install(s, rootfs, &mut note)?,
-            BackendPlan::RpmOstree => unreachable!("rpm-ostree composes in compose_rpm_ostree"),
-        }
-        let db = job
-            .plan
-            .postprocess
-            .db
-            .unwrap_or_else(|| plan::detect_db(rootfs));
-        let packages = manifest::read(rootfs, db)?;
-        let distro = os_release_id(rootfs).unwrap_or_else(|| {
-            if matches!(db, PackageDb::Rpm { .. }) {
-                "rpm".into()
-            } else {
-                "debian".into()
-            }
-        });
-        Ok(Installed {
-            packages,
-            db,
-            distro,
-        })
+        install_and_resolve(&pj, build, events)
     })?;
     report.timings.packages = took;
     Ok(installed)
+}
+
+/// What the package phase needs, shared by compose and `cairn snapshot`.
+pub(crate) struct PackageJob<'a> {
+    pub plan: &'a Plan,
+    pub cachedir: &'a Path,
+    pub locked: &'a BTreeMap<String, Locked>,
+    pub strict: bool,
+    pub snapshot: Option<&'a Opened>,
+    pub sde: Option<u64>,
+    /// Read the resolution back even without lockfiles (`--write-lockfile`, snapshots).
+    pub want_sources: bool,
+}
+
+/// Installs into `build/rootfs`, reads the package database back and, with lockfiles, checks
+/// the resolution against them (before anything is committed).
+pub(crate) fn install_and_resolve(
+    pj: &PackageJob,
+    build: &Path,
+    events: &mut dyn FnMut(Event),
+) -> Result<Installed, ComposeError> {
+    let rootfs = build.join("rootfs");
+    let run_plan = locking::for_run(&pj.plan.backend, build, pj.locked, pj.snapshot, pj.sde)?;
+    let mut note = |n: Note| events(n.into());
+    let cache = Some(pj.cachedir);
+    let installed = match &run_plan {
+        BackendPlan::Mmdebstrap(s) => backend::mmdebstrap::install(s, &rootfs, cache, &mut note),
+        BackendPlan::Dnf(s) => backend::dnf::install(s, &rootfs, cache, &mut note),
+        BackendPlan::Rootfs(s) => backend::rootfs::install(s, &rootfs, &mut note),
+        BackendPlan::RpmOstree => unreachable!("rpm-ostree composes in compose_rpm_ostree"),
+    };
+    installed.map_err(|e| locking::explain_missing(e, &run_plan, pj.locked))?;
+    let db = pj
+        .plan
+        .postprocess
+        .db
+        .unwrap_or_else(|| plan::detect_db(&rootfs));
+    let packages = manifest::read(&rootfs, db)?;
+    let distro = os_release_id(&rootfs).unwrap_or_else(|| {
+        if matches!(db, PackageDb::Rpm { .. }) {
+            "rpm".into()
+        } else {
+            "debian".into()
+        }
+    });
+    let checking = !pj.locked.is_empty() || pj.strict;
+    let sources = if checking || pj.want_sources {
+        events(Event::Step("reading back the resolution (digests)"));
+        let (sources, index) = locking::resolution(&run_plan, &packages, pj.cachedir, pj.snapshot)?;
+        if checking {
+            events(Event::Step("checking the resolution against the lockfiles"));
+            locking::check(&run_plan, &sources, index.as_ref(), pj.locked, pj.strict)?;
+        }
+        Some(sources)
+    } else {
+        None
+    };
+    Ok(Installed {
+        packages,
+        db,
+        distro,
+        sources,
+    })
 }
 
 /// The postprocess phase: the installed tree becomes an OSTree-ready one, in place.
@@ -438,6 +613,7 @@ fn postprocess_tree(
     let mut spec = job.plan.postprocess.clone();
     spec.db = Some(installed.db);
     spec.version = report.version.clone();
+    spec.source_date_epoch = job.sde;
     let (pp, took) = phase(Phase::Postprocess, events, |events| {
         let mut note = |n: Note| events(n.into());
         Ok(postprocess::run(rootfs, &spec, &mut note)?)
@@ -474,11 +650,20 @@ fn commit(
                 serde_json::to_string(&job.tf.json).expect("json").into(),
             ),
             (META_BACKEND.into(), job.plan.backend.name().into()),
-        ],
+        ]
+        .into_iter()
+        .chain(
+            job.snapshot
+                .as_ref()
+                .map(|s| (META_SNAPSHOT.to_string(), s.info.digest.clone().into())),
+        )
+        .collect(),
         parent: Parent::Auto,
+        timestamp: job.sde,
+        gpg_key: job.gpg_key.clone(),
+        gpg_homedir: job.opts.gpg_homedir.clone(),
         // An OS tree needs its real modes and owners (setuid binaries, /var/mail 2775 root:mail).
         keep_permissions: true,
-        ..Default::default()
     };
     let (committed, took) = phase(Phase::Commit, events, |events| {
         events(Event::Step(&format!("writing the tree to {refname}")));
@@ -508,7 +693,8 @@ fn write_sbom(
             unique: &committed.checksum,
             db: installed.db,
             distro: &installed.distro,
-            created: chrono::Utc::now(),
+            created: build_time(job.sde),
+            snapshot: job.snapshot.as_ref().map(|s| s.info.digest.as_str()),
         },
     );
     std::fs::write(&path, serde_json::to_string_pretty(&doc).expect("json")).map_err(|e| {

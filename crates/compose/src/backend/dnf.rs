@@ -39,6 +39,9 @@ pub struct DnfSpec {
     pub dbpath: String,
     /// Skip GPG signature checks (local test repos are unsigned); repo files may still set it.
     pub nogpgcheck: bool,
+    /// Passed to dnf and the scriptlets it runs (compose's reproducibility setting).
+    #[serde(skip)]
+    pub source_date_epoch: Option<u64>,
 }
 
 impl DnfSpec {
@@ -56,6 +59,7 @@ impl DnfSpec {
             install_langs: Vec::new(),
             dbpath: DEFAULT_DBPATH.to_string(),
             nogpgcheck: false,
+            source_date_epoch: None,
         }
     }
 }
@@ -169,6 +173,9 @@ pub fn install(
         }));
         let mut cmd = Command::new("dnf");
         cmd.env("HOME", home.path()).env("LC_ALL", "C.UTF-8");
+        if let Some(sde) = spec.source_date_epoch {
+            cmd.env("SOURCE_DATE_EPOCH", sde.to_string());
+        }
         cmd.args(argv(spec, rootfs, &config, cache.is_some(), t));
         let out = run_tool(cmd, progress);
         if let Some(c) = &cache {
@@ -192,6 +199,98 @@ pub fn install(
         }
     }
     Ok(())
+}
+
+/// Every build of `name` the enabled repositories offer, as `[EPOCH:]VERSION-RELEASE.ARCH`
+/// (for lockfile errors: what the repositories have instead of the locked build).
+pub fn available(spec: &DnfSpec, name: &str) -> Vec<String> {
+    let Ok(tmp) = tempfile::Builder::new().prefix("cairn-dnfq-").tempdir() else {
+        return Vec::new();
+    };
+    let config = tmp.path().join("dnf.conf");
+    if std::fs::write(&config, "[main]\n").is_err() {
+        return Vec::new();
+    }
+    let root = tmp.path().join("root");
+    let mut a = argv(spec, &root, &config, false, Some(("", &[])));
+    // argv ends with `--repo=` (the empty pinned repo) and `install`: replace both.
+    a.retain(|x| x != "--repo=" && x != "install");
+    a.extend(spec.repos.iter().map(|r| format!("--repo={r}")));
+    a.extend([
+        "repoquery".to_string(),
+        "-q".into(),
+        "--qf".into(),
+        "%{epoch}:%{version}-%{release}.%{arch}".into(),
+        name.to_string(),
+    ]);
+    let Ok(out) = Command::new("dnf")
+        .args(&a)
+        .env("LC_ALL", "C.UTF-8")
+        .output()
+    else {
+        return Vec::new();
+    };
+    let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().strip_prefix("0:").unwrap_or(l.trim()).to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// The .rpm files a dnf install can have used, by file name: the local (`file://`) baseurls of
+/// the enabled repositories and the packages kept in the cache.
+pub fn package_files(
+    spec: &DnfSpec,
+    cachedir: Option<&Path>,
+) -> std::collections::BTreeMap<String, PathBuf> {
+    let mut dirs: Vec<PathBuf> = local_baseurls(spec);
+    if let Some(c) = cachedir {
+        dirs.push(c.join("dnf").join(&spec.arch));
+    }
+    let mut out = std::collections::BTreeMap::new();
+    for d in dirs {
+        for e in walkdir::WalkDir::new(&d)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_map(Result::ok)
+        {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if e.file_type().is_file() && n.ends_with(".rpm") {
+                out.entry(n).or_insert_with(|| e.path().to_path_buf());
+            }
+        }
+    }
+    out
+}
+
+/// `baseurl=file://DIR` of the enabled repositories in `spec.reposdir`.
+fn local_baseurls(spec: &DnfSpec) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(&spec.reposdir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        if e.path().extension().is_none_or(|x| x != "repo") {
+            continue;
+        }
+        let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+        let mut section = String::new();
+        for l in text.lines().map(str::trim) {
+            if let Some(s) = l.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+                section = s.to_string();
+            } else if let Some(v) = l.strip_prefix("baseurl") {
+                let v = v.trim_start().trim_start_matches('=').trim();
+                if let (true, Some(p)) = (spec.repos.contains(&section), v.strip_prefix("file://"))
+                {
+                    out.push(PathBuf::from(p));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Moves directory `from` to `to` (replacing `to`), by rename when possible, else by copy.

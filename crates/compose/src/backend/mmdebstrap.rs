@@ -16,6 +16,35 @@ pub struct MmdebstrapSpec {
     /// Debian architecture name (amd64, arm64...): see `super::debian_arch`.
     pub arch: String,
     pub packages: Vec<String>,
+    /// What compose adds for lockfiles, snapshots and reproducibility; not from the treefile.
+    #[serde(skip)]
+    pub run: DebRun,
+}
+
+/// Per-run settings of an mmdebstrap install that the treefile does not spell.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DebRun {
+    /// An apt preferences file pinning locked versions, in force while packages install and
+    /// removed before the tree is committed.
+    pub pins: Option<PathBuf>,
+    /// Where apt's package indexes are copied after installation (lockfile digests, snapshots).
+    pub lists_out: Option<PathBuf>,
+    /// The `sources.list` line the finished tree gets, when `mirror` is a snapshot: the image
+    /// names the real mirror, never the build's snapshot path.
+    pub final_sources: Option<String>,
+    pub source_date_epoch: Option<u64>,
+}
+
+impl MmdebstrapSpec {
+    /// The `sources.list` line mmdebstrap writes for a plain mirror URL.
+    pub fn sources_line(&self) -> String {
+        format!(
+            "deb {} {} {}",
+            self.mirror,
+            self.suite,
+            self.components.join(" ")
+        )
+    }
 }
 
 impl Default for MmdebstrapSpec {
@@ -27,6 +56,7 @@ impl Default for MmdebstrapSpec {
             variant: "minbase".into(),
             arch: "amd64".into(),
             packages: Vec::new(),
+            run: DebRun::default(),
         }
     }
 }
@@ -65,9 +95,35 @@ pub fn argv(spec: &MmdebstrapSpec, rootfs: &Path, cachedir: Option<&Path>) -> Ve
             shell_quote(&c)
         ));
     }
+    a.extend(run_hooks(&spec.run));
     a.push(spec.suite.clone());
     a.push(rootfs.display().to_string());
     a.push(spec.mirror.clone());
+    a
+}
+
+/// Hooks for the lockfile pins, the index copy and the final sources.list.
+fn run_hooks(run: &DebRun) -> Vec<String> {
+    let mut a = Vec::new();
+    if let Some(p) = &run.pins {
+        a.push("--setup-hook=mkdir -p \"$1\"/etc/apt/preferences.d".to_string());
+        a.push(format!(
+            "--setup-hook=cp {} \"$1\"/etc/apt/preferences.d/cairn-lockfile",
+            shell_quote(&p.display().to_string())
+        ));
+        a.push("--customize-hook=rm -f \"$1\"/etc/apt/preferences.d/cairn-lockfile".into());
+    }
+    if let Some(l) = &run.lists_out {
+        let l = shell_quote(&l.display().to_string());
+        a.push(format!("--customize-hook=mkdir -p {l}"));
+        a.push(format!("--customize-hook=sync-out /var/lib/apt/lists {l}"));
+    }
+    if let Some(line) = &run.final_sources {
+        a.push(format!(
+            "--customize-hook=printf '%s\\n' {} > \"$1\"/etc/apt/sources.list",
+            shell_quote(line)
+        ));
+    }
     a
 }
 
@@ -100,6 +156,11 @@ pub fn install(
     // initramfs when INITRD=No: postprocess builds the one OSTree needs (dracut --add ostree)
     // anyway, so the install-time image would be built only to be thrown away.
     cmd.env("INITRD", "No");
+    // mmdebstrap then drops its own logs and caches and clamps what it writes (its
+    // cleanup/reproducible step); dpkg and maintainer scripts see it too.
+    if let Some(t) = spec.run.source_date_epoch {
+        cmd.env("SOURCE_DATE_EPOCH", t.to_string());
+    }
     let out = run_tool(cmd, progress)?;
     if out.success {
         return Ok(());

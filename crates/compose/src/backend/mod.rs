@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 
+pub mod debindex;
 pub mod dnf;
 pub mod mmdebstrap;
 pub mod rootfs;

@@ -55,6 +55,7 @@ fn dracut_in_tree(rootfs: &Path) -> Option<&'static str> {
 pub fn process(
     rootfs: &Path,
     bootable: Option<bool>,
+    source_date_epoch: Option<u64>,
     progress: Progress,
 ) -> Result<(Option<String>, bool), PostprocessError> {
     if bootable == Some(false) {
@@ -110,7 +111,7 @@ pub fn process(
         kver.as_str(),
         out_inside.as_str(),
     ];
-    let out = run_in_tree(rootfs, &argv, progress)?;
+    let out = run_in_tree(rootfs, &argv, source_date_epoch, progress)?;
     if !out.success {
         return Err(PostprocessError::Chroot {
             tool: "dracut".into(),
@@ -167,9 +168,12 @@ mod tests {
     fn bootable_without_kernel_is_an_error() {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(d.path().join("boot")).unwrap();
-        let e = process(d.path(), Some(true), &mut |_| {}).unwrap_err();
+        let e = process(d.path(), Some(true), None, &mut |_| {}).unwrap_err();
         assert!(matches!(e, PostprocessError::NoKernel), "{e}");
-        assert_eq!(process(d.path(), None, &mut |_| {}).unwrap(), (None, false));
+        assert_eq!(
+            process(d.path(), None, None, &mut |_| {}).unwrap(),
+            (None, false)
+        );
     }
 
     #[test]
@@ -178,7 +182,7 @@ mod tests {
         std::fs::create_dir_all(d.path().join("boot")).unwrap();
         std::fs::write(d.path().join("boot/vmlinuz-6.1.0-9-amd64"), b"kernel").unwrap();
         assert_eq!(find_kernels(d.path()).unwrap(), ["6.1.0-9-amd64"]);
-        let e = process(d.path(), None, &mut |_| {})
+        let e = process(d.path(), None, None, &mut |_| {})
             .unwrap_err()
             .to_string();
         assert!(e.contains("ostree-boot") && e.contains("dracut"), "{e}");

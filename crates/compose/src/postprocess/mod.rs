@@ -14,6 +14,7 @@ use super::backend::{run_tool, Note, PackageDb, Progress};
 mod config;
 mod kernel;
 mod layout;
+pub mod reproducible;
 
 pub use config::{os_release_mutate, unit_install_targets};
 pub use layout::TOPLEVEL_LINKS;
@@ -41,6 +42,9 @@ pub struct PostprocessSpec {
     /// Inline `postprocess` scripts (shebang optional; default `/bin/sh -e`).
     pub postprocess: Vec<String>,
     pub postprocess_scripts: Vec<PathBuf>,
+    /// `SOURCE_DATE_EPOCH` of the compose: clamps mtimes and /etc/shadow days and is passed to
+    /// everything run in the tree (dracut `--reproducible` reads it).
+    pub source_date_epoch: Option<u64>,
 }
 
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -112,7 +116,12 @@ pub fn run(
         config::mutate_os_release(rootfs, from, version)?;
     }
     report.scripts = run_scripts(rootfs, spec, progress)?;
-    let (kver, regenerated) = kernel::process(rootfs, spec.bootable, progress)?;
+    progress(Note::Step(
+        "reproducibility: build debris, bytecode, shadow days, mtimes",
+    ));
+    reproducible::scrub(rootfs, spec.source_date_epoch)?;
+    let (kver, regenerated) =
+        kernel::process(rootfs, spec.bootable, spec.source_date_epoch, progress)?;
     report.kernel = kver;
     report.initramfs_regenerated = regenerated;
     progress(Note::Step(
@@ -155,7 +164,7 @@ fn run_scripts(
         std::fs::create_dir_all(rootfs.join("tmp")).map_err(io("creating tmp in the tree"))?;
         std::fs::write(&host, body).map_err(io(format!("writing {}", host.display())))?;
         set_mode(&host, 0o755)?;
-        let res = run_in_tree(rootfs, &[&inside], progress);
+        let res = run_in_tree(rootfs, &[&inside], spec.source_date_epoch, progress);
         let _ = std::fs::remove_file(&host);
         let out = res?;
         if !out.success {
@@ -182,6 +191,7 @@ pub(crate) fn set_mode(p: &Path, mode: u32) -> Result<(), PostprocessError> {
 pub(crate) fn run_in_tree(
     rootfs: &Path,
     argv: &[&str],
+    source_date_epoch: Option<u64>,
     progress: Progress,
 ) -> Result<super::backend::ToolOutput, PostprocessError> {
     let mut cmd = Command::new("unshare");
@@ -212,6 +222,12 @@ pub(crate) fn run_in_tree(
         )
         .env("LANG", "C.UTF-8")
         .env("HOME", "/root")
-        .env("container", "cairn-compose");
+        .env("container", "cairn-compose")
+        // Python hashes strings with a random seed otherwise: sets and dicts it writes out
+        // (bytecode, caches) would differ between runs.
+        .env("PYTHONHASHSEED", "0");
+    if let Some(t) = source_date_epoch {
+        cmd.env("SOURCE_DATE_EPOCH", t.to_string());
+    }
     run_tool(cmd, progress).map_err(|e| PostprocessError::Invalid(e.to_string()))
 }

@@ -192,7 +192,7 @@ impl Repo {
         cairn_common::failpoint::hit(failpoint::COMMIT_BEFORE_REF)?;
         txn.commit(NO_CANCEL)
             .ctx(|| format!("{}: committing the transaction", self.path.display()))?;
-        self.update_summary()?;
+        self.publish_summary(opts)?;
         Ok(CommitResult {
             checksum,
             refname: opts.refname.clone(),
@@ -201,6 +201,15 @@ impl Repo {
             timestamp,
             content_unchanged,
         })
+    }
+
+    /// A signed commit is published for verifying clients: its summary is signed too, or
+    /// remotes with gpg-verify-summary=true could not pull it.
+    fn publish_summary(&self, opts: &CommitOptions) -> Result<(), RepoError> {
+        match &opts.gpg_key {
+            Some(key) => self.update_summary_signed(key, opts.gpg_homedir.as_deref()),
+            None => self.update_summary(),
+        }
     }
 
     /// (dirtree, dirmeta) checksums of a commit's root.

@@ -96,6 +96,37 @@ pub(crate) fn gpg_sign(
 }
 
 impl Repo {
+    /// Regenerates the summary and signs it with a GPG key, so remotes with
+    /// `gpg-verify-summary=true` accept it (regenerating drops the old summary signature).
+    pub fn update_summary_signed(
+        &self,
+        key: &str,
+        homedir: Option<&Path>,
+    ) -> Result<(), RepoError> {
+        check_gpg_available(key)?;
+        self.update_summary()?;
+        let homedir = homedir.map(|h| h.to_string_lossy().into_owned());
+        self.inner
+            .add_gpg_signature_summary(&[key], homedir.as_deref(), NO_CANCEL)
+            .ctx(|| {
+                format!(
+                    "{}: signing the summary with GPG key {key}",
+                    self.path.display()
+                )
+            })
+    }
+
+    /// Signs an existing commit with a GPG key (adds to any signatures it has).
+    pub fn gpg_sign_commit(
+        &self,
+        rev: &str,
+        key: &str,
+        homedir: Option<&Path>,
+    ) -> Result<(), RepoError> {
+        let checksum = self.require(rev)?;
+        gpg_sign(self, &checksum, key, homedir)
+    }
+
     /// The GPG signatures on a commit, checked against `keyring` (a `.gpg` keyring file or a
     /// directory of them) or, when `None`, the system keyrings. Empty when unsigned.
     pub fn signatures(
