@@ -21,6 +21,7 @@ use super::{Global, Status};
     GET  /grub/<mac>                GRUB config (also grub.cfg-01-aa-bb-.. form)\n  \
     GET  /repo/<path>               the OSTree repo, read-only (--repo)\n  \
     GET  /files/<path>              boot images (--files)\n  \
+    GET  /snapshot/<path>           a package snapshot, for compose --snapshot URL (--snapshot)\n  \
     POST /built/<mac>, /failed/<mac> installation callbacks, appended to --log\n\n\
     Example:\n  cairn serve --inventory inv.yaml --repo /srv/ostree/repo --listen 0.0.0.0:8080 \\\n    \
     --server-url http://10.0.0.1:8080 --tokens --log /var/log/cairn/builds.jsonl")]
@@ -34,6 +35,10 @@ pub struct Args {
     /// A directory of boot images (installer kernel/initrd) served under /files/.
     #[arg(long)]
     files: Option<PathBuf>,
+    /// A package snapshot (`cairn snapshot --out DIR`) served under /snapshot/, so builders
+    /// compose from it with `cairn compose --snapshot http://SERVER/snapshot/`.
+    #[arg(long, value_name = "DIR")]
+    snapshot: Option<PathBuf>,
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -72,6 +77,7 @@ pub fn run(a: Args, _global: &Global) -> anyhow::Result<Status> {
         server_url: a.server_url,
         repo: a.repo,
         files: a.files,
+        snapshot: a.snapshot,
         listen: a.listen,
         token_ttl: a.tokens.then(|| Duration::from_secs(a.token_ttl)),
         event_log: a.log,

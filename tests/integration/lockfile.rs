@@ -350,3 +350,56 @@ fn snap_digest(snap: &Path) -> String {
             .unwrap();
     info["digest"].as_str().unwrap().to_string()
 }
+
+/// `cairn serve --snapshot` hands a snapshot to builders over HTTP: a compose from its URL needs
+/// nothing else (the source repository is gone) and gives the commit a compose from the
+/// directory gives.
+#[test]
+fn dnf_snapshot_served_by_cairn_serve_composes_over_http() {
+    if !rpm_tools() {
+        return;
+    }
+    let t = tempdir();
+    let src = rpm_repo(&t.path().join("src"), &standard_rpms("1.0"));
+    let tf = treefile(&src);
+    let snap = t.path().join("snap");
+    let o = crate::common::cairn()
+        .args(["snapshot", &tf.display().to_string(), "--quiet", "--out"])
+        .arg(&snap)
+        .arg("--cachedir")
+        .arg(t.path().join("c0"))
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "snapshot: {}", stderr(&o));
+    std::fs::remove_dir_all(src.join("repo")).unwrap();
+
+    let inventory = crate::common::project_root().join("kickstart/inventory.yaml");
+    let server = crate::common::metal::Server::start(
+        t.path(),
+        &[
+            "--inventory",
+            &inventory.display().to_string(),
+            "--snapshot",
+            &snap.display().to_string(),
+        ],
+    );
+    let (status, _) = server.get("/snapshot/cairn-snapshot.json");
+    assert_eq!(status, 200);
+    let (status, _) = server.get("/snapshot/../cairn-snapshot.json");
+    assert_ne!(status, 200, "a path out of the snapshot must be refused");
+
+    let snap_arg = |name: &str, s: &str| {
+        let dir = t.path().join(name);
+        compose(
+            &tf,
+            &dir.join("repo"),
+            &dir.join("cache"),
+            &["--snapshot", s],
+        )
+    };
+    let url = format!("{}/snapshot/", server.url);
+    let over_http = commit_of(&snap_arg("http", &url));
+    let from_dir = commit_of(&snap_arg("dir", &snap.display().to_string()));
+    assert_eq!(over_http, from_dir);
+}

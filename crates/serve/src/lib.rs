@@ -36,6 +36,8 @@ pub enum ServeError {
     Io(PathBuf, std::io::Error),
     #[error("{0}: not an OSTree repository (no `config` and `objects/`)")]
     NotARepo(PathBuf),
+    #[error("--snapshot {0}: not a package snapshot (no cairn-snapshot.json; make one with `cairn snapshot`)")]
+    NotASnapshot(PathBuf),
     #[error("cannot listen on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
 }
@@ -50,6 +52,9 @@ pub struct Options {
     pub repo: Option<PathBuf>,
     /// Boot images (kernel, initrd) served under `/files/`.
     pub files: Option<PathBuf>,
+    /// A package snapshot (`cairn snapshot`) served under `/snapshot/`, for
+    /// `cairn compose --snapshot http://SERVER/snapshot/`.
+    pub snapshot: Option<PathBuf>,
     pub listen: SocketAddr,
     /// One-time build tokens with this lifetime; `None` disables them.
     pub token_ttl: Option<Duration>,
@@ -65,6 +70,7 @@ struct App {
     live: Live,
     repo: Option<Arc<files::Root>>,
     files: Option<Arc<files::Root>>,
+    snapshot: Option<Arc<files::Root>>,
     access: Arc<log::AccessLog>,
     events: log::EventLog,
 }
@@ -179,10 +185,21 @@ fn build_app(opts: &Options, addr: SocketAddr) -> Result<App, ServeError> {
         Some(f) => Some(Arc::new(files::Root::open(f)?)),
         None => None,
     };
+    let snapshot = match &opts.snapshot {
+        Some(d) => {
+            // What `cairn snapshot` writes last: without it the directory is not a snapshot.
+            if !d.join("cairn-snapshot.json").is_file() {
+                return Err(ServeError::NotASnapshot(d.clone()));
+            }
+            Some(Arc::new(files::Root::open(d)?))
+        }
+        None => None,
+    };
     Ok(App {
         live: Live::new(loader)?,
         repo,
         files,
+        snapshot,
         access: Arc::new(log::AccessLog::open(opts.access_log.as_deref())?),
         events: log::EventLog::open(opts.event_log.as_deref())?,
     })
@@ -200,6 +217,7 @@ fn router(app: Shared) -> Router {
         .route("/failed/{mac}", post(failed))
         .route("/repo/{*path}", get(repo))
         .route("/files/{*path}", get(boot_files))
+        .route("/snapshot/{*path}", get(snapshot_files))
         .route("/healthz", get(healthz))
         .with_state(app)
 }
@@ -338,15 +356,25 @@ async fn event(app: Shared, remote: SocketAddr, raw: &str, kind: &'static str) -
 }
 
 async fn repo(State(app): State<Shared>, UrlPath(path): UrlPath<String>) -> Response {
-    match &app.repo {
-        Some(r) => files::serve(r.clone(), path).await,
-        None => text(StatusCode::NOT_FOUND, "no --repo is served\n"),
-    }
+    static_dir(app.repo.as_ref(), path, "no --repo is served\n").await
 }
 
 async fn boot_files(State(app): State<Shared>, UrlPath(path): UrlPath<String>) -> Response {
-    match &app.files {
+    static_dir(app.files.as_ref(), path, "no --files directory is served\n").await
+}
+
+async fn snapshot_files(State(app): State<Shared>, UrlPath(path): UrlPath<String>) -> Response {
+    static_dir(app.snapshot.as_ref(), path, "no --snapshot is served\n").await
+}
+
+/// A read-only directory confined like /repo/ (no `..`, no symlinks out).
+async fn static_dir(
+    root: Option<&Arc<files::Root>>,
+    path: String,
+    absent: &'static str,
+) -> Response {
+    match root {
         Some(r) => files::serve(r.clone(), path).await,
-        None => text(StatusCode::NOT_FOUND, "no --files directory is served\n"),
+        None => text(StatusCode::NOT_FOUND, absent),
     }
 }
