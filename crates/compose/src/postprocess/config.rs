@@ -306,13 +306,8 @@ pub fn write_sysctl(
     }
     let mut owned = Vec::new();
     for name in presets {
-        let p = cairn_sysctl::find(name).ok_or_else(|| {
-            let known: Vec<&str> = cairn_sysctl::builtin().iter().map(|p| p.name).collect();
-            PostprocessError::Invalid(format!(
-                "sysctl preset `{name}` is unknown (known: {})",
-                known.join(", ")
-            ))
-        })?;
+        let p = cairn_sysctl::find_builtin(name)
+            .map_err(|e| PostprocessError::Invalid(e.to_string()))?;
         owned.push(cairn_sysctl::OwnedPreset::from(p));
     }
     if !inline.is_empty() {
