@@ -643,3 +643,35 @@ fn rerender_links_unchanged_files_and_rewrites_changed_ones() {
     assert_eq!(std::fs::read_to_string(&kept).unwrap(), old_text);
     assert_eq!(ino("ks/52:54:00:00:01:01"), old_dhcp);
 }
+
+/// `macs: []` is refused by `check` with its position, and `render` and `serve` refuse the same
+/// file the same way instead of panicking: check accepts exactly what render and serve can use.
+#[test]
+fn an_empty_mac_list_is_an_error_everywhere_not_a_panic() {
+    let hosts = "  - hostname: nomac\n    macs: []\n";
+    let errs = errors_of(hosts);
+    assert_eq!(
+        errs,
+        vec![(
+            "missing".to_string(),
+            at(2, 11),
+            "host `nomac` has an empty MAC list (PXE clients are matched by MAC)".to_string()
+        )]
+    );
+    let d = tempdir();
+    let inv = write(d.path(), "inv.yaml", &inventory(hosts));
+    let inv = inv.display().to_string();
+    let out = d.path().join("out").display().to_string();
+    for args in [
+        vec!["kickstart", "render", "-i", &inv, "--out", &out],
+        vec!["serve", "-i", &inv, "--listen", "127.0.0.1:0"],
+    ] {
+        let o = run_cairn(&args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("empty MAC list"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+}

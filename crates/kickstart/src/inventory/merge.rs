@@ -174,10 +174,21 @@ fn identity(item: &Node, m: &Merged, d: &mut Diags) -> (String, String, Loc) {
 /// `mac` or `macs` (one or a list), normalised, with where each was written.
 fn macs(item: &Node, hostname: &str, d: &mut Diags) -> (Vec<Mac>, Vec<Loc>) {
     let nodes: Vec<&Node> = match (item.get("mac"), item.get("macs")) {
-        (Some(n), None) | (None, Some(n)) => match &n.value {
-            Value::Seq(s) => s.iter().collect(),
-            _ => vec![n],
-        },
+        (Some(n), None) | (None, Some(n)) => {
+            match &n.value {
+                // Render and serve name every file after the host's first MAC: none is no host.
+                Value::Seq(s) if s.is_empty() => {
+                    d.push(
+                    &n.loc,
+                    "missing",
+                    format!("host `{hostname}` has an empty MAC list (PXE clients are matched by MAC)"),
+                );
+                    vec![]
+                }
+                Value::Seq(s) => s.iter().collect(),
+                _ => vec![n],
+            }
+        }
         (Some(n), Some(_)) => {
             d.push(&n.loc, "conflict", "give either `mac` or `macs`, not both");
             vec![]
