@@ -648,6 +648,13 @@ fn assert_agent_upgraded(serial: &str, watch: &Watch, fleet: &Fleet, v2: &str) {
     assert_eq!(status["staged"]["mechanism"], "libostree", "{status}");
     assert_eq!(status["staged"]["locked"], true, "{status}");
     assert_eq!(status["staged"]["checksum"], v2, "{status}");
+    // libostree lists its staged deployment first; locked, it is not what boots next.
+    let deps = status["deployments"].as_array().unwrap();
+    let staged = deps.iter().find(|d| d["staged"] == true).unwrap();
+    let running = deps.iter().find(|d| d["booted"] == true).unwrap();
+    assert_eq!(staged["default"], false, "{status}");
+    assert_eq!(running["default"], true, "{status}");
+    assert_eq!(running["rollback"], false, "{status}");
 
     let seen = || format!("{:?}", watch.seen);
     let held = |b: usize| watch.first(|boots, h| boots == b && h == [node.as_str()]);
