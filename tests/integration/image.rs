@@ -385,8 +385,14 @@ impl Drop for Serve {
     }
 }
 
-/// Boots `img` under TCG until the guest powers off (or `limit` passes); returns the serial log.
-fn boot_until_poweroff(img: &Path, log: &Path, limit: std::time::Duration) -> String {
+/// Boots `img` under TCG until the guest powers off (or `limit` passes), calling `tick` about once
+/// a second meanwhile; returns the serial log.
+fn boot_until_poweroff(
+    img: &Path,
+    log: &Path,
+    limit: std::time::Duration,
+    tick: &mut dyn FnMut(),
+) -> String {
     let mut child = Command::new("qemu-system-x86_64")
         .args([
             "-accel",
@@ -421,28 +427,93 @@ fn boot_until_poweroff(img: &Path, log: &Path, limit: std::time::Duration) -> St
         if start.elapsed() > limit {
             let _ = child.kill();
             let _ = child.wait();
-            let text =
-                String::from_utf8_lossy(&std::fs::read(log).unwrap_or_default()).into_owned();
-            let tail: String = text
-                .chars()
-                .rev()
-                .take(4000)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect();
-            panic!("the VM did not power off within {limit:?}; serial tail:\n{tail}");
+            panic!(
+                "the VM did not power off within {limit:?}; serial tail:\n{}",
+                serial_tail(log)
+            );
         }
-        std::thread::sleep(std::time::Duration::from_secs(2));
+        tick();
+        std::thread::sleep(std::time::Duration::from_secs(1));
     }
     String::from_utf8_lossy(&std::fs::read(log).unwrap()).into_owned()
 }
 
-/// The proof, end to end: the shipped Debian treefile (plus the cairn binary and a boot-test
-/// unit) composed, built into a native image, booted under TCG: it reaches multi-user with the
-/// ostree deployment booted; inside, `cairn upgrade` from the host's `cairn serve` (QEMU user
-/// networking, host = 10.0.2.2) -> reboot -> v2; `cairn rollback` -> reboot -> v1. Then a real
-/// `packer build` of the qemu-disk template turns the same image into qcow2 and vhd.
+fn serial_tail(log: &Path) -> String {
+    let text = String::from_utf8_lossy(&std::fs::read(log).unwrap_or_default()).into_owned();
+    let tail: Vec<char> = text.chars().rev().take(6000).collect();
+    tail.into_iter().rev().collect()
+}
+
+/// The FleetLock side of the boot test, on the host: one etcd member and `cairn fleetlock serve`
+/// on loopback (QEMU user networking shows the host's loopback to the guest as 10.0.2.2).
+struct Fleet {
+    etcd: crate::common::etcd::Cluster,
+    server: crate::fleet::LockServer,
+}
+
+/// The group the VM's agent is configured with (cairn-boot-test.sh).
+const BOOT_TEST_KEY: &str = "com.coreos.airlock/groups/boot-test/v1/semaphore";
+
+impl Fleet {
+    fn start() -> Fleet {
+        let etcd = crate::common::etcd::Cluster::start(1);
+        let server = crate::fleet::LockServer::start(&etcd, &["--slots", "1"]);
+        Fleet { etcd, server }
+    }
+
+    /// The lock server's URL as the guest reaches it.
+    fn guest_url(&self) -> String {
+        self.server.url.replace("127.0.0.1", "10.0.2.2")
+    }
+
+    /// The group's holders as etcd has them (none before the group exists).
+    fn holders(&self) -> Vec<String> {
+        self.etcd.get(BOOT_TEST_KEY).map_or_else(Vec::new, |v| {
+            let v: serde_json::Value = serde_json::from_str(&v).expect("semaphore JSON");
+            serde_json::from_value(v["holders"].clone()).expect("holders")
+        })
+    }
+}
+
+/// What the host saw during the boots: each change of (kernels started so far, etcd holders),
+/// with when it was seen.
+#[derive(Default)]
+struct Watch {
+    seen: Vec<(std::time::Duration, usize, Vec<String>)>,
+    start: Option<std::time::Instant>,
+}
+
+impl Watch {
+    fn tick(&mut self, fleet: &Fleet, log: &Path) {
+        let start = *self.start.get_or_insert_with(std::time::Instant::now);
+        let serial = String::from_utf8_lossy(&std::fs::read(log).unwrap_or_default()).into_owned();
+        let boots = serial.matches("Command line:").count();
+        let holders = fleet.holders();
+        if self
+            .seen
+            .last()
+            .is_none_or(|(_, b, h)| *b != boots || *h != holders)
+        {
+            self.seen.push((start.elapsed(), boots, holders));
+        }
+    }
+
+    /// When (since the VM started) the host first saw `what`.
+    fn first(&self, what: impl Fn(usize, &[String]) -> bool) -> Option<std::time::Duration> {
+        self.seen
+            .iter()
+            .find(|(_, b, h)| what(*b, h))
+            .map(|(t, _, _)| *t)
+    }
+}
+
+/// The proof, end to end: the shipped Debian treefile (plus the cairn binary, the agent's unit and
+/// a boot-test unit) composed, built into a native image, booted under TCG: it reaches multi-user
+/// with the ostree deployment booted; inside, `cairn agent` (fleetlock strategy) stages v2 from the
+/// host's `cairn serve`, takes a slot from the host's `cairn fleetlock serve` on etcd (QEMU user
+/// networking, host = 10.0.2.2), finalizes and reboots itself -> v2, health check, slot released;
+/// `cairn rollback` -> reboot -> v1. Then a real `packer build` of the qemu-disk template turns
+/// the same image into qcow2 and vhd.
 #[test]
 fn boot_upgrade_rollback_and_packer_build_under_tcg() {
     if !boot_test_enabled("the TCG boot test") {
@@ -458,6 +529,10 @@ fn boot_upgrade_rollback_and_packer_build_under_tcg() {
             "{tool} is required with CAIRN_BOOT_TEST=1"
         );
     }
+    assert!(
+        crate::common::etcd::available(),
+        "etcd and etcdctl are required with CAIRN_BOOT_TEST=1"
+    );
     let t_all = std::time::Instant::now();
     let dir = tempdir();
     let d = dir.path();
@@ -466,6 +541,7 @@ fn boot_upgrade_rollback_and_packer_build_under_tcg() {
     // binary runs everything here: this test outlives many rebuilds of the shared target dir.
     let cairn = d.join("cairn");
     std::fs::copy(env!("CARGO_BIN_EXE_cairn"), &cairn).unwrap();
+    let fleet = Fleet::start();
     let repo = d.join("repo");
     let refname = compose_boot_test_tree(&cairn, d, &repo);
     let v1 = rev_parse(&repo, &refname);
@@ -473,30 +549,144 @@ fn boot_upgrade_rollback_and_packer_build_under_tcg() {
     // 2. The update server, then the image that upgrades from it.
     let serve = Serve::start(&cairn, &repo);
     let img = d.join("debian.qcow2");
-    build_boot_test_image(&cairn, &repo, &refname, serve.port, &img);
+    build_boot_test_image(
+        &cairn,
+        &repo,
+        &refname,
+        (serve.port, &fleet.guest_url()),
+        &img,
+    );
     let base = d.join("base.qcow2");
     std::fs::copy(&img, &base).unwrap();
     let v2 = commit_v2(d, &repo, &refname);
     assert_ne!(v1, v2);
 
-    // 3. Boot, upgrade, reboot, rollback, reboot, poweroff: driven by the unit inside.
-    let t = std::time::Instant::now();
+    // 3. Boot, agent upgrade with its own reboot, rollback, reboot, poweroff: driven by the units
+    // inside, watched from here through etcd.
+    let log = d.join("serial.log");
+    let mut watch = Watch::default();
     let serial = boot_until_poweroff(
         &img,
-        &d.join("serial.log"),
+        &log,
         std::time::Duration::from_secs(40 * 60),
+        &mut || watch.tick(&fleet, &log),
     );
-    let boots = t.elapsed();
     drop(serve);
     assert_booted_v1_v2_v1(&serial, &v1, &v2);
-    eprintln!(
-        "boot test: 3 boots + upgrade + rollback {:.0}s",
-        boots.as_secs_f64()
-    );
+    assert_agent_upgraded(&serial, &watch, &fleet, &v2);
 
     // 4. Packer template 2 from the pristine image, under TCG.
     packer_build_from(&cairn, d, &base);
     eprintln!("boot test: total {:.0}s", t_all.elapsed().as_secs_f64());
+}
+
+/// The agent's events as the VM copied them to the serial console.
+fn agent_events(serial: &str) -> Vec<serde_json::Value> {
+    serial
+        .lines()
+        .filter_map(|l| l.split("CAIRN-BOOT-TEST-EVENT: ").nth(1))
+        .map(|j| serde_json::from_str(j.trim()).unwrap_or_else(|e| panic!("{e}: {j}")))
+        .collect()
+}
+
+/// The upgrade went through the agent: staged with libostree (locked), a slot taken, finalized,
+/// the agent's own reboot into v2, health passed, slot released; and etcd agrees: the node's id
+/// was the only holder from before the reboot until the v2 boot released it, none since.
+fn assert_agent_upgraded(serial: &str, watch: &Watch, fleet: &Fleet, v2: &str) {
+    let events = agent_events(serial);
+    let all = || {
+        events
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let named = |n: &str| {
+        events
+            .iter()
+            .find(|e| e["event"] == n)
+            .unwrap_or_else(|| panic!("no {n} event:\n{}", all()))
+    };
+    let order = [
+        "staged",
+        "slot-taken",
+        "hook",
+        "finalized",
+        "rebooting",
+        "booted",
+        "health-checked",
+        "slot-released",
+    ];
+    let mut rest = events.iter().map(|e| e["event"].as_str().unwrap_or(""));
+    for n in order {
+        assert!(
+            rest.any(|e| e == n),
+            "{n} missing or out of order:\n{}",
+            all()
+        );
+    }
+    let node = events[0]["node"].as_str().unwrap().to_owned();
+    assert!(
+        events.iter().all(|e| e["node"] == node.as_str()),
+        "{}",
+        all()
+    );
+    assert_eq!(named("staged")["checksum"], v2, "{}", all());
+    assert_eq!(named("hook")["ok"], true, "{}", all());
+    assert_eq!(named("rebooting")["to"], v2, "{}", all());
+    assert_eq!(named("booted")["expected"], v2, "{}", all());
+    let booted = named("booted")["deployment"].as_str().unwrap().to_owned();
+    assert!(booted.starts_with(v2), "{}", all());
+    assert_eq!(named("health-checked")["passed"], true, "{}", all());
+
+    // What the pre-reboot hook saw: libostree's staging, the finalization lock still held.
+    let status = serial
+        .lines()
+        .find_map(|l| l.split("CAIRN-BOOT-TEST: pre-reboot-status ").nth(1))
+        .unwrap_or_else(|| panic!("the pre-reboot hook left no status"));
+    let status: serde_json::Value = serde_json::from_str(status.trim()).unwrap();
+    assert_eq!(status["staged"]["mechanism"], "libostree", "{status}");
+    assert_eq!(status["staged"]["locked"], true, "{status}");
+    assert_eq!(status["staged"]["checksum"], v2, "{status}");
+    // libostree lists its staged deployment first; locked, it is not what boots next.
+    let deps = status["deployments"].as_array().unwrap();
+    let staged = deps.iter().find(|d| d["staged"] == true).unwrap();
+    let running = deps.iter().find(|d| d["booted"] == true).unwrap();
+    assert_eq!(staged["default"], false, "{status}");
+    assert_eq!(running["default"], true, "{status}");
+    assert_eq!(running["rollback"], false, "{status}");
+
+    let seen = || format!("{:?}", watch.seen);
+    let held = |b: usize| watch.first(|boots, h| boots == b && h == [node.as_str()]);
+    let taken = held(1).unwrap_or_else(|| panic!("no slot held in the v1 boot: {}", seen()));
+    let rebooting = held(2).unwrap_or_else(|| panic!("slot not held into v2: {}", seen()));
+    let released = watch
+        .seen
+        .iter()
+        .find(|(t, b, h)| *b == 2 && h.is_empty() && *t > rebooting)
+        .map(|(t, _, _)| *t)
+        .unwrap_or_else(|| panic!("not released in the v2 boot: {}", seen()));
+    assert!(
+        watch
+            .seen
+            .iter()
+            .all(|(_, _, h)| h.is_empty() || h == std::slice::from_ref(&node)),
+        "only the node ever holds a slot: {}",
+        seen()
+    );
+    assert!(watch.seen.last().unwrap().2.is_empty(), "{}", seen());
+    assert!(fleet.holders().is_empty(), "steady state: no holders");
+    let v1_again = watch.first(|boots, _| boots == 3).unwrap_or(released);
+    let s = |d: std::time::Duration| d.as_secs_f64();
+    eprintln!(
+        "boot test: v1 boot -> slot taken {:.0}s; slot taken -> v2 kernel {:.0}s; v2 kernel -> \
+         slot released {:.0}s; released -> v1 kernel (rollback) {:.0}s; whole VM run {:.0}s",
+        s(taken),
+        s(rebooting - taken),
+        s(released - rebooting),
+        s(v1_again - released),
+        s(watch.seen.last().unwrap().0),
+    );
 }
 
 /// Composes the shipped Debian default plus the cairn binary and the boot-test driver into
@@ -508,13 +698,14 @@ fn compose_boot_test_tree(cairn: &Path, d: &Path, repo: &Path) -> String {
     std::fs::write(
         &treefile,
         format!(
-            "# The shipped default, plus the cairn binary and the boot-test driver.\n\
+            "# The shipped default, plus the cairn binary, the agent's unit and the boot-test driver.\n\
              include: {}\n\
-             add-files:\n  - [cairn, /usr/bin/cairn]\n  - [{}, /usr/libexec/cairn-boot-test]\n  - [{}, /usr/lib/systemd/system/cairn-boot-test.service]\n\
-             units: [cairn-boot-test.service]\n",
+             add-files:\n  - [cairn, /usr/bin/cairn]\n  - [{}, /usr/libexec/cairn-boot-test]\n  - [{}, /usr/lib/systemd/system/cairn-boot-test.service]\n  - [{}, /usr/lib/systemd/system/cairn-agent.service]\n\
+             units: [cairn-boot-test.service, cairn-agent.service]\n",
             root.join("treefiles/debian-12.yaml").display(),
             boot.join("cairn-boot-test.sh").display(),
             boot.join("cairn-boot-test.service").display(),
+            root.join("dist/systemd/cairn-agent.service").display(),
         ),
     )
     .unwrap();
@@ -538,8 +729,15 @@ fn compose_boot_test_tree(cairn: &Path, d: &Path, repo: &Path) -> String {
         .to_owned()
 }
 
-/// The image that boots `refname` and upgrades from `cairn serve` on the host's `port`.
-fn build_boot_test_image(cairn: &Path, repo: &Path, refname: &str, port: u16, img: &Path) {
+/// The image that boots `refname` and upgrades from `cairn serve` on the host's `port`, its agent
+/// asking the lock server at `lock` (`cairn.fleetlock=`, read by cairn-boot-test.sh).
+fn build_boot_test_image(
+    cairn: &Path,
+    repo: &Path,
+    refname: &str,
+    (port, lock): (u16, &str),
+    img: &Path,
+) {
     let t = std::time::Instant::now();
     let o = run_with(
         cairn,
@@ -563,6 +761,8 @@ fn build_boot_test_image(cairn: &Path, repo: &Path, refname: &str, port: u16, im
             "console=ttyS0,115200n8",
             "--karg",
             "cairn.boottest=1",
+            "--karg",
+            &format!("cairn.fleetlock={lock}"),
             "--remote",
             &format!("cairn=http://10.0.2.2:{port}/repo/"),
         ],
@@ -591,7 +791,7 @@ fn commit_v2(d: &Path, repo: &Path, refname: &str) -> String {
     rev_parse(repo, refname)
 }
 
-/// The serial log of the three boots: v1, then v2 after `cairn upgrade`, then v1 after
+/// The serial log of the three boots: v1, then v2 after the agent's upgrade, then v1 after
 /// `cairn rollback`, each with the ostree deployment booted and multi-user reached.
 fn assert_booted_v1_v2_v1(serial: &str, v1: &str, v2: &str) {
     let reports: Vec<(String, String, String)> = serial
@@ -624,14 +824,17 @@ fn assert_booted_v1_v2_v1(serial: &str, v1: &str, v2: &str) {
             .join("\n")
     );
     assert!(
-        serial.contains("CAIRN-BOOT-TEST: upgrade rc=0"),
-        "upgrade failed"
+        serial.contains("CAIRN-BOOT-TEST: agent released rc=0"),
+        "the agent did not release its slot in the v2 boot"
     );
     assert!(
         serial.contains("CAIRN-BOOT-TEST: rollback rc=0"),
         "rollback failed"
     );
-    assert!(serial.contains("CAIRN-BOOT-TEST: done"));
+    assert!(
+        serial.contains("CAIRN-BOOT-TEST: done agent=inactive"),
+        "the agent must not run after the rollback"
+    );
     let cmdlines: Vec<&str> = serial
         .lines()
         .filter(|l| l.contains("Command line:"))

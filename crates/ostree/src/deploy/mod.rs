@@ -135,21 +135,17 @@ pub(crate) fn os_name(guard: &SysrootGuard, os: Option<&str>) -> Result<String, 
         .ok_or(DeployError::NeedOsName)
 }
 
-/// The default (first) deployment of `os`: what upgrade compares with and rollback, kargs and
-/// presets act on.
+/// The default deployment of `os` (the next boot's; see [`stage::default_index`]): what upgrade
+/// compares with and rollback, kargs and presets act on.
 fn default_deployment(
     guard: &SysrootGuard,
     os: &str,
     host: &Host,
 ) -> Result<ostree::Deployment, DeployError> {
-    guard
-        .deployments()
-        .into_iter()
-        .find(|d| d.osname() == os)
-        .ok_or_else(|| DeployError::NoDeployments {
-            os: os.to_string(),
-            sysroot: host.sysroot.clone(),
-        })
+    stage::next_default(guard, os).ok_or_else(|| DeployError::NoDeployments {
+        os: os.to_string(),
+        sysroot: host.sysroot.clone(),
+    })
 }
 
 fn resolve(repo: &ostree::Repo, rev: &str) -> Result<String, DeployError> {

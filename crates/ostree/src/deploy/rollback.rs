@@ -35,12 +35,11 @@ pub(crate) fn previous_of(
 
 /// The deployment `cairn rollback` makes the default.
 pub(crate) fn target(guard: &SysrootGuard, os: &str) -> Option<ostree::Deployment> {
-    let all = guard.deployments();
-    let default = all.iter().find(|d| d.osname() == os)?;
+    let default = stage::next_default(guard, os)?;
     match guard.booted_deployment().filter(|b| b.osname() == os) {
-        Some(b) if !b.equal(default) => Some(b),
+        Some(b) if !b.equal(&default) => Some(b),
         Some(b) => previous_of(guard, &b),
-        None => previous_of(guard, default),
+        None => previous_of(guard, &default),
     }
 }
 

@@ -112,6 +112,27 @@ pub(crate) fn pending(guard: &SysrootGuard) -> Result<Option<Pending>, DeployErr
     }))
 }
 
+/// Where the default sits among deployments in boot order, each given as (of the OS asked about,
+/// staged by libostree): the first of the OS, except a libostree-staged one while finalization
+/// is locked. libostree lists its staged deployment first, but a locked one does not boot next:
+/// the booted deployment does, as on a sysroot in a directory, where the staged one is second.
+pub(crate) fn default_index(deployments: &[(bool, bool)], locked: bool) -> Option<usize> {
+    deployments
+        .iter()
+        .position(|&(ours, staged)| ours && !(staged && locked))
+}
+
+/// The deployment of `os` the next boot starts (see [`default_index`]).
+pub(crate) fn next_default(guard: &SysrootGuard, os: &str) -> Option<ostree::Deployment> {
+    let all = guard.deployments();
+    let keys: Vec<(bool, bool)> = all
+        .iter()
+        .map(|d| (d.osname() == os, d.is_staged()))
+        .collect();
+    let i = default_index(&keys, Path::new(FINALIZATION_LOCK).exists())?;
+    all.into_iter().nth(i)
+}
+
 /// Takes libostree's finalization lock (before staging, so no shutdown can finalize in between).
 pub(crate) fn lock_finalization() -> Result<(), DeployError> {
     let path = Path::new(FINALIZATION_LOCK);
@@ -198,4 +219,28 @@ pub fn finalize(host: &Host) -> Result<FinalizeOutcome, DeployError> {
         mechanism: p.mechanism,
         from,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_index;
+
+    #[test]
+    fn a_locked_libostree_staged_deployment_is_not_the_default() {
+        // [staged v2, booted v1], as libostree lists them on a booted host.
+        let booted_host = [(true, true), (true, false)];
+        assert_eq!(default_index(&booted_host, true), Some(1));
+        // Finalized (lock removed): v2 boots next.
+        assert_eq!(default_index(&booted_host, false), Some(0));
+        // Another OS first, and a sysroot in a directory (nothing staged by libostree).
+        assert_eq!(
+            default_index(&[(false, false), (true, false)], true),
+            Some(1)
+        );
+        assert_eq!(
+            default_index(&[(true, false), (true, false)], true),
+            Some(0)
+        );
+        assert_eq!(default_index(&[(false, false)], false), None);
+    }
 }

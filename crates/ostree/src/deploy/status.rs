@@ -15,7 +15,8 @@ pub struct HostStatus {
     pub sysroot: PathBuf,
     /// True when this process runs on the sysroot it inspects (a booted OSTree host).
     pub is_booted: bool,
-    /// Deployments in boot-menu order: index 0 is the default.
+    /// Deployments in boot-menu order: index 0 is the default, except a staged deployment whose
+    /// finalization is locked (libostree lists it first; the booted one boots next).
     pub deployments: Vec<DeploymentStatus>,
     /// The deployment waiting to become the default (`cairn upgrade --stage`), if any.
     pub staged: Option<StagedStatus>,
@@ -90,7 +91,7 @@ pub(crate) fn status_of(guard: &SysrootGuard, os: Option<&str>) -> Result<HostSt
             version: commit_version(&repo, &d.csum()),
             origin: origin_refspec(d),
             booted: booted.as_ref().is_some_and(|b| b.equal(d)),
-            default: i == 0,
+            default: stage::next_default(guard, &osname).is_some_and(|n| n.equal(d)),
             rollback: rollback::target(guard, &osname).is_some_and(|t| t.equal(d)),
             pinned: d.is_pinned(),
             staged: pending.as_ref().is_some_and(|p| p.deployment.equal(d)),
