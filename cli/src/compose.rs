@@ -37,21 +37,12 @@ pub struct ComposeArgs {
     /// The OSTree repository to commit into (created in archive mode if absent).
     #[arg(long)]
     pub repo: PathBuf,
-    /// The package backend. `auto`: the treefile's `cairn.backend`; else rpm-ostree if installed
-    /// and the treefile has `repos`, else dnf if `repos`, else mmdebstrap if `cairn.mmdebstrap`,
-    /// else rootfs (`cairn.rootfs.path`, a directory or tarball).
-    #[arg(long, value_parser = crate::args::named::<Backend>())]
-    pub backend: Option<Backend>,
+    #[command(flatten)]
+    pub resolve: ResolveArgs,
     /// Cache directory kept between composes (downloaded packages, build trees). Default:
     /// `cairn-cache` beside the repository.
     #[arg(long)]
     pub cachedir: Option<PathBuf>,
-    /// Target basearch (x86_64, aarch64, ppc64le, s390x); default: the host's.
-    #[arg(long)]
-    pub arch: Option<String>,
-    /// Override a treefile variable (`--var releasever=40`); repeatable.
-    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = cairn_treefile::parse_var_arg)]
-    pub vars: Vec<(String, String)>,
     /// Print the plan (backend, command, packages, ref, next version) and write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -95,6 +86,22 @@ pub struct ComposeArgs {
     pub gpg_homedir: Option<PathBuf>,
 }
 
+/// How a treefile's packages are resolved, shared by `compose` and `snapshot`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ResolveArgs {
+    /// The package backend. `auto`: the treefile's `cairn.backend`; else rpm-ostree if installed
+    /// and the treefile has `repos`, else dnf if `repos`, else mmdebstrap if `cairn.mmdebstrap`,
+    /// else rootfs (`cairn.rootfs.path`, a directory or tarball).
+    #[arg(long, value_parser = crate::args::named::<Backend>())]
+    pub backend: Option<Backend>,
+    /// Target basearch (x86_64, aarch64, ppc64le, s390x); default: the host's.
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Override a treefile variable (`--var releasever=40`); repeatable.
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = cairn_treefile::parse_var_arg)]
+    pub vars: Vec<(String, String)>,
+}
+
 /// Lockfile flags, shared by `compose` and `snapshot`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LockArgs {
@@ -121,10 +128,10 @@ pub fn run(args: ComposeArgs, global: &Global) -> anyhow::Result<Status> {
     let opts = ComposeOptions {
         treefile: args.treefile.clone(),
         repo: args.repo.clone(),
-        backend: args.backend,
+        backend: args.resolve.backend,
         cachedir: args.cachedir.clone(),
-        arch: args.arch.clone(),
-        vars: args.vars.clone(),
+        arch: args.resolve.arch.clone(),
+        vars: args.resolve.vars.clone(),
         dry_run: args.dry_run,
         force_nocache: args.force_nocache,
         sbom: args.sbom.clone(),

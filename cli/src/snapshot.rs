@@ -5,12 +5,11 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use super::compose::{progress, LockArgs};
+use super::compose::{progress, LockArgs, ResolveArgs};
 use super::{Global, Status};
 use crate::args::Json;
 use crate::output::{out, print_doc};
 use cairn_compose::{self as compose, lockfile, SnapshotOptions};
-use cairn_treefile::Backend;
 
 /// Download exactly the packages a treefile resolves to into a new directory, as a real package
 /// repository (apt: pool/ + dists/SUITE/... + Release; RPM: createrepo_c metadata) with the
@@ -30,18 +29,12 @@ pub struct SnapshotArgs {
     /// The snapshot directory to create (must be absent or empty).
     #[arg(long)]
     pub out: PathBuf,
-    /// The package backend (as for `cairn compose`): mmdebstrap or dnf.
-    #[arg(long, value_parser = crate::args::named::<Backend>())]
-    pub backend: Option<Backend>,
+    // Snapshots support the mmdebstrap and dnf backends (the others have no package repository).
+    #[command(flatten)]
+    pub resolve: ResolveArgs,
     /// Package cache kept between runs. Default: `cairn-cache` beside --out.
     #[arg(long)]
     pub cachedir: Option<PathBuf>,
-    /// Target basearch; default: the host's.
-    #[arg(long)]
-    pub arch: Option<String>,
-    /// Override a treefile variable; repeatable.
-    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = cairn_treefile::parse_var_arg)]
-    pub vars: Vec<(String, String)>,
     #[command(flatten)]
     pub lock: LockArgs,
     /// Stream tool output on stderr.
@@ -55,10 +48,10 @@ pub fn run(args: SnapshotArgs, global: &Global) -> anyhow::Result<Status> {
     let opts = SnapshotOptions {
         treefile: args.treefile,
         out: args.out.clone(),
-        backend: args.backend,
+        backend: args.resolve.backend,
         cachedir: args.cachedir.clone(),
-        arch: args.arch,
-        vars: args.vars,
+        arch: args.resolve.arch,
+        vars: args.resolve.vars,
         lockfiles: args.lock.lockfiles,
         lockfile_strict: args.lock.lockfile_strict,
     };
