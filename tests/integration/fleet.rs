@@ -2,7 +2,7 @@
 //! rule by rule (curl as the client, etcdctl as the oracle for what is stored), the operator
 //! commands, and failover with an etcd member and a server replica killed mid-traffic.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,28 +26,11 @@ impl LockServer {
     pub(crate) fn start(cluster: &Cluster, args: &[&str]) -> Self {
         let dir = tempdir();
         let log = dir.path().join("serve.stderr");
-        let mut child = cairn()
-            .args(["fleetlock", "serve", "--listen", "127.0.0.1:0"])
+        let mut cmd = cairn();
+        cmd.args(["fleetlock", "serve", "--listen", "127.0.0.1:0"])
             .args(["--etcd", &cluster.endpoints()])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("spawn cairn fleetlock serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| {
-                panic!(
-                    "no address line (got {line:?}): {}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                )
-            })
-            .to_string();
+            .args(args);
+        let (child, url) = spawn_listening(cmd, &log);
         LockServer {
             child,
             url,

@@ -2,10 +2,10 @@
 //! repo built with the `ostree` CLI, and a tiny std-only HTTP client for request streams.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use super::cairn;
@@ -74,28 +74,11 @@ impl Server {
     /// Starts `cairn serve --listen 127.0.0.1:0 ARGS...` and reads the bound address from stdout.
     pub fn start(dir: &Path, args: &[&str]) -> Server {
         let stderr = dir.join(format!("serve-{}.stderr", std::process::id()));
-        let mut child = cairn()
-            .arg("serve")
+        let mut cmd = cairn();
+        cmd.arg("serve")
             .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr).unwrap())
-            .spawn()
-            .expect("spawn cairn serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| {
-                panic!(
-                    "no address line (got {line:?}); stderr: {}",
-                    std::fs::read_to_string(&stderr).unwrap_or_default()
-                )
-            })
-            .to_string();
+            .args(args);
+        let (child, url) = super::spawn_listening(cmd, &stderr);
         let addr = url.trim_start_matches("http://").parse().unwrap();
         Server {
             child,

@@ -202,3 +202,29 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// Starts a cairn server command (`cairn serve`, `cairn fleetlock serve`) with stderr going to
+/// `stderr_log`, and reads the `listening on URL` line it prints first on stdout.
+pub fn spawn_listening(mut cmd: Command, stderr_log: &Path) -> (std::process::Child, String) {
+    use std::io::BufRead as _;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(stderr_log).unwrap())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| {
+            panic!(
+                "no address line (got {line:?}); stderr: {}",
+                std::fs::read_to_string(stderr_log).unwrap_or_default()
+            )
+        })
+        .to_string();
+    (child, url)
+}
