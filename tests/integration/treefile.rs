@@ -563,6 +563,30 @@ fn merge_scalars_including_file_wins() {
     assert_eq!(tf["default-target"], "b.target");
 }
 
+/// rpm-ostree reads a YAML file holding only comments as an empty treefile (serde_yaml leaves
+/// every field unset), so including one changes nothing; an empty JSON file stays an error, as
+/// serde_json has it.
+#[test]
+fn a_comments_only_yaml_include_is_an_empty_treefile() {
+    let d = tree(&[
+        (
+            "a.yaml",
+            "include: [b.yaml]\nref: a/ref\nunits: [a.service]\n",
+        ),
+        (
+            "b.yaml",
+            "# nothing here yet\n\n# (a placeholder, as in early-2024 FCOS manifests)\n",
+        ),
+        ("c.json", "{\"ref\": \"c/ref\", \"include\": \"d.json\"}"),
+        ("d.json", ""),
+    ]);
+    let tf = render_ok(d.path(), "a.yaml", &["--arch", "x86_64"]);
+    assert_eq!(tf["ref"], "a/ref");
+    assert_eq!(strings(&tf["units"]), ["a.service"]);
+    let err = render_err(d.path(), "c.json", &["--arch", "x86_64"]);
+    assert!(err.contains("d.json: the document is empty"), "{err}");
+}
+
 #[test]
 fn merge_arrays_included_entries_first() {
     let d = tree(&[

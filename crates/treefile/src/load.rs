@@ -231,6 +231,12 @@ impl Loader {
         let json = !matches!(ext, "yaml" | "yml");
         let root = match cairn_yaml::parse(src, shown) {
             Ok(n) => n,
+            // A YAML file holding only comments is an empty treefile to rpm-ostree (serde_yaml
+            // gives every field unset); early-2024 Fedora CoreOS manifests include such files.
+            Err(cairn_yaml::YamlError::Empty(loc)) if !json => cairn_yaml::Node {
+                value: cairn_yaml::Value::Map(Vec::new()),
+                loc,
+            },
             Err(e) => {
                 self.error(e.into());
                 return None;
