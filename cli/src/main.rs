@@ -7,14 +7,13 @@ use clap::{Parser, Subcommand};
 
 mod agent;
 mod args;
-mod output;
-use output::{err, out};
 mod compose;
 mod deploy;
 mod fleet;
 mod health;
 mod image;
 mod kickstart;
+mod output;
 mod packer;
 mod repo;
 mod serve;
@@ -22,11 +21,15 @@ mod snapshot;
 mod sysctl;
 mod treefile;
 
+use output::{err, out};
+
 /// cairn: build, ship and run immutable OSTree-based hosts.
 ///
-/// The path: a treefile is composed into an OSTree commit (`compose`, `commit`, `repo`), installed
-/// on bare metal by kickstart over PXE (`kickstart`, `serve`) or baked into VM images (`packer`,
-/// `image`), and updated atomically A/B with rollback (`deploy`, `upgrade`, `rollback`, `status`).
+/// The path: package repositories are snapshotted (`snapshot`, `lockfile`), a treefile is composed
+/// into an OSTree commit (`compose`, `commit`, `repo`), installed on bare metal by kickstart over
+/// PXE (`kickstart`, `serve`) or baked into VM images (`packer`, `image`), and updated atomically
+/// A/B with rollback (`deploy`, `upgrade`, `rollback`, `status`), one reboot slot at a time
+/// across a fleet (`agent`, `fleetlock`).
 #[derive(Debug, Parser)]
 #[command(
     name = "cairn",
