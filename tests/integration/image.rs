@@ -334,6 +334,7 @@ fn boot_test_enabled(what: &str) -> bool {
         "\n*** SKIP: {what} needs CAIRN_BOOT_TEST=1 (composes Debian 12 and boots it under TCG \
          several times; about 10 minutes on 2 cores; see README) ***\n"
     );
+    crate::common::record_skip(&format!("{what}: opt-in, needs CAIRN_BOOT_TEST=1"));
     false
 }
 
