@@ -68,6 +68,36 @@ pub struct Args {
     /// like nginx's worker processes. 0 means one per CPU.
     #[arg(long, default_value_t = 0, value_name = "N")]
     workers: usize,
+    /// Seconds a client has to send a whole request header: from connecting for the first
+    /// request, from its first byte for later ones (nginx's client_header_timeout).
+    #[arg(long, default_value_t = 20, value_name = "SECONDS", value_parser = secs)]
+    header_timeout: u64,
+    /// Seconds a request body may pause between two reads (client_body_timeout).
+    #[arg(long, default_value_t = 60, value_name = "SECONDS", value_parser = secs)]
+    body_timeout: u64,
+    /// Seconds an idle keep-alive connection is kept open for its next request
+    /// (keepalive_timeout).
+    #[arg(long, default_value_t = 60, value_name = "SECONDS", value_parser = secs)]
+    keepalive_timeout: u64,
+    /// Seconds a client may leave a response unread before it is cut off (send_timeout).
+    #[arg(long, default_value_t = 60, value_name = "SECONDS", value_parser = secs)]
+    send_timeout: u64,
+    /// Open connections one client address may hold; more are answered 503 and closed.
+    #[arg(long, default_value_t = 256, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_conns_per_addr: u64,
+    /// Open connections overall (default: three quarters of the descriptor limit, at least 64
+    /// descriptors kept back). At the cap the address holding the most connections loses its
+    /// newest one to a newcomer that holds fewer; the greediest address itself is refused.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_conns: Option<u64>,
+}
+
+fn secs(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(0) => Err("must be at least 1 second".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 pub fn run(a: Args, _global: &Global) -> anyhow::Result<Status> {
@@ -83,6 +113,16 @@ pub fn run(a: Args, _global: &Global) -> anyhow::Result<Status> {
         event_log: a.log,
         access_log: a.access_log,
         workers: a.workers,
+        limits: cairn_serve::Limits {
+            header_timeout: Duration::from_secs(a.header_timeout),
+            body_timeout: Duration::from_secs(a.body_timeout),
+            keepalive_timeout: Duration::from_secs(a.keepalive_timeout),
+            send_timeout: Duration::from_secs(a.send_timeout),
+            max_conns_per_addr: usize::try_from(a.max_conns_per_addr).unwrap_or(usize::MAX),
+            max_conns: a
+                .max_conns
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+        },
     })?;
     Ok(0)
 }

@@ -20,6 +20,7 @@ use hyper_util::rt::TokioIo;
 use tokio::sync::watch;
 use tower_service::Service;
 
+use super::limits::{Expired, Refusal, Ticket, Watch, Watched};
 use super::log::{Access, LocalLog};
 use super::state::Cached;
 use super::{ServeError, Shared};
@@ -125,10 +126,15 @@ async fn worker(
     loop {
         tokio::select! {
             r = listener.accept() => match r {
-                Ok((stream, remote)) => {
-                    let _ = stream.set_nodelay(true);
-                    conns.spawn_local(connection(w.clone(), stream, remote, stop.clone()));
-                }
+                Ok((stream, remote)) => match w.app.conns.admit(remote.ip()) {
+                    Ok(ticket) => {
+                        let _ = stream.set_nodelay(true);
+                        conns.spawn_local(connection(
+                            w.clone(), stream, remote, ticket, stop.clone(),
+                        ));
+                    }
+                    Err(why) => w.refuse(&stream, remote, why),
+                },
                 // Out of file descriptors and the like: wait for connections to close rather
                 // than spin.
                 Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
@@ -147,27 +153,86 @@ async fn connection(
     w: Rc<Worker>,
     stream: tokio::net::TcpStream,
     remote: SocketAddr,
+    ticket: Ticket,
     mut stop: watch::Receiver<bool>,
 ) {
     let peer: Rc<str> = remote.to_string().into();
-    let svc = hyper::service::service_fn(move |req| {
-        let (w, peer) = (w.clone(), peer.clone());
-        async move { Ok::<_, Infallible>(w.handle(req, remote, &peer).await) }
+    let watch = Rc::new(Watch::new(Instant::now()));
+    let svc = {
+        let (w, peer, watch) = (w.clone(), peer.clone(), watch.clone());
+        hyper::service::service_fn(move |req| {
+            let (w, peer, watch) = (w.clone(), peer.clone(), watch.clone());
+            async move {
+                watch.handler_started();
+                let resp = w.handle(req, remote, &peer).await;
+                watch.handler_done();
+                Ok::<_, Infallible>(resp)
+            }
+        })
+    };
+    let io = TokioIo::new(Watched {
+        inner: stream,
+        watch: watch.clone(),
     });
-    let conn =
-        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+    let conn = hyper::server::conn::http1::Builder::new().serve_connection(io, svc);
     tokio::pin!(conn);
-    tokio::select! {
-        _ = conn.as_mut() => {}
-        _ = stop.changed() => {
-            // Finish the request in flight, then close (idle keep-alive connections at once).
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
+    let limits = w.app.limits;
+    let mut stopping = false;
+    // One timer per connection, re-armed only when it fires before the deadline it was set for
+    // has really passed (progress moved it): requests themselves arm nothing.
+    loop {
+        let (due, _) = watch.deadline(&limits);
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            () = tokio::time::sleep_until(due.into()) => {
+                let (due, why) = watch.deadline(&limits);
+                if due <= Instant::now() {
+                    w.expired(&peer, why);
+                    return;
+                }
+            }
+            () = ticket.kicked.notified() => {
+                w.refuse_status(&peer, 503);
+                return;
+            }
+            // Finish the request in flight, then close (idle keep-alive connections at once);
+            // the deadlines still apply, so a half-sent request cannot hold up the shutdown.
+            _ = stop.changed(), if !stopping => {
+                stopping = true;
+                conn.as_mut().graceful_shutdown();
+            }
         }
     }
 }
 
 impl Worker {
+    /// A connection over a cap: a reason if the socket takes it now, then close.
+    fn refuse(&self, stream: &tokio::net::TcpStream, remote: SocketAddr, why: Refusal) {
+        let _ = stream.try_write(why.response());
+        self.refuse_status(&remote.to_string(), 503);
+    }
+
+    /// Refused and timed-out connections show in the access log with method and path `-`.
+    fn refuse_status(&self, peer: &str, status: u16) {
+        self.log.record(&Access {
+            remote: peer,
+            method: "-",
+            path: "-",
+            status,
+            bytes: None,
+            us: 0,
+        });
+    }
+
+    /// A request that did not arrive in time is logged as a 408, as nginx does (neither sends
+    /// it). A response cut for a client that stopped reading was logged when it started, and
+    /// an idle keep-alive connection closing is routine.
+    fn expired(&self, peer: &str, why: Expired) {
+        if matches!(why, Expired::Header | Expired::Body) {
+            self.refuse_status(peer, 408);
+        }
+    }
+
     async fn handle(
         &self,
         req: Request<Incoming>,

@@ -6,6 +6,7 @@
 
 mod files;
 mod http;
+mod limits;
 mod log;
 mod state;
 
@@ -23,6 +24,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 pub use files::check_path;
+pub use limits::Limits;
 use state::{Live, Loader, TokenPolicy};
 
 use cairn_common::notice::{self, Notice};
@@ -64,6 +66,8 @@ pub struct Options {
     pub access_log: Option<PathBuf>,
     /// Worker threads, each with its own listener and runtime; 0 = one per CPU.
     pub workers: usize,
+    /// Timeouts and connection caps against clients that hold connections without using them.
+    pub limits: Limits,
 }
 
 struct App {
@@ -73,6 +77,8 @@ struct App {
     snapshot: Option<Arc<files::Root>>,
     access: Arc<log::AccessLog>,
     events: log::EventLog,
+    limits: Limits,
+    conns: Arc<limits::Table>,
 }
 
 type Shared = Arc<App>;
@@ -91,7 +97,8 @@ pub fn run(opts: Options) -> Result<(), ServeError> {
     let snap = app.live.current();
     log::lifecycle(
         &serde_json::json!({"ts": log::now(), "event": "loaded", "hosts": snap.hosts,
-        "macs": snap.by_mac.len(), "generation": snap.generation, "workers": workers}),
+        "macs": snap.by_mac.len(), "generation": snap.generation, "workers": workers,
+        "max_conns": app.conns.max()}),
     );
     drop(snap);
     // This thread only handles signals and reloads; the workers serve.
@@ -202,6 +209,11 @@ fn build_app(opts: &Options, addr: SocketAddr) -> Result<App, ServeError> {
         snapshot,
         access: Arc::new(log::AccessLog::open(opts.access_log.as_deref())?),
         events: log::EventLog::open(opts.event_log.as_deref())?,
+        limits: opts.limits,
+        conns: limits::Table::new(
+            opts.limits.max_conns_per_addr,
+            opts.limits.max_conns.unwrap_or_else(limits::default_max),
+        ),
     })
 }
 

@@ -73,8 +73,21 @@ pub struct Server {
 impl Server {
     /// Starts `cairn serve --listen 127.0.0.1:0 ARGS...` and reads the bound address from stdout.
     pub fn start(dir: &Path, args: &[&str]) -> Server {
+        Server::start_cmd(dir, cairn(), args)
+    }
+
+    /// The same with the descriptor limit (soft and hard) set to `nofile` by util-linux `prlimit`,
+    /// so filling it takes a few hundred connections.
+    pub fn start_nofile(dir: &Path, nofile: u64, args: &[&str]) -> Server {
+        let mut cmd = Command::new("prlimit");
+        cmd.arg(format!("--nofile={nofile}:{nofile}"))
+            .arg("--")
+            .arg(env!("CARGO_BIN_EXE_cairn"));
+        Server::start_cmd(dir, cmd, args)
+    }
+
+    fn start_cmd(dir: &Path, mut cmd: Command, args: &[&str]) -> Server {
         let stderr = dir.join(format!("serve-{}.stderr", std::process::id()));
-        let mut cmd = cairn();
         cmd.arg("serve")
             .args(["--listen", "127.0.0.1:0"])
             .args(args);
