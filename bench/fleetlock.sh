@@ -30,13 +30,8 @@ for t in etcd etcdctl python3 curl; do
 done
 TMP=$(mktemp -d /var/tmp/cairn-bench.XXXXXX)
 CAIRN=$TMP/cairn
-# Copy the binary: the target dir may be shared and rebuilt underneath a long run.
-if [ -n "${CAIRN_BIN:-}" ]; then
-  cp "$CAIRN_BIN" "$CAIRN"
-else
-  cargo build --release --quiet --bin cairn
-  cp "$CARGO_TARGET_DIR/release/cairn" "$CAIRN"
-fi
+. bench/lib.sh  # cwd is the checkout (cd above)
+bench_binary "$CAIRN"
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$TMP"; }
 trap cleanup EXIT

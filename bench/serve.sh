@@ -27,14 +27,8 @@ done
 TMP=$(mktemp -d /var/tmp/cairn-bench.XXXXXX)
 chmod 755 "$TMP"  # nginx workers run unprivileged and must read the rendered files
 CAIRN=$TMP/cairn
-# Copy the binary: the target dir may be shared and rebuilt underneath a long run.
-# CAIRN_BIN=path skips the build (e.g. a binary copied right after `cargo build --release`).
-if [ -n "${CAIRN_BIN:-}" ]; then
-  cp "$CAIRN_BIN" "$CAIRN"
-else
-  cargo build --release --quiet --bin cairn
-  cp "$CARGO_TARGET_DIR/release/cairn" "$CAIRN"
-fi
+. bench/lib.sh  # cwd is the checkout (cd above)
+bench_binary "$CAIRN"
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$TMP"; }
 trap cleanup EXIT

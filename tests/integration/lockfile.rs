@@ -43,6 +43,20 @@ fn compose(tf: &Path, repo: &Path, cache: &Path, extra: &[&str]) -> std::process
     c.output().unwrap()
 }
 
+/// `cairn snapshot TREEFILE --out SNAP` with a fixed SOURCE_DATE_EPOCH; panics on failure.
+fn snapshot(tf: &Path, snap: &Path, cache: &Path, flag: &str) -> std::process::Output {
+    let o = crate::common::cairn()
+        .args(["snapshot", &tf.display().to_string(), flag, "--out"])
+        .arg(snap)
+        .arg("--cachedir")
+        .arg(cache)
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "snapshot: {}", stderr(&o));
+    o
+}
+
 fn commit_of(out: &std::process::Output) -> String {
     assert!(out.status.success(), "compose: {}", stderr(out));
     let j: serde_json::Value = serde_json::from_str(&stdout(out)).unwrap();
@@ -294,15 +308,7 @@ fn dnf_snapshot_composes_offline_to_the_same_commit() {
         &[],
     ));
     let snap = t.path().join("snap");
-    let o = crate::common::cairn()
-        .args(["snapshot", &tf.display().to_string(), "--json", "--out"])
-        .arg(&snap)
-        .arg("--cachedir")
-        .arg(t.path().join("c0"))
-        .env("SOURCE_DATE_EPOCH", "1700000000")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "snapshot: {}", stderr(&o));
+    let o = snapshot(&tf, &snap, &t.path().join("c0"), "--json");
     let j: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(
         (j["apiVersion"].as_str(), j["kind"].as_str()),
@@ -363,15 +369,7 @@ fn dnf_snapshot_served_by_cairn_serve_composes_over_http() {
     let src = rpm_repo(&t.path().join("src"), &standard_rpms("1.0"));
     let tf = treefile(&src);
     let snap = t.path().join("snap");
-    let o = crate::common::cairn()
-        .args(["snapshot", &tf.display().to_string(), "--quiet", "--out"])
-        .arg(&snap)
-        .arg("--cachedir")
-        .arg(t.path().join("c0"))
-        .env("SOURCE_DATE_EPOCH", "1700000000")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "snapshot: {}", stderr(&o));
+    snapshot(&tf, &snap, &t.path().join("c0"), "--quiet");
     std::fs::remove_dir_all(src.join("repo")).unwrap();
 
     let inventory = crate::common::project_root().join("kickstart/inventory.yaml");
