@@ -248,3 +248,25 @@ pub fn spawn_listening(mut cmd: Command, stderr_log: &Path) -> (std::process::Ch
         .to_string();
     (child, url)
 }
+
+/// Clears the immutable bit libostree sets on deployment roots anywhere under `dir` (a fixture's
+/// sysroot, or the many sysroots of a fleet test), so the temp dir can be removed on drop and a
+/// test run leaves nothing behind in /var/tmp.
+pub fn make_removable(dir: &Path) {
+    let mut it = walkdir::WalkDir::new(dir).into_iter();
+    while let Some(Ok(e)) = it.next() {
+        if !e.file_type().is_dir() {
+            continue;
+        }
+        let p = e.path();
+        let is_deployment = p.parent().is_some_and(|d| d.ends_with("deploy"))
+            && p.ancestors()
+                .nth(3)
+                .is_some_and(|o| o.ends_with("ostree/deploy"));
+        if is_deployment {
+            let _ = Command::new("chattr").arg("-i").arg(p).status();
+            // A deployment is a whole OS tree: nothing further down needs the walk.
+            it.skip_current_dir();
+        }
+    }
+}

@@ -2,7 +2,7 @@
 //! for what libostree wrote (BLS entries, `ostree admin status`) to check cairn against.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 use super::repo::ostree_ok as ostree;
 use super::{run_cairn, stderr, stdout, tempdir, KillOnDrop};
@@ -221,18 +221,6 @@ impl Bls {
 
 impl Drop for Fixture {
     fn drop(&mut self) {
-        // libostree sets the immutable bit on deployment roots; the temp dir cannot go otherwise.
-        for os_dir in std::fs::read_dir(self.sysroot.join("ostree/deploy"))
-            .into_iter()
-            .flatten()
-        {
-            let deploy = os_dir.unwrap().path().join("deploy");
-            for d in std::fs::read_dir(deploy).into_iter().flatten() {
-                let _ = Command::new("chattr")
-                    .arg("-i")
-                    .arg(d.unwrap().path())
-                    .status();
-            }
-        }
+        super::make_removable(self.dir.path());
     }
 }
