@@ -51,8 +51,9 @@ run() {  # HOSTS WORKERS TRAFFIC(0|1)
     kill -HUP "$PID"
     wait_for "$TMP/err" '"event":"reload"' "$r"
     t1=$(now_ms)
-    # A worker drops its old snapshot on its next request or timer tick; let the tick pass.
-    sleep 0.3
+    # RSS once the replaced snapshot is freed and trimmed ("released"); before the fix there was
+    # no such line, and WAIT_RELEASED=0 measures 0.3 s after the reload instead.
+    if [ "${WAIT_RELEASED:-1}" = 1 ]; then wait_for "$TMP/err" '"event":"released"' "$r"; else sleep 0.3; fi
     line+=$(printf ' %5d/%-5d' "$((t1 - t0))" "$(rss_mb "$PID")")
   done
   echo "$line"

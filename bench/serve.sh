@@ -2,6 +2,8 @@
 # Benchmark: `cairn serve` vs nginx serving the same pre-rendered kickstarts, and render time.
 #
 #   bench/serve.sh [HOSTS=5000] [DURATION=10s] [CONNECTIONS=64]
+#   SCALE=1 bench/serve.sh: instead, memory at scale (bench/serve-scale.sh: startup, reload time
+#   and RSS at 5,000 and 50,000 hosts, 2 and 16 workers, idle and under traffic; about 3 minutes)
 #   env: ROUNDS=3 (wrk rounds per server, alternating), RENDER_RUNS=5, THREADS=2 (wrk threads),
 #        CAIRN_BIN=path (skip the build)
 #
@@ -16,6 +18,7 @@
 # through a buffer flushed every 200 ms (nginx `access_log ... buffer=64k flush=200ms`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${SCALE:-0}" = 1 ]; then exec bench/serve-scale.sh; fi
 HOSTS=${1:-5000}
 DURATION=${2:-10s}
 CONNS=${3:-64}
