@@ -2,6 +2,8 @@
 # Benchmark: `cairn serve` vs nginx serving the same pre-rendered kickstarts, and render time.
 #
 #   bench/serve.sh [HOSTS=5000] [DURATION=10s] [CONNECTIONS=64]
+#   SCALE=1 bench/serve.sh: instead, memory at scale (bench/serve-scale.sh: startup, reload time
+#   and RSS at 5,000 and 50,000 hosts, 2 and 16 workers, idle and under traffic; about 3 minutes)
 #   env: ROUNDS=3 (wrk rounds per server, alternating), RENDER_RUNS=5, THREADS=2 (wrk threads),
 #        CAIRN_BIN=path (skip the build)
 #
@@ -16,6 +18,7 @@
 # through a buffer flushed every 200 ms (nginx `access_log ... buffer=64k flush=200ms`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${SCALE:-0}" = 1 ]; then exec bench/serve-scale.sh; fi
 HOSTS=${1:-5000}
 DURATION=${2:-10s}
 CONNS=${3:-64}
@@ -36,31 +39,7 @@ trap cleanup EXIT
 # --- the inventory: every host static, a third in a role, varied MAC spellings ---------------
 INV=$TMP/inventory.yaml
 MACS=$TMP/macs.txt
-{
-  cat <<'YAML'
-server: http://127.0.0.1:1
-defaults:
-  domain: bench.example.com
-  root-password: "$6$cairnexample$3yGplWObU2CLtbRf1OFSYXQFSaYHAEoeB/vVBKTAvTxv38aRju5hGci2xXC1xIoaouP8lvJewTUaFFsMhcoRC1"
-  ssh-keys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFNMcTTw+M9xm8hFXzUOdk9NRLdAHOpVW7BSiUUWwp0a admin@example.com"]
-  kernel-args: ["console=ttyS0,115200n8"]
-  sysctl-presets: [hardening]
-  disk: { device: sda, root-size: 20GiB }
-  ostree: { osname: cairn, ref: cairn/x86_64/base, gpg: false }
-  network: { subnet: 10.0.0.0/16, gateway: 10.0.0.1, dns: [10.0.0.53] }
-roles:
-  k8s-node: { sysctl-presets: [kubernetes-node] }
-hosts:
-YAML
-  awk -v n="$HOSTS" 'BEGIN {
-    for (i = 0; i < n; i++) {
-      hi = int(i / 256); lo = i % 256
-      printf "  - hostname: node%05d\n    mac: \"52:54:00:01:%02x:%02x\"\n", i, hi, lo
-      printf "    network: { ip: 10.0.%d.%d/16 }\n", 1 + int(i / 250), 2 + i % 250
-      if (i % 3 == 0) print "    role: k8s-node"
-    } }'
-} > "$INV"
-awk -v n="$HOSTS" 'BEGIN { for (i = 0; i < n; i++) printf "52:54:00:01:%02x:%02x\n", int(i/256), i%256 }' > "$MACS"
+bench_inventory "$HOSTS" "$INV" "$MACS"
 "$CAIRN" kickstart check -i "$INV" >/dev/null
 
 # --- render time --------------------------------------------------------------------------

@@ -112,6 +112,7 @@ async fn worker(
         router,
     });
     // The access log is buffered per worker; hand it over a few times a second and at the end.
+    // The same tick lets go of a snapshot a reload replaced, traffic or not.
     let flusher = {
         let w = w.clone();
         tokio::task::spawn_local(async move {
@@ -119,6 +120,7 @@ async fn worker(
             loop {
                 tick.tick().await;
                 w.log.flush();
+                w.snap.refresh(&w.app.live);
             }
         })
     };

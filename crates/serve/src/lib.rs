@@ -142,8 +142,10 @@ pub fn run(opts: Options) -> Result<(), ServeError> {
 async fn reload(app: &Shared) {
     let app2 = app.clone();
     let res = tokio::task::spawn_blocking(move || app2.live.reload()).await;
+    let mut replaced = None;
     let line = match res {
-        Ok(Ok(s)) => {
+        Ok(Ok((s, old))) => {
+            replaced = Some(old);
             serde_json::json!({"ts": log::now(), "event": "reload", "ok": true,
             "hosts": s.hosts, "generation": s.generation})
         }
@@ -156,6 +158,15 @@ async fn reload(app: &Shared) {
             "error": e.to_string()}),
     };
     log::lifecycle(&line);
+    // In the background: the signal loop must not wait on workers to take the next signal.
+    if let Some(old) = replaced {
+        tokio::spawn(async move {
+            let r = state::release_old(old).await;
+            log::lifecycle(&serde_json::json!({"ts": log::now(), "event": "released",
+                "freed": r.freed, "wait_ms": r.waited.as_millis(),
+                "trim_ms": r.trimmed.as_millis()}));
+        });
+    }
 }
 
 fn build_app(opts: &Options, addr: SocketAddr) -> Result<App, ServeError> {
