@@ -2,7 +2,6 @@
 //! rebooted into an update (and from what, in which boot), which commits failed here, and whether
 //! it holds a FleetLock slot. Replaced atomically, like the health state beside it.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -67,21 +66,10 @@ impl AgentState {
     /// Temp file, fsync, rename, fsync of the directory: a power cut leaves the old or the new.
     pub fn save(&self, sysroot: &Path) -> Result<(), AgentError> {
         let p = path(sysroot);
-        let dir = p.parent().expect("state file has a parent");
-        let io = |e| AgentError::Io(format!("writing {}", p.display()), e);
-        std::fs::create_dir_all(dir).map_err(io)?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".cairn-")
-            .tempfile_in(dir)
-            .map_err(io)?;
         let mut text = serde_json::to_vec_pretty(self).expect("state serializes");
         text.push(b'\n');
-        tmp.write_all(&text).map_err(io)?;
-        tmp.as_file().sync_all().map_err(io)?;
-        tmp.persist(&p).map_err(|e| io(e.error))?;
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io)
+        cairn_common::fsutil::write_atomic(&p, &text)
+            .map_err(|e| AgentError::Io(format!("writing {}", p.display()), e))
     }
 }
 

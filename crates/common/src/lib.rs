@@ -3,6 +3,7 @@
 //! program, never by them), and the version every `--json` document carries.
 
 pub mod failpoint;
+pub mod fsutil;
 pub mod kv;
 pub mod named;
 pub mod notice;

@@ -195,7 +195,7 @@ pub fn from_resolution(
     }
 }
 
-/// Writes `lf` to `path` (temp file + rename: a reader never sees half a lockfile).
+/// Writes `lf` to `path` atomically: a reader never sees half a lockfile.
 pub fn write(lf: &Lockfile, path: &Path) -> Result<(), LockfileError> {
     let err = |error| LockfileError::Write {
         path: path.to_path_buf(),
@@ -203,14 +203,7 @@ pub fn write(lf: &Lockfile, path: &Path) -> Result<(), LockfileError> {
     };
     let mut text = serde_json::to_string_pretty(lf).expect("lockfile serializes");
     text.push('\n');
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
-    std::fs::write(tmp.path(), text).map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    Ok(())
+    cairn_common::fsutil::write_atomic(path, text.as_bytes()).map_err(err)
 }
 
 /// Checks a resolution against the merged lockfiles. `available` answers "which builds of this

@@ -2,7 +2,6 @@
 //! event log and the deployment staged on a sysroot that is not booted. Small JSON files, replaced
 //! atomically so a power cut leaves the old or the new file.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -15,22 +14,9 @@ const STAGED: &str = "staged.json";
 /// Older events are dropped so the log cannot grow without bound on a flapping host.
 const MAX_EVENTS: usize = 100;
 
-/// Writes `bytes` to `path` via a temp file in the same directory, fsync, rename, fsync(dir).
+/// [`cairn_common::fsutil::write_atomic`] with deploy's error.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DeployError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let what = || format!("writing {}", path.display());
-    std::fs::create_dir_all(dir).ctx(what)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".cairn-")
-        .tempfile_in(dir)
-        .ctx(what)?;
-    tmp.write_all(bytes).ctx(what)?;
-    tmp.as_file().sync_all().ctx(what)?;
-    tmp.persist(path).map_err(|e| e.error).ctx(what)?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .ctx(what)?;
-    Ok(())
+    cairn_common::fsutil::write_atomic(path, bytes).ctx(|| format!("writing {}", path.display()))
 }
 
 /// Failed boots of one deployment, reset by a passing check or a new deployment.
