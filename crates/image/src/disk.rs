@@ -230,6 +230,7 @@ pub fn convert(raw: &Path, format: super::Format, out: &Path) -> Result<(), Imag
     cmd.args(["convert", "-f", "raw"]);
     match format {
         super::Format::Raw => unreachable!("raw needs no conversion"),
+        super::Format::Pxe => unreachable!("pxe is not a disk (pxe::build_pxe)"),
         super::Format::Qcow2 => {
             cmd.args(["-O", "qcow2"]);
         }

@@ -8,6 +8,7 @@
 
 mod bootloader;
 mod disk;
+mod pxe;
 mod staging;
 
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ use cairn_ostree::deploy;
 use serde::Serialize;
 
 pub use disk::{parse_size, Layout, Partition};
+pub use pxe::{build_pxe, PxeOptions, PxeReport, INSTALLER_MODULES, INSTALLER_TOOLS};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
@@ -38,6 +40,12 @@ pub enum ImageError {
     NotRoot,
     #[error(transparent)]
     Deploy(#[from] deploy::DeployError),
+    #[error(transparent)]
+    Repo(#[from] cairn_ostree::repo::RepoError),
+    #[error("commit {0}: no kernel (usr/lib/modules/KVER/vmlinuz); compose a tree with a kernel package")]
+    NoKernel(String),
+    #[error("--format pxe writes a kernel and an initramfs into a directory: use pxe::build_pxe")]
+    NotADisk,
 }
 
 impl ImageError {
@@ -56,15 +64,18 @@ pub enum Format {
     Qcow2,
     /// Fixed-size VHD (Azure's format).
     Vhd,
+    /// Not a disk: a PXE installer's kernel and initramfs ([`build_pxe`]).
+    Pxe,
 }
 
 impl Named for Format {
-    const ALL: &'static [Format] = &[Format::Raw, Format::Qcow2, Format::Vhd];
+    const ALL: &'static [Format] = &[Format::Raw, Format::Qcow2, Format::Vhd, Format::Pxe];
     fn name(self) -> &'static str {
         match self {
             Format::Raw => "raw",
             Format::Qcow2 => "qcow2",
             Format::Vhd => "vhd",
+            Format::Pxe => "pxe",
         }
     }
 }
@@ -131,6 +142,9 @@ fn valid_osname(s: &str) -> bool {
 
 /// Builds the image; `progress` receives one line per step.
 pub fn build(opts: &BuildOptions, progress: &dyn Fn(&str)) -> Result<BuildReport, ImageError> {
+    if opts.format == Format::Pxe {
+        return Err(ImageError::NotADisk);
+    }
     if !rustix::process::geteuid().is_root() {
         return Err(ImageError::NotRoot);
     }

@@ -16,6 +16,7 @@ pub mod failpoint;
 mod info;
 mod packages;
 mod prune;
+mod read;
 mod sign;
 mod variant;
 mod verify;
