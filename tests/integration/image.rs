@@ -326,7 +326,7 @@ fn bad_inputs_fail_with_what_to_do() {
 }
 
 /// The one flag for the slow proof (TCG, no KVM): `CAIRN_BOOT_TEST=1`.
-fn boot_test_enabled(what: &str) -> bool {
+pub(crate) fn boot_test_enabled(what: &str) -> bool {
     if std::env::var("CAIRN_BOOT_TEST").as_deref() == Ok("1") {
         return true;
     }

@@ -11,6 +11,7 @@ mod image;
 mod kickstart;
 mod lockfile;
 mod packer;
+mod pxe;
 mod repo;
 mod serve;
 mod signing;
