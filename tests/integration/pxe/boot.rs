@@ -1,1 +1,364 @@
-//! placeholder
+//! The PXE proof under QEMU TCG (`CAIRN_BOOT_TEST=1`): a machine with an empty disk and a NIC
+//! boots its iPXE ROM, gets `/boot.ipxe` from `cairn serve` through QEMU user networking (the
+//! host is 10.0.2.2), chains to its per-MAC script, boots the installer built by `cairn image
+//! build --format pxe`, installs the commit with `cairn install`, reboots from its disk into the
+//! OSTree deployment and reports what it runs with (tests/integration/boot/cairn-pxe-report.sh).
+//! The failure half boots the same installer straight from QEMU (`-kernel`/`-initrd`) with an
+//! unreachable kickstart URL: it must say so and leave the disk untouched.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::repo::{ostree_ok, repo_arg};
+use crate::common::{ok, stderr, stdout, tempdir};
+
+const MAC: &str = "52:54:00:12:34:56";
+
+/// `cairn serve` on a port chosen here, so the guest-facing `--server-url` can name it.
+struct Serve {
+    child: Child,
+    port: u16,
+    events: PathBuf,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_serve(cairn: &Path, d: &Path, repo: &Path, files: &Path, inventory: &Path) -> Serve {
+    let port = free_port();
+    let events = d.join("events.jsonl");
+    let mut cmd = Command::new(cairn);
+    cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--server-url", &format!("http://10.0.2.2:{port}")])
+        .arg("--inventory")
+        .arg(inventory)
+        .arg("--repo")
+        .arg(repo)
+        .arg("--files")
+        .arg(files)
+        .arg("--tokens")
+        .arg("--log")
+        .arg(&events)
+        .arg("--access-log")
+        .arg(d.join("access.jsonl"));
+    let (child, _url) = crate::common::spawn_listening(cmd, &d.join("serve.stderr"));
+    Serve {
+        child,
+        port,
+        events,
+    }
+}
+
+/// The shipped Debian default plus LVM and XFS (the kickstart's layout needs them in the target's
+/// initramfs) and the report unit; returns (repo, ref).
+fn compose_tree(cairn: &Path, d: &Path) -> (PathBuf, String) {
+    let root = crate::common::project_root();
+    let boot = root.join("tests/integration/boot");
+    let treefile = d.join("pxe-test.yaml");
+    std::fs::write(
+        &treefile,
+        format!(
+            "include: {}\npackages:\n  - lvm2 xfsprogs\nadd-files:\n  - [{}, /usr/libexec/cairn-pxe-report]\n  - [{}, /usr/lib/systemd/system/cairn-pxe-report.service]\nunits: [cairn-pxe-report.service]\n",
+            root.join("treefiles/debian-12.yaml").display(),
+            boot.join("cairn-pxe-report.sh").display(),
+            boot.join("cairn-pxe-report.service").display(),
+        ),
+    )
+    .unwrap();
+    let repo = d.join("repo");
+    let t = Instant::now();
+    let o = Command::new(cairn)
+        .arg("compose")
+        .arg(&treefile)
+        .arg("--repo")
+        .arg(&repo)
+        .arg("--quiet")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "compose: {}{}", stdout(&o), stderr(&o));
+    eprintln!("pxe boot test: compose {:.0}s", t.elapsed().as_secs_f64());
+    let refs = ostree_ok([repo_arg(&repo).as_str(), "refs"]);
+    let refname = refs
+        .lines()
+        .find(|l| l.starts_with("cairn/debian/12/"))
+        .expect("composed ref")
+        .to_owned();
+    (repo, refname)
+}
+
+/// Runs QEMU until it exits, `stop` says so on the serial log, or `limit` passes; returns the log.
+fn run_qemu(args: &[String], log: &Path, limit: Duration, stop: &dyn Fn(&str) -> bool) -> String {
+    let mut child = Command::new("qemu-system-x86_64")
+        .args(["-accel", "tcg", "-m", "2048", "-smp", "2", "-nographic"])
+        .args(["-monitor", "none", "-serial"])
+        .arg(format!("file:{}", log.display()))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn qemu-system-x86_64");
+    let start = Instant::now();
+    let read = || String::from_utf8_lossy(&std::fs::read(log).unwrap_or_default()).into_owned();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        let serial = read();
+        if stop(&serial) || start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    read()
+}
+
+fn tail(s: &str) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(80)..].join("\n")
+}
+
+fn installer_failed(serial: &str) -> bool {
+    serial.contains("cairn-installer: FAILED")
+}
+
+/// The whole path: PXE -> installer -> `cairn install` -> reboot from disk -> report.
+#[test]
+fn pxe_boot_installs_the_commit_and_reboots_into_it_under_tcg() {
+    if !crate::image::boot_test_enabled("the PXE install boot test") {
+        return;
+    }
+    assert!(
+        crate::pxe::have_pxe_tools(),
+        "CAIRN_BOOT_TEST=1 needs the PXE tools"
+    );
+    for (tool, pkg) in [
+        ("qemu-system-x86_64", "qemu-system-x86"),
+        ("mmdebstrap", "mmdebstrap"),
+    ] {
+        assert!(crate::common::have_tool(tool, pkg), "{tool} is required");
+    }
+    assert!(
+        Path::new("/usr/lib/ipxe/qemu/efi-virtio.rom").exists(),
+        "QEMU's iPXE ROMs (ipxe-qemu) are required"
+    );
+    let t_all = Instant::now();
+    let dir = tempdir();
+    let d = dir.path();
+    // A private copy: this test outlives rebuilds of the shared target dir.
+    let cairn = d.join("cairn");
+    std::fs::copy(env!("CARGO_BIN_EXE_cairn"), &cairn).unwrap();
+    let (repo, refname) = compose_tree(&cairn, d);
+    let commit = ostree_ok([repo_arg(&repo).as_str(), "rev-parse", &refname])
+        .trim()
+        .to_owned();
+    let files = d.join("files");
+    let t = Instant::now();
+    let report = crate::pxe::build_pxe(&cairn, &repo, &refname, &files.join("images/pxeboot"));
+    eprintln!(
+        "pxe boot test: image build --format pxe {:.0}s (initrd {} MiB)",
+        t.elapsed().as_secs_f64(),
+        report["initrdSize"].as_u64().unwrap() >> 20
+    );
+    unreachable_kickstart_leaves_the_disk_empty(d, &files.join("images/pxeboot"));
+
+    let host = "    network: { ip: 10.0.2.15/24, gateway: 10.0.2.2, dns: [10.0.2.3] }\n    \
+                kernel-args: [\"console=ttyS0,115200n8\", cairn.pxetest=1]\n    \
+                sysctl-presets: [hardening, high-connections]\n";
+    let inv = d.join("inventory.yaml");
+    std::fs::write(
+        &inv,
+        crate::pxe::pxe_inventory(MAC, host, None)
+            .replace("ref: cairn/pxe/x86_64", &format!("ref: {refname}")),
+    )
+    .unwrap();
+    let serve = start_serve(&cairn, d, &repo, &files, &inv);
+    let disk = d.join("disk.qcow2");
+    ok(Command::new("qemu-img")
+        .args(["create", "-f", "qcow2"])
+        .arg(&disk)
+        .arg("8G"));
+    let log = d.join("serial.log");
+    let t = Instant::now();
+    let serial = run_qemu(
+        &[
+            "-drive".into(),
+            format!("file={},if=virtio,format=qcow2", disk.display()),
+            "-netdev".into(),
+            format!(
+                "user,id=n0,bootfile=http://10.0.2.2:{}/boot.ipxe",
+                serve.port
+            ),
+            "-device".into(),
+            format!("virtio-net-pci,netdev=n0,mac={MAC}"),
+            // Network once (the empty disk), then the disk: the installer's reboot lands there.
+            "-boot".into(),
+            "order=c,once=n".into(),
+        ],
+        &log,
+        Duration::from_secs(75 * 60),
+        &installer_failed,
+    );
+    let vm_secs = t.elapsed().as_secs_f64();
+    assert!(
+        !installer_failed(&serial),
+        "the installer failed:\n{}",
+        tail(&serial)
+    );
+    assert_installed_and_reported(&serial, &commit, vm_secs);
+    assert_built_and_token_spent(&serve, &inv, &cairn);
+    eprintln!("pxe boot test: total {:.0}s", t_all.elapsed().as_secs_f64());
+}
+
+/// The serial log: the installer ran and rebooted, the installed system booted the commit through
+/// ostree and runs with the inventory's hostname, address, kernel arguments and sysctl values.
+fn assert_installed_and_reported(serial: &str, commit: &str, vm_secs: f64) {
+    let at = |needle: &str| {
+        serial
+            .find(needle)
+            .unwrap_or_else(|| panic!("no {needle:?} on the serial console:\n{}", tail(serial)))
+    };
+    let started = at("cairn-installer: starting");
+    let installed = at("cairn-installer: installed in ");
+    at("cairn-installer: rebooting into the installed system");
+    let booted = at("CAIRN-PXE-TEST: booted");
+    assert!(started < installed && installed < booted);
+    let report: Vec<&str> = serial
+        .lines()
+        .filter_map(|l| l.split("CAIRN-PXE-TEST: ").nth(1))
+        .map(str::trim)
+        .collect();
+    let has = |s: &str| report.iter().any(|l| l == &s);
+    let text = report.join("\n");
+    assert!(
+        has(&format!("booted ostree-booted=yes commit={commit}")),
+        "{text}"
+    );
+    assert!(has("hostname pxe-1"), "{text}");
+    assert!(has("addr 10.0.2.15/24"), "{text}");
+    assert!(text.contains("route default via 10.0.2.2"), "{text}");
+    let cmdline = report
+        .iter()
+        .find_map(|l| l.strip_prefix("cmdline "))
+        .unwrap_or_else(|| panic!("{text}"));
+    for karg in [
+        "cairn.pxetest=1",
+        "console=ttyS0,115200n8",
+        "ostree=/ostree/boot.",
+    ] {
+        assert!(cmdline.contains(karg), "{karg} missing: {cmdline}");
+    }
+    for (k, v) in [
+        ("kernel.kptr_restrict", "2"),
+        ("kernel.dmesg_restrict", "1"),
+        ("kernel.yama.ptrace_scope", "1"),
+        ("net.core.somaxconn", "65535"),
+        ("net.ipv4.tcp_max_syn_backlog", "8192"),
+        ("net.ipv4.ip_local_port_range", "1024 65535"),
+    ] {
+        assert!(has(&format!("sysctl {k}={v}")), "sysctl {k}={v}:\n{text}");
+    }
+    assert!(has("done"), "{text}");
+    let secs = |needle: &str| installed_seconds(serial, needle);
+    eprintln!(
+        "pxe boot test: VM power-on -> powered off {vm_secs:.0}s; cairn install {}s",
+        secs("cairn-installer: installed in ")
+    );
+}
+
+fn installed_seconds(serial: &str, needle: &str) -> String {
+    serial
+        .split(needle)
+        .nth(1)
+        .and_then(|r| r.split('s').next())
+        .unwrap_or("?")
+        .to_owned()
+}
+
+/// The server's build log has `built` for the MAC, and the kickstart URL's token is spent.
+fn assert_built_and_token_spent(serve: &Serve, inv: &Path, cairn: &Path) {
+    let events = std::fs::read_to_string(&serve.events).unwrap_or_default();
+    assert!(
+        events
+            .lines()
+            .any(|l| l.contains("\"event\":\"built\"") && l.contains(MAC)),
+        "no built event for {MAC}: {events:?}"
+    );
+    let _ = (inv, cairn);
+    let (code, script) = crate::common::metal::http(
+        format!("127.0.0.1:{}", serve.port).parse().unwrap(),
+        "GET",
+        &format!("/ipxe?mac={MAC}"),
+    );
+    assert_eq!(code, 200);
+    let ks = script
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("inst.ks="))
+        .unwrap()
+        .replace("10.0.2.2", "127.0.0.1");
+    let (code, _) = crate::common::metal::curl(&[&ks]);
+    assert_eq!(code, 401, "the token must be spent by the installation");
+}
+
+/// The installer booted straight from QEMU with a kickstart URL nothing listens on: it reports
+/// the failure on the console and never touches the disk (not one cluster allocated).
+fn unreachable_kickstart_leaves_the_disk_empty(d: &Path, pxe: &Path) {
+    let disk = d.join("fail.qcow2");
+    ok(Command::new("qemu-img")
+        .args(["create", "-f", "qcow2"])
+        .arg(&disk)
+        .arg("4G"));
+    let log = d.join("fail-serial.log");
+    let dead = free_port();
+    let t = Instant::now();
+    let serial = run_qemu(
+        &[
+            "-kernel".into(),
+            pxe.join("vmlinuz").display().to_string(),
+            "-initrd".into(),
+            pxe.join("initrd.img").display().to_string(),
+            "-append".into(),
+            format!("console=ttyS0,115200n8 inst.ks=http://10.0.2.2:{dead}/ks/{MAC}"),
+            "-drive".into(),
+            format!("file={},if=virtio,format=qcow2", disk.display()),
+            "-netdev".into(),
+            "user,id=n0".into(),
+            "-device".into(),
+            format!("virtio-net-pci,netdev=n0,mac={MAC}"),
+        ],
+        &log,
+        Duration::from_secs(20 * 60),
+        &|s| s.contains("dropping to a shell"),
+    );
+    assert!(
+        serial.contains("cairn-installer: network up on")
+            && serial.contains("cairn-installer: FAILED: cannot fetch the kickstart"),
+        "{}",
+        tail(&serial)
+    );
+    let map = ok(Command::new("qemu-img")
+        .args(["map", "--output=json"])
+        .arg(&disk));
+    assert!(
+        !map.contains("\"data\": true"),
+        "the disk was written: {map}"
+    );
+    eprintln!(
+        "pxe boot test: installer boot -> unreachable kickstart reported {:.0}s",
+        t.elapsed().as_secs_f64()
+    );
+}
