@@ -210,7 +210,7 @@ fn pxe_initramfs_is_self_contained_and_loads_the_modules_in_dependency_order() {
         "{tools:?}"
     );
     let script = format!(
-        "export PATH=/usr/sbin:/usr/bin:/sbin:/bin; for c in {} sh udhcpc wget insmod ip ifconfig route setsid cttyhack tee reboot poweroff; do command -v $c >/dev/null || echo \"missing $c\"; done; \
+        "export PATH=/usr/sbin:/usr/bin:/sbin:/bin; for c in {} sh udhcpc curl insmod ip ifconfig route setsid cttyhack tee reboot poweroff; do command -v $c >/dev/null || echo \"missing $c\"; done; \
          for f in $(find / -xdev -type l); do [ -e \"$f\" ] || echo \"dangling $f\"; done; sh -n /init || echo 'init: syntax'",
         tools.join(" ")
     );

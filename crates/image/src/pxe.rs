@@ -40,6 +40,10 @@ pub const INSTALLER_TOOLS: &[(&str, &str)] = &[
     ("lvcreate", "lvm2"),
     ("vgchange", "lvm2"),
     ("extlinux", "extlinux"),
+    // Not run by `cairn install`: /init fetches the kickstart with it (busybox 1.35's wget
+    // segfaults on a refused connection when given a timeout), and `%post --nochroot` callbacks
+    // in kickstarts written for anaconda use it.
+    ("curl", "curl"),
 ];
 
 /// Data files those tools read (syslinux's MBR code and its BIOS modules, mke2fs's defaults).
@@ -403,6 +407,14 @@ fn add_init(archive: &mut Archive, load: &[String]) {
         Entry::Bytes {
             mode: 0o644,
             data: order.into_bytes(),
+        },
+    );
+    archive.insert(
+        Path::new("/dev/console"),
+        Entry::CharDev {
+            mode: 0o600,
+            major: 5,
+            minor: 1,
         },
     );
     for d in ["/proc", "/sys", "/dev", "/run", "/tmp", "/var/tmp", "/mnt"] {

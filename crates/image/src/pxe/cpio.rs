@@ -30,6 +30,13 @@ pub enum Entry {
     Symlink {
         target: PathBuf,
     },
+    /// A character device node (`/dev/console`, which the kernel opens for `/init`'s stdio
+    /// before anything can mount devtmpfs).
+    CharDev {
+        mode: u32,
+        major: u32,
+        minor: u32,
+    },
 }
 
 /// Archive paths (relative, no leading `/`) to entries; sorted order puts parents first.
@@ -41,6 +48,7 @@ pub struct Archive {
 const S_IFDIR: u32 = 0o040_000;
 const S_IFREG: u32 = 0o100_000;
 const S_IFLNK: u32 = 0o120_000;
+const S_IFCHR: u32 = 0o020_000;
 
 /// `..` and `.` removed by text alone: the host path's symlinks are walked separately.
 pub fn normalize(p: &Path) -> PathBuf {
@@ -148,24 +156,31 @@ impl Archive {
             let ino = ino as u32 + 1;
             match entry {
                 Entry::Dir { mode } => {
-                    header(&mut out, ino, S_IFDIR | mode, 2, 0, &name).map_err(io)?;
+                    header(&mut out, Head::new(ino, S_IFDIR | mode, 0, &name).links(2))
+                        .map_err(io)?;
                 }
                 Entry::Bytes { mode, data } => {
-                    header(&mut out, ino, S_IFREG | mode, 1, data.len() as u64, &name)
-                        .map_err(io)?;
+                    let h = Head::new(ino, S_IFREG | mode, data.len() as u64, &name);
+                    header(&mut out, h).map_err(io)?;
                     out.write_all(data).map_err(io)?;
                     pad(&mut out).map_err(io)?;
                 }
                 Entry::Symlink { target } => {
                     let t = target.as_os_str().as_encoded_bytes();
-                    header(&mut out, ino, S_IFLNK | 0o777, 1, t.len() as u64, &name).map_err(io)?;
+                    let h = Head::new(ino, S_IFLNK | 0o777, t.len() as u64, &name);
+                    header(&mut out, h).map_err(io)?;
                     out.write_all(t).map_err(io)?;
                     pad(&mut out).map_err(io)?;
                 }
                 Entry::HostFile { mode, src } => copy_host_file(&mut out, ino, *mode, src, &name)?,
+                Entry::CharDev { mode, major, minor } => {
+                    let mut h = Head::new(ino, S_IFCHR | mode, 0, &name);
+                    h.rdev = (*major, *minor);
+                    header(&mut out, h).map_err(io)?;
+                }
             }
         }
-        header(&mut out, 0, 0, 1, 0, "TRAILER!!!").map_err(io)?;
+        header(&mut out, Head::new(0, 0, 0, "TRAILER!!!")).map_err(io)?;
         Ok(out.n)
     }
 }
@@ -180,7 +195,7 @@ fn copy_host_file(
     let mut f = std::fs::File::open(src).map_err(|e| ImageError::io(src, e))?;
     let len = f.metadata().map_err(|e| ImageError::io(src, e))?.len();
     let io = |e| ImageError::io(src, e);
-    header(out, ino, S_IFREG | mode, 1, len, name).map_err(io)?;
+    header(out, Head::new(ino, S_IFREG | mode, len, name)).map_err(io)?;
     // Exactly `len` bytes: a file that changes size while being read would corrupt the archive.
     let copied = std::io::copy(&mut std::io::Read::take(&mut f, len), out).map_err(io)?;
     if copied != len {
@@ -214,32 +229,55 @@ fn pad(out: &mut Counter<'_>) -> std::io::Result<()> {
     out.write_all(&[0u8; 3][..fill])
 }
 
-/// A newc header ("070701", 13 eight-digit hex fields) and the NUL-terminated name, padded.
-fn header(
-    out: &mut Counter<'_>,
+/// One entry's header fields.
+struct Head<'a> {
     ino: u32,
     mode: u32,
     nlink: u32,
     size: u64,
-    name: &str,
-) -> std::io::Result<()> {
-    let size = u32::try_from(size).map_err(|_| {
+    rdev: (u32, u32),
+    name: &'a str,
+}
+
+impl<'a> Head<'a> {
+    fn new(ino: u32, mode: u32, size: u64, name: &'a str) -> Head<'a> {
+        Head {
+            ino,
+            mode,
+            nlink: 1,
+            size,
+            rdev: (0, 0),
+            name,
+        }
+    }
+
+    fn links(mut self, n: u32) -> Head<'a> {
+        self.nlink = n;
+        self
+    }
+}
+
+/// A newc header ("070701", 13 eight-digit hex fields) and the NUL-terminated name, padded.
+fn header(out: &mut Counter<'_>, h: Head<'_>) -> std::io::Result<()> {
+    let size = u32::try_from(h.size).map_err(|_| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
-            format!("{name}: newc cannot hold files of 4 GiB or more"),
+            format!("{}: newc cannot hold files of 4 GiB or more", h.name),
         )
     })?;
-    let namesize = name.len() as u32 + 1;
+    let namesize = h.name.len() as u32 + 1;
     // ino, mode, uid, gid, nlink, mtime, filesize, devmajor, devminor, rdevmajor, rdevminor,
     // namesize, check. Owner root, mtime 0: the archive depends only on its contents.
-    let fields = [ino, mode, 0, 0, nlink, 0, size, 0, 0, 0, 0, namesize, 0];
-    let mut h = String::with_capacity(110);
-    h.push_str("070701");
+    let fields = [
+        h.ino, h.mode, 0, 0, h.nlink, 0, size, 0, 0, h.rdev.0, h.rdev.1, namesize, 0,
+    ];
+    let mut text = String::with_capacity(110);
+    text.push_str("070701");
     for f in fields {
-        h.push_str(&format!("{f:08X}"));
+        text.push_str(&format!("{f:08X}"));
     }
-    out.write_all(h.as_bytes())?;
-    out.write_all(name.as_bytes())?;
+    out.write_all(text.as_bytes())?;
+    out.write_all(h.name.as_bytes())?;
     out.write_all(&[0])?;
     pad(out)
 }

@@ -58,12 +58,9 @@ say "network up on $up: $(ip -4 addr show dev "$up" | sed -n 's/.*inet \([^ ]*\)
 
 # One fetch: a build token is spent by the first successful read of the kickstart.
 ksfile=$state/ks.cfg
-n=0
-until wget -q -T 20 -O "$ksfile" "$ks"; do
-  n=$((n + 1))
-  [ "$n" -ge 3 ] && { rm -f "$ksfile"; fail "cannot fetch the kickstart $ks"; }
-  sleep 3
-done
+curl -fsS --retry 3 --retry-connrefused --retry-delay 3 --connect-timeout 20 -m 300 \
+  -o "$ksfile" "$ks" 2>"$state/curl.err" ||
+  { rm -f "$ksfile"; fail "cannot fetch the kickstart $ks: $(cat "$state/curl.err")"; }
 say "kickstart fetched ($(wc -c < "$ksfile") bytes)"
 
 # The disk: cairn.disk= if given, else the kickstart's ignoredisk --only-use=, --ondisk= or
