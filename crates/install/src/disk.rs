@@ -131,6 +131,11 @@ impl Session {
         Ok(())
     }
 
+    /// Takes over a mount made elsewhere (released with the others).
+    pub fn adopt_mount(&mut self, at: &Path) {
+        self.mounts.push(at.to_path_buf());
+    }
+
     /// Unmounts and detaches everything, reporting the first failure.
     pub fn release(&mut self) -> Result<(), InstallError> {
         let mut first = None;
@@ -164,6 +169,8 @@ pub(crate) fn new_uuid() -> Result<String, InstallError> {
 pub(crate) fn mkfs(dev: &str, fs: Fs, uuid: &str, label: &str) -> Result<(), InstallError> {
     match fs {
         Fs::Xfs => run(Command::new("mkfs.xfs").args(["-q", "-f", "-m"]).arg(format!("uuid={uuid}")).args(["-L", label, dev]))?,
+        // No 64bit feature on /boot: syslinux's ext4 reader is the conservative one.
+        Fs::Ext4 if label == "boot" => run(Command::new("mkfs.ext4").args(["-q", "-F", "-O", "^64bit", "-U", uuid, "-L", label, dev]))?,
         Fs::Ext4 => run(Command::new("mkfs.ext4").args(["-q", "-F", "-U", uuid, "-L", label, dev]))?,
     };
     Ok(())

@@ -252,7 +252,10 @@ pub fn plan(ks: &Kickstart, disk_size: u64) -> Result<Plan, InstallError> {
         }
         let number = partitions.len() as u32 + 1;
         if let Some((m, fs)) = &w.mount {
-            volumes.push(Volume { mount: m.clone(), fs: *fs, at: Location::Partition { number } });
+            // syslinux reads /boot, and boots from ext4 only: XFS keeps its superblock where the
+            // partition's boot sector would go.
+            let fs = if m == "/boot" { Fs::Ext4 } else { *fs };
+            volumes.push(Volume { mount: m.clone(), fs, at: Location::Partition { number } });
         }
         partitions.push(PlannedPartition { number, name: w.name.clone(), type_code: w.type_code, role: w.role, offset, size: mib * MIB });
         offset += mib * MIB;

@@ -249,8 +249,6 @@ fn write_disk(job: &Job, s: &mut Session) -> Result<InstallResult, InstallError>
 
     let root = work.join("root");
     s.mount(&devs["/"], &root)?;
-    s.mount(&devs["/boot"], &root.join("boot"))?;
-    std::fs::create_dir_all(root.join("boot/efi")).map_err(|e| InstallError::io(&root, e))?;
 
     let mut kargs = vec![format!("root=UUID={}", uuids["/"]), "rw".to_owned()];
     if let Some(Location::Lv { vg, name }) = plan.volume("/").map(|v| &v.at) {
@@ -259,6 +257,18 @@ fn write_disk(job: &Job, s: &mut Session) -> Result<InstallResult, InstallError>
     }
     kargs.extend(ks.kargs.iter().cloned());
     log.step(format!("pulling {} from {} and deploying it", ost.rref, ost.url));
+    // libostree lays out a new sysroot only in an empty directory, so /boot is mounted from the
+    // hook that runs between that and the first deployment.
+    let boot_mounted = std::cell::Cell::new(false);
+    let mount_boot = |sysroot: &Path| -> std::io::Result<()> {
+        let at = sysroot.join("boot");
+        std::fs::create_dir_all(&at)?;
+        disk::run(Command::new("mount").arg(&devs["/boot"]).arg(&at))
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        boot_mounted.set(true);
+        std::fs::create_dir_all(at.join("efi"))?;
+        cairn_image::bootloader::select_syslinux_backend(sysroot)
+    };
     let deployed = deploy::provision_from_remote(
         &root,
         &deploy::RemoteProvisionOptions {
@@ -269,10 +279,14 @@ fn write_disk(job: &Job, s: &mut Session) -> Result<InstallResult, InstallError>
             url: &ost.url,
             gpg_verify: ost.gpg,
             gpg_keys: &opts.gpg_keys,
-            before_deploy: Some(&cairn_image::bootloader::select_syslinux_backend),
+            before_deploy: Some(&mount_boot),
             after: &ks.post.remotes,
         },
-    )?;
+    );
+    if boot_mounted.get() {
+        s.adopt_mount(&root.join("boot"));
+    }
+    let deployed = deployed?;
 
     let stateroot_var = root.join("ostree/deploy").join(&ost.osname).join("var");
     let var_dir = if let Some(dev) = devs.get("/var") {
