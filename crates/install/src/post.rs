@@ -145,6 +145,16 @@ pub(crate) fn callback_url(
     Ok(url)
 }
 
+/// The `%onerror` section's callback URL, found without parsing the rest (which may be what is
+/// wrong with the kickstart).
+pub(crate) fn scan_failed_url(text: &str) -> Option<String> {
+    let mut lines = text.lines().skip_while(|l| l.trim() != "%onerror").skip(1);
+    let l = lines.find(|l| l.trim_start().starts_with("curl "))?;
+    split_words(l)?
+        .into_iter()
+        .find(|w| w.starts_with("http://") || w.starts_with("https://"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -62,7 +62,7 @@ pub fn install(opts: &InstallOptions) -> Result<InstallResult, InstallError> {
     let is_url = opts.kickstart.starts_with("http://") || opts.kickstart.starts_with("https://");
     let mut failed_url = if is_url { http::failed_url_for(&opts.kickstart) } else { None };
     let outcome = (|| {
-        let ks = read_kickstart(&log, opts, is_url)?;
+        let ks = read_kickstart(&log, opts, is_url, &mut failed_url)?;
         if ks.failed_url.is_some() {
             failed_url.clone_from(&ks.failed_url);
         }
@@ -85,7 +85,12 @@ pub fn install(opts: &InstallOptions) -> Result<InstallResult, InstallError> {
     }
 }
 
-fn read_kickstart(log: &Log, opts: &InstallOptions, is_url: bool) -> Result<Kickstart, InstallError> {
+fn read_kickstart(
+    log: &Log,
+    opts: &InstallOptions,
+    is_url: bool,
+    failed_url: &mut Option<String>,
+) -> Result<Kickstart, InstallError> {
     let (source, text) = if is_url {
         let shown = http::redact(&opts.kickstart);
         log.step(format!("fetching the kickstart from {shown}"));
@@ -99,6 +104,10 @@ fn read_kickstart(log: &Log, opts: &InstallOptions, is_url: bool) -> Result<Kick
         let p = Path::new(&opts.kickstart);
         (opts.kickstart.clone(), std::fs::read_to_string(p).map_err(|e| InstallError::io(p, e))?)
     };
+    // A kickstart the installer refuses still says where to report that.
+    if let Some(u) = crate::post::scan_failed_url(&text) {
+        *failed_url = Some(u);
+    }
     let ks = crate::parse::parse(&source, &text)?;
     log.step(format!("kickstart {source}: {} network line(s), {} %post file(s)", ks.networks.len(), ks.post.files.len()));
     Ok(ks)
@@ -249,6 +258,11 @@ fn write_disk(job: &Job, s: &mut Session) -> Result<InstallResult, InstallError>
 
     let root = work.join("root");
     s.mount(&devs["/"], &root)?;
+    // libostree makes a sysroot only in an empty directory; fsck recreates lost+found if needed.
+    let lf = root.join("lost+found");
+    if lf.is_dir() {
+        std::fs::remove_dir(&lf).map_err(|e| InstallError::io(&lf, e))?;
+    }
 
     let mut kargs = vec![format!("root=UUID={}", uuids["/"]), "rw".to_owned()];
     if let Some(Location::Lv { vg, name }) = plan.volume("/").map(|v| &v.at) {
