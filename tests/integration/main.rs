@@ -8,6 +8,7 @@ mod compose;
 mod deploy;
 mod fleet;
 mod image;
+mod install;
 mod kickstart;
 mod lockfile;
 mod packer;

@@ -6,7 +6,7 @@
 //! their partition offsets; convert with qemu-img. Everything is MiB-aligned, so a VHD is valid
 //! for Azure as is.
 
-mod bootloader;
+pub mod bootloader;
 mod disk;
 mod pxe;
 mod staging;
