@@ -151,6 +151,12 @@ fn build_pxe(a: BuildArgs, global: &Global) -> anyhow::Result<Status> {
         rev: a.rev,
         out: a.out_file,
         cairn,
+        // The installer carries exactly what `cairn install` runs and copies.
+        tools: cairn_install::TOOLS
+            .iter()
+            .map(|t| (*t).to_owned())
+            .collect(),
+        files: cairn_install::FILES.iter().map(PathBuf::from).collect(),
     };
     let started = std::time::Instant::now();
     let report = with_progress(global, |p| image::build_pxe(&opts, p))?;

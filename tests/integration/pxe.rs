@@ -180,7 +180,8 @@ fn pxe_initramfs_is_self_contained_and_loads_the_modules_in_dependency_order() {
         &["/sbin/mkfs.xfs", "-V"],
         &["/sbin/mke2fs", "-V"],
         &["/sbin/lvm", "version"],
-        &["/sbin/wipefs", "--version"],
+        &["/usr/bin/partx", "--version"],
+        &["/usr/bin/curl", "--version"],
         &["/bin/mount", "--version"],
         &["/sbin/losetup", "--version"],
         &["/bin/extlinux", "--version"],
@@ -205,10 +206,16 @@ fn pxe_initramfs_is_self_contained_and_loads_the_modules_in_dependency_order() {
         .iter()
         .map(|t| t.as_str().unwrap())
         .collect();
-    assert!(
-        tools.contains(&"sgdisk") && tools.contains(&"mkfs.xfs"),
-        "{tools:?}"
-    );
+    // Exactly what cairn install runs, plus /init's curl.
+    let mut expected: Vec<&str> = cairn_install::TOOLS.to_vec();
+    expected.push("curl");
+    assert_eq!(tools, expected);
+    for f in cairn_install::FILES {
+        assert!(
+            root.join(f.trim_start_matches('/')).is_file(),
+            "{f} missing"
+        );
+    }
     let script = format!(
         "export PATH=/usr/sbin:/usr/bin:/sbin:/bin; for c in {} sh udhcpc curl insmod ip ifconfig route setsid cttyhack tee reboot poweroff; do command -v $c >/dev/null || echo \"missing $c\"; done; \
          for f in $(find / -xdev -type l); do [ -e \"$f\" ] || echo \"dangling $f\"; done; sh -n /init || echo 'init: syntax'",

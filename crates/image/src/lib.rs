@@ -18,7 +18,7 @@ use cairn_ostree::deploy;
 use serde::Serialize;
 
 pub use disk::{parse_size, Layout, Partition};
-pub use pxe::{build_pxe, PxeOptions, PxeReport, INSTALLER_MODULES, INSTALLER_TOOLS};
+pub use pxe::{build_pxe, PxeOptions, PxeReport, INSTALLER_MODULES};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {

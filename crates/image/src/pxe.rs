@@ -16,41 +16,30 @@ use serde::Serialize;
 use crate::ImageError;
 use cpio::{Archive, Entry};
 
-/// The external commands `cairn install` runs, with the Debian package providing each (named in
-/// the error when one is missing on the build host). The one list of them for the PXE image;
-/// to be unified with the installer's own list when both branches meet.
-pub const INSTALLER_TOOLS: &[(&str, &str)] = &[
+/// What `/init` itself runs beyond busybox: curl fetches the kickstart (busybox 1.35's wget
+/// segfaults on a refused connection when given a timeout) and serves `%post --nochroot`
+/// callbacks in kickstarts written for anaconda.
+const INIT_TOOLS: &[&str] = &["curl"];
+
+/// Files the tools read when present (mke2fs's defaults, so filesystems match the build host's).
+const INIT_FILES: &[&str] = &["/etc/mke2fs.conf"];
+
+/// The Debian package of each tool the installer may carry, for the "not found" error.
+const PACKAGES: &[(&str, &str)] = &[
     ("sgdisk", "gdisk"),
     ("sfdisk", "fdisk"),
     ("partx", "util-linux"),
     ("wipefs", "util-linux"),
-    ("blkid", "util-linux"),
     ("losetup", "mount"),
     ("mount", "mount"),
     ("umount", "mount"),
     ("mkfs.ext4", "e2fsprogs"),
-    ("mke2fs", "e2fsprogs"),
-    ("tune2fs", "e2fsprogs"),
-    ("chattr", "e2fsprogs"),
     ("mkfs.xfs", "xfsprogs"),
     ("mkfs.vfat", "dosfstools"),
     ("lvm", "lvm2"),
-    ("pvcreate", "lvm2"),
-    ("vgcreate", "lvm2"),
-    ("lvcreate", "lvm2"),
-    ("vgchange", "lvm2"),
     ("extlinux", "extlinux"),
-    // Not run by `cairn install`: /init fetches the kickstart with it (busybox 1.35's wget
-    // segfaults on a refused connection when given a timeout), and `%post --nochroot` callbacks
-    // in kickstarts written for anaconda use it.
     ("curl", "curl"),
-];
-
-/// Data files those tools read (syslinux's MBR code and its BIOS modules, mke2fs's defaults).
-const INSTALLER_DATA: &[&str] = &[
-    "/usr/lib/syslinux/mbr",
-    "/usr/lib/syslinux/modules/bios",
-    "/etc/mke2fs.conf",
+    ("busybox", "busybox"),
 ];
 
 /// Kernel modules the installer loads when the kernel has them as modules: NICs and disk
@@ -91,6 +80,12 @@ pub struct PxeOptions {
     pub out: PathBuf,
     /// The cairn binary to put in the initramfs (normally the running one).
     pub cairn: PathBuf,
+    /// The external programs `cairn install` runs (`cairn_install::TOOLS`; the CLI passes it,
+    /// since cairn-install builds on this crate); each is copied with its libraries.
+    pub tools: Vec<String>,
+    /// Data files `cairn install` copies from its environment (`cairn_install::FILES`);
+    /// directories are copied whole.
+    pub files: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -137,7 +132,7 @@ pub fn build_pxe(opts: &PxeOptions, progress: &dyn Fn(&str)) -> Result<PxeReport
 
     let mut archive = Archive::default();
     progress("collecting cairn, the install tools and their libraries");
-    let tools = add_programs(&mut archive, &opts.cairn)?;
+    let tools = add_programs(&mut archive, opts)?;
     progress("collecting kernel modules");
     let plan = add_modules(&mut archive, &repo, &commit, &kdir)?;
     add_init(&mut archive, &plan.load);
@@ -194,10 +189,23 @@ fn which(cmd: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+fn find_tool(cmd: &str) -> Result<PathBuf, ImageError> {
+    which(cmd).ok_or_else(|| {
+        let pkg = PACKAGES
+            .iter()
+            .find(|(t, _)| *t == cmd)
+            .map_or("the package providing it", |(_, p)| p);
+        tool_err(
+            cmd,
+            format!("not found on this host; the PXE installer carries it (apt-get install {pkg})"),
+        )
+    })
+}
+
 /// cairn (debug info stripped: the installer has no use for it and it is most of a debug build),
-/// the install tools, busybox with an applet link for every command not otherwise present, and
-/// every library all of them load.
-fn add_programs(archive: &mut Archive, cairn: &Path) -> Result<Vec<String>, ImageError> {
+/// the install tools and files, busybox with an applet link for every command not otherwise
+/// present, and every library all of them load.
+fn add_programs(archive: &mut Archive, opts: &PxeOptions) -> Result<Vec<String>, ImageError> {
     // The merged-/usr links first, so paths through /bin, /lib and /lib64 land where they point.
     for d in ["/bin", "/sbin", "/lib", "/lib64"] {
         if Path::new(d).exists() {
@@ -206,39 +214,40 @@ fn add_programs(archive: &mut Archive, cairn: &Path) -> Result<Vec<String>, Imag
     }
     let mut elves = Vec::new();
     let mut tools = Vec::new();
-    for (cmd, pkg) in INSTALLER_TOOLS {
-        let p = which(cmd).ok_or_else(|| {
-            tool_err(
-                cmd,
-                format!(
-                    "not found on this host; the PXE installer needs it (apt-get install {pkg})"
-                ),
-            )
-        })?;
+    let wanted = opts
+        .tools
+        .iter()
+        .map(String::as_str)
+        .chain(INIT_TOOLS.iter().copied());
+    for cmd in wanted {
+        if tools.iter().any(|t| t == cmd) {
+            continue;
+        }
+        let p = find_tool(cmd)?;
         archive.add_host_path(&p)?;
         elves.push(p);
-        tools.push((*cmd).to_owned());
+        tools.push(cmd.to_owned());
     }
-    for d in INSTALLER_DATA {
-        let p = Path::new(d);
+    let files = opts.files.iter().map(PathBuf::as_path);
+    for p in files.chain(INIT_FILES.iter().map(Path::new)) {
         if p.is_dir() {
             archive.add_host_tree(p)?;
         } else if p.exists() {
             archive.add_host_path(p)?;
+        } else if !INIT_FILES.contains(&p.to_str().unwrap_or("")) {
+            return Err(tool_err(
+                &p.display().to_string(),
+                "not on this host; cairn install copies it from the installer (scripts/setup.sh installs it)",
+            ));
         }
     }
-    let busybox = which("busybox").ok_or_else(|| {
-        tool_err(
-            "busybox",
-            "not found on this host; the PXE installer's shell and DHCP client (apt-get install busybox)",
-        )
-    })?;
+    let busybox = find_tool("busybox")?;
     archive.add_host_path(&busybox)?;
     elves.push(busybox.clone());
     add_applets(archive, &busybox)?;
 
-    let stripped = strip_debug(cairn)?;
-    elves.push(cairn.to_path_buf());
+    let stripped = strip_debug(&opts.cairn)?;
+    elves.push(opts.cairn.clone());
     for lib in libraries(&elves)? {
         archive.add_host_path(&lib)?;
     }

@@ -26,6 +26,8 @@ fail() {
 
 say "starting ($(uname -r))"
 while read -r m; do
+  # EFI variables exist only when the firmware is UEFI.
+  case "$m" in */efivarfs.ko*) [ -d /sys/firmware/efi ] || continue ;; esac
   insmod "/usr/lib/modules/$(uname -r)/$m" 2>"$state/insmod.err" ||
     say "insmod $m: $(cat "$state/insmod.err")"
 done < /etc/cairn-installer/modules
