@@ -382,3 +382,43 @@ fn serve_hands_the_pxe_artifacts_and_a_tokened_kickstart_url_to_ipxe() {
     let (code, _) = curl(&[&ks]);
     assert_eq!(code, 401, "a spent token");
 }
+
+#[test]
+fn pxe_refuses_a_commit_without_a_kernel_and_disks_still_need_a_size() {
+    let dir = tempdir();
+    let repo = crate::common::metal::make_repo(dir.path(), "cairn/nokernel");
+    let out = dir.path().join("pxe");
+    let o = crate::common::run_cairn([
+        "image",
+        "build",
+        "--format",
+        "pxe",
+        "--repo",
+        repo.to_str().unwrap(),
+        "--ref",
+        "cairn/nokernel",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no kernel"), "{}", stderr(&o));
+    assert!(!out.join("initrd.img").exists());
+    let o = crate::common::run_cairn([
+        "image",
+        "build",
+        "--format",
+        "qcow2",
+        "--repo",
+        repo.to_str().unwrap(),
+        "--ref",
+        "cairn/nokernel",
+        "--out",
+        dir.path().join("x.qcow2").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("--size is required for --format qcow2"),
+        "{}",
+        stderr(&o)
+    );
+}

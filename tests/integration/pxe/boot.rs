@@ -383,7 +383,7 @@ fn unreachable_kickstart_leaves_the_disk_empty(d: &Path, pxe: &Path) {
         serial.contains("cairn-installer: network up on")
             && serial.contains("cairn-installer: FAILED: cannot fetch the kickstart"),
         "{}",
-        tail(&serial)
+        tail(serial)
     );
     let map = ok(Command::new("qemu-img")
         .args(["map", "--output=json"])
