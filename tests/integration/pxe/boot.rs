@@ -3,8 +3,9 @@
 //! host is 10.0.2.2), chains to its per-MAC script, boots the installer built by `cairn image
 //! build --format pxe`, installs the commit with `cairn install`, reboots from its disk into the
 //! OSTree deployment and reports what it runs with (tests/integration/boot/cairn-pxe-report.sh).
-//! The failure half boots the same installer straight from QEMU (`-kernel`/`-initrd`) with an
-//! unreachable kickstart URL: it must say so and leave the disk untouched.
+//! The failure half boots the same installer straight from QEMU (`-kernel`/`-initrd`) with a
+//! kickstart URL nothing listens on and with one the server refuses (a wrong token): it must say
+//! so, leave the disk untouched, and in the second case report `failed` to the server.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -212,6 +213,7 @@ fn pxe_boot_installs_the_commit_and_reboots_into_it_under_tcg() {
     )
     .unwrap();
     let serve = start_serve(&cairn, d, &repo, &files, &inv);
+    refused_kickstart_is_reported_failed(d, &files.join("images/pxeboot"), &serve);
     let disk = d.join("disk.qcow2");
     ok(Command::new("qemu-img")
         .args(["create", "-f", "qcow2"])
@@ -349,16 +351,16 @@ fn assert_built_and_token_spent(serve: &Serve) {
     assert_eq!(code, 401, "the token must be spent by the installation");
 }
 
-/// The installer booted straight from QEMU with a kickstart URL nothing listens on: it reports
-/// the failure on the console and never touches the disk (not one cluster allocated).
-fn unreachable_kickstart_leaves_the_disk_empty(d: &Path, pxe: &Path) {
-    let disk = d.join("fail.qcow2");
+/// The installer booted straight from QEMU (`-kernel`/`-initrd`) with kickstart URL `ks`: it must
+/// report the failure on the console and never touch the disk (not one cluster allocated).
+/// Returns the serial log.
+fn failing_installer(d: &Path, pxe: &Path, ks: &str, tag: &str) -> String {
+    let disk = d.join(format!("fail-{tag}.qcow2"));
     ok(Command::new("qemu-img")
         .args(["create", "-f", "qcow2"])
         .arg(&disk)
         .arg("4G"));
-    let log = d.join("fail-serial.log");
-    let dead = free_port();
+    let log = d.join(format!("fail-{tag}-serial.log"));
     let run = run_qemu(
         &[
             "-kernel".into(),
@@ -366,7 +368,7 @@ fn unreachable_kickstart_leaves_the_disk_empty(d: &Path, pxe: &Path) {
             "-initrd".into(),
             pxe.join("initrd.img").display().to_string(),
             "-append".into(),
-            format!("console=ttyS0,115200n8 inst.ks=http://10.0.2.2:{dead}/ks/{MAC}"),
+            format!("console=ttyS0,115200n8 inst.ks={ks}"),
             "-drive".into(),
             format!("file={},if=virtio,format=qcow2", disk.display()),
             "-netdev".into(),
@@ -378,22 +380,56 @@ fn unreachable_kickstart_leaves_the_disk_empty(d: &Path, pxe: &Path) {
         (Duration::from_secs(20 * 60), &[]),
         &|s| s.contains("dropping to a shell"),
     );
-    let serial = &run.serial;
+    let serial = run.serial;
     assert!(
         serial.contains("cairn-installer: network up on")
             && serial.contains("cairn-installer: FAILED: cannot fetch the kickstart"),
-        "{}",
-        tail(serial)
+        "{tag}: {}",
+        tail(&serial)
     );
     let map = ok(Command::new("qemu-img")
         .args(["map", "--output=json"])
         .arg(&disk));
     assert!(
         !map.contains("\"data\": true"),
-        "the disk was written: {map}"
+        "{tag}: the disk was written: {map}"
     );
     eprintln!(
-        "pxe boot test: installer boot -> unreachable kickstart reported {:.0}s",
+        "pxe boot test: installer boot -> {tag} kickstart reported {:.0}s",
         run.total.as_secs_f64()
+    );
+    serial
+}
+
+/// Nothing listens at the kickstart URL: the installer says so, nobody can be told.
+fn unreachable_kickstart_leaves_the_disk_empty(d: &Path, pxe: &Path) {
+    let ks = format!("http://10.0.2.2:{}/ks/{MAC}", free_port());
+    failing_installer(d, pxe, &ks, "unreachable");
+}
+
+/// The server refuses the kickstart (a wrong token): the installer says so and `cairn install`
+/// posts the failed callback, which serve's build log keeps with the log's tail.
+fn refused_kickstart_is_reported_failed(d: &Path, pxe: &Path, serve: &Serve) {
+    let ks = format!(
+        "http://10.0.2.2:{}/ks/{MAC}?token=00000000000000000000000000000000",
+        serve.port
+    );
+    let serial = failing_installer(d, pxe, &ks, "refused");
+    assert!(
+        serial.contains("HTTP 401: wrong build token"),
+        "{}",
+        tail(&serial)
+    );
+    let events = std::fs::read_to_string(&serve.events).unwrap_or_default();
+    let failed: Vec<serde_json::Value> = events
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|e: &serde_json::Value| e["event"] == "failed" && e["mac"] == MAC)
+        .collect();
+    assert_eq!(failed.len(), 1, "one failed event for {MAC}: {events}");
+    let log = failed[0]["log"].as_str().unwrap_or_default();
+    assert!(
+        log.contains("401"),
+        "the failed event carries the log tail: {events}"
     );
 }

@@ -60,9 +60,15 @@ say "network up on $up: $(ip -4 addr show dev "$up" | sed -n 's/.*inet \([^ ]*\)
 
 # One fetch: a build token is spent by the first successful read of the kickstart.
 ksfile=$state/ks.cfg
-curl -fsS --retry 3 --retry-connrefused --retry-delay 3 --connect-timeout 20 -m 300 \
-  -o "$ksfile" "$ks" 2>"$state/curl.err" ||
-  { rm -f "$ksfile"; fail "cannot fetch the kickstart $ks: $(cat "$state/curl.err")"; }
+if ! curl -fsS --retry 3 --retry-connrefused --retry-delay 3 --connect-timeout 20 -m 300 \
+  -o "$ksfile" "$ks" 2>"$state/curl.err"; then
+  rm -f "$ksfile"
+  # cairn install owns where a failure is reported (a cairn serve URL's SERVER/failed/MAC):
+  # given the URL it tries once more and, failing, posts the failed callback with its log. It
+  # reads the kickstart before it looks at the target, so no disk is named or touched.
+  cairn install --kickstart "$ks" /dev/null > "$state/install.log" 2>&1
+  fail "cannot fetch the kickstart $ks: $(cat "$state/curl.err")"
+fi
 say "kickstart fetched ($(wc -c < "$ksfile") bytes)"
 
 # The disk: cairn.disk= if given, else the kickstart's ignoredisk --only-use=, --ondisk= or
