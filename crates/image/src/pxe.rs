@@ -127,8 +127,6 @@ pub fn build_pxe(opts: &PxeOptions, progress: &dyn Fn(&str)) -> Result<PxeReport
     let kernel_data = repo
         .read_file(&commit, &format!("{kdir}/vmlinuz"))?
         .ok_or_else(|| ImageError::NoKernel(commit.clone()))?;
-    let kernel = opts.out.join("vmlinuz");
-    write_atomic(&kernel, |f| f.write_all(&kernel_data))?;
 
     let mut archive = Archive::default();
     progress("collecting cairn, the install tools and their libraries");
@@ -140,6 +138,9 @@ pub fn build_pxe(opts: &PxeOptions, progress: &dyn Fn(&str)) -> Result<PxeReport
     progress("writing the initramfs");
     let initrd = opts.out.join("initrd.img");
     let uncompressed = write_gzip_cpio(&archive, &initrd)?;
+    // The kernel last: a failed initramfs leaves the previous pair as it was.
+    let kernel = opts.out.join("vmlinuz");
+    write_atomic(&kernel, |f| f.write_all(&kernel_data))?;
     let initrd_size = std::fs::metadata(&initrd)
         .map_err(|e| ImageError::io(&initrd, e))?
         .len();
@@ -174,10 +175,13 @@ fn kernel_version(repo: &cairn_ostree::repo::Repo, commit: &str) -> Result<Strin
     match with_kernel.len() {
         1 => Ok(with_kernel.remove(0)),
         0 => Err(ImageError::NoKernel(commit.to_owned())),
-        _ => Err(ImageError::Size(format!(
-            "commit {commit} has several kernels ({}); ostree boots exactly one",
-            with_kernel.join(", ")
-        ))),
+        _ => Err(tool_err(
+            &format!("commit {commit}"),
+            format!(
+                "several kernels ({}); ostree boots exactly one, so the installer cannot choose",
+                with_kernel.join(", ")
+            ),
+        )),
     }
 }
 
