@@ -77,7 +77,11 @@ pub fn run(a: Args, global: &Global) -> anyhow::Result<Status> {
         }
     }
     if a.final_action && r.final_action != FinalAction::None {
-        let cmd = if r.final_action == FinalAction::Reboot { "reboot" } else { "poweroff" };
+        let cmd = if r.final_action == FinalAction::Reboot {
+            "reboot"
+        } else {
+            "poweroff"
+        };
         let st = std::process::Command::new(cmd).arg("-f").status()?;
         anyhow::ensure!(st.success(), "{cmd} -f: {st}");
     }

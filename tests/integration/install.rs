@@ -27,7 +27,11 @@ fn make_commit(dir: &Path) -> PathBuf {
     std::fs::write(kdir.join("initramfs.img"), b"not really an initramfs\n").unwrap();
     std::fs::write(tree.join("usr/lib/os-release"), "NAME=Cairn\nID=cairn\n").unwrap();
     std::fs::write(tree.join("usr/etc/hostname"), "localhost\n").unwrap();
-    std::fs::write(tree.join("usr/etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    std::fs::write(
+        tree.join("usr/etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\n",
+    )
+    .unwrap();
     std::fs::write(tree.join("usr/etc/shadow"), "root:*:19000:0:99999:7:::\n").unwrap();
     std::os::unix::fs::symlink("var/roothome", tree.join("root")).unwrap();
     let repo = dir.join("repo");
@@ -97,7 +101,16 @@ impl Lab {
     fn render(&self, mac: &str) -> PathBuf {
         let out = self.dir.path().join("rendered");
         let inv = self.dir.path().join("inv.yaml");
-        cairn_ok(["kickstart", "render", "-i", inv.to_str().unwrap(), "--out", out.to_str().unwrap(), "--server-url", &self.serve.url]);
+        cairn_ok([
+            "kickstart",
+            "render",
+            "-i",
+            inv.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--server-url",
+            &self.serve.url,
+        ]);
         out.join("ks").join(mac)
     }
 
@@ -110,7 +123,11 @@ impl Lab {
 
     fn token(&self, mac: &str) -> String {
         let (_, body) = self.serve.get(&format!("/pxelinux/{mac}"));
-        body.split("?token=").nth(1).and_then(|t| t.split_whitespace().next()).unwrap().to_owned()
+        body.split("?token=")
+            .nth(1)
+            .and_then(|t| t.split_whitespace().next())
+            .unwrap()
+            .to_owned()
     }
 
     fn events(&self) -> Vec<serde_json::Value> {
@@ -137,7 +154,13 @@ struct Attached {
 
 impl Attached {
     fn lo(&mut self, disk: &Path, offset: u64, size: u64) -> String {
-        let dev = ok(Command::new("losetup").args(["-f", "--show", "-r"]).arg(format!("--offset={offset}")).arg(format!("--sizelimit={size}")).arg(disk)).trim().to_owned();
+        let dev = ok(Command::new("losetup")
+            .args(["-f", "--show", "-r"])
+            .arg(format!("--offset={offset}"))
+            .arg(format!("--sizelimit={size}"))
+            .arg(disk))
+        .trim()
+        .to_owned();
         self.loops.push(dev.clone());
         dev
     }
@@ -172,7 +195,11 @@ fn gpt(disk: &Path) -> Vec<(u64, u64, String)> {
         .skip(1)
         .map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            (f[1].parse().unwrap(), f[2].parse().unwrap(), f[5].to_owned())
+            (
+                f[1].parse().unwrap(),
+                f[2].parse().unwrap(),
+                f[5].to_owned(),
+            )
         })
         .collect()
 }
@@ -180,12 +207,51 @@ fn gpt(disk: &Path) -> Vec<(u64, u64, String)> {
 /// The LV's byte range on its PV, read back with LVM itself (metadata only, no device-mapper).
 fn lv_range(pv: &str, lv: &str) -> (u64, u64) {
     let cfg = format!("devices {{ filter = [ \"a|^{pv}$|\", \"r|.*|\" ] use_devicesfile = 0 }} global {{ activation = 0 }}");
-    let lvm = |args: &[&str]| ok(Command::new("lvm").arg(args[0]).arg("--config").arg(&cfg).args(&args[1..]).env("LVM_SUPPRESS_FD_WARNINGS", "1"));
-    let pe_start: u64 = lvm(&["pvs", "--noheadings", "--units", "b", "--nosuffix", "-o", "pe_start", pv]).trim().parse().unwrap();
-    let ext: u64 = lvm(&["vgs", "--noheadings", "--units", "b", "--nosuffix", "-o", "vg_extent_size"]).trim().parse().unwrap();
+    let lvm = |args: &[&str]| {
+        ok(Command::new("lvm")
+            .arg(args[0])
+            .arg("--config")
+            .arg(&cfg)
+            .args(&args[1..])
+            .env("LVM_SUPPRESS_FD_WARNINGS", "1"))
+    };
+    let pe_start: u64 = lvm(&[
+        "pvs",
+        "--noheadings",
+        "--units",
+        "b",
+        "--nosuffix",
+        "-o",
+        "pe_start",
+        pv,
+    ])
+    .trim()
+    .parse()
+    .unwrap();
+    let ext: u64 = lvm(&[
+        "vgs",
+        "--noheadings",
+        "--units",
+        "b",
+        "--nosuffix",
+        "-o",
+        "vg_extent_size",
+    ])
+    .trim()
+    .parse()
+    .unwrap();
     let ranges = lvm(&["lvs", "--noheadings", "-o", "lv_name,seg_pe_ranges"]);
-    let line = ranges.lines().find(|l| l.split_whitespace().next() == Some(lv)).unwrap_or_else(|| panic!("no LV {lv}: {ranges}"));
-    let (a, b) = line.rsplit_once(':').unwrap().1.trim().split_once('-').unwrap();
+    let line = ranges
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(lv))
+        .unwrap_or_else(|| panic!("no LV {lv}: {ranges}"));
+    let (a, b) = line
+        .rsplit_once(':')
+        .unwrap()
+        .1
+        .trim()
+        .split_once('-')
+        .unwrap();
     let (a, b): (u64, u64) = (a.parse().unwrap(), b.parse().unwrap());
     (pe_start + a * ext, (b - a + 1) * ext)
 }
@@ -195,7 +261,76 @@ fn read(p: &Path) -> String {
 }
 
 fn blkid(dev: &str, tag: &str) -> String {
-    ok(Command::new("blkid").args(["-o", "value", "-s", tag, dev])).trim().to_owned()
+    ok(Command::new("blkid").args(["-o", "value", "-s", tag, dev]))
+        .trim()
+        .to_owned()
+}
+
+/// The host's configuration inside the deployment (and root's keys on the /var volume).
+fn check_host_config(dep: &Path, var: &Path, uuid: &dyn Fn(&str) -> String) {
+    let fstab = read(&dep.join("etc/fstab"));
+    for (m, fs) in [
+        ("/", "xfs"),
+        ("/boot", "ext4"),
+        ("/var", "xfs"),
+        ("/boot/efi", "vfat"),
+    ] {
+        assert!(
+            fstab.contains(&format!("UUID={} {m} {fs} ", uuid(m))),
+            "{m}: {fstab}"
+        );
+    }
+    assert_eq!(read(&dep.join("etc/hostname")), "web1.lab.example.com\n");
+    let net: String = std::fs::read_dir(dep.join("etc/systemd/network"))
+        .unwrap()
+        .flatten()
+        .map(|e| read(&e.path()))
+        .collect();
+    assert!(net.contains(&format!("MACAddress={MAC}")), "{net}");
+    assert!(
+        net.contains("Address=10.0.0.21/24\nGateway=10.0.0.1\nDNS=10.0.0.53\n"),
+        "{net}"
+    );
+    assert!(read(&dep.join("etc/sysctl.d/60-cairn-hardening.conf"))
+        .contains("kernel.kptr_restrict = 2"));
+    assert!(dep
+        .join("etc/sysctl.d/60-cairn-kubernetes-node.conf")
+        .exists());
+    assert!(
+        read(&dep.join("etc/modules-load.d/cairn-kubernetes-node.conf")).contains("br_netfilter")
+    );
+    assert!(read(&dep.join("etc/shadow")).starts_with(&format!("root:{HASH}:")));
+    assert_eq!(
+        std::fs::read_link(dep.join("etc/localtime")).unwrap(),
+        Path::new("../usr/share/zoneinfo/Europe/Paris")
+    );
+    assert_eq!(
+        read(&var.join("roothome/.ssh/authorized_keys")),
+        format!("{KEY}\n")
+    );
+}
+
+/// GPT: BIOS boot, ESP, /boot, LVM PV; MiB-aligned; /boot legacy-bootable; gptmbr.bin.
+fn check_gpt(disk: &Path) -> Vec<(u64, u64, String)> {
+    let parts = gpt(disk);
+    let codes: Vec<&str> = parts.iter().map(|p| p.2.as_str()).collect();
+    assert_eq!(codes, ["EF02", "EF00", "8300", "8E00"]);
+    assert!(
+        parts
+            .iter()
+            .all(|p| p.0 % 2048 == 0 && (p.1 + 1) % 2048 == 0),
+        "{parts:?}"
+    );
+    assert!(ok(Command::new("sgdisk").args(["-i", "3"]).arg(disk))
+        .contains("Attribute flags: 0000000000000004"));
+    let mbr = std::fs::read("/usr/lib/syslinux/mbr/gptmbr.bin").unwrap();
+    assert_eq!(
+        &std::fs::read(disk).unwrap()[..440],
+        &mbr[..440],
+        "boot code"
+    );
+
+    parts
 }
 
 #[test]
@@ -203,28 +338,30 @@ fn installs_a_rendered_kickstart_file_onto_a_disk_image() {
     let Some(lab) = Lab::new() else { return };
     let ks = lab.render(MAC);
     let disk = lab.disk("disk.img", 3072);
-    let o = cairn_ok(["install", "--json", "--kickstart", ks.to_str().unwrap(), disk.to_str().unwrap()]);
+    let o = cairn_ok([
+        "install",
+        "--json",
+        "--kickstart",
+        ks.to_str().unwrap(),
+        disk.to_str().unwrap(),
+    ]);
     let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(doc["kind"], "InstallResult");
+    assert_eq!((&doc["apiVersion"], &doc["kind"]), (&"cairn/v1".into(), &"InstallResult".into()));
     assert_eq!(doc["built"]["status"], 200, "{doc}");
     let uuid = |m: &str| doc["uuids"][m].as_str().unwrap().to_owned();
 
-    // GPT: BIOS boot, ESP, /boot, LVM PV; MiB-aligned; /boot legacy-bootable; gptmbr.bin.
-    let parts = gpt(&disk);
-    let codes: Vec<&str> = parts.iter().map(|p| p.2.as_str()).collect();
-    assert_eq!(codes, ["EF02", "EF00", "8300", "8E00"]);
-    assert!(parts.iter().all(|p| p.0 % 2048 == 0 && (p.1 + 1) % 2048 == 0), "{parts:?}");
-    assert!(ok(Command::new("sgdisk").args(["-i", "3"]).arg(&disk)).contains("Attribute flags: 0000000000000004"));
-    let mbr = std::fs::read("/usr/lib/syslinux/mbr/gptmbr.bin").unwrap();
-    assert_eq!(&std::fs::read(&disk).unwrap()[..440], &mbr[..440], "boot code");
-
+    let parts = check_gpt(&disk);
     let range = |i: usize| (parts[i].0 * 512, (parts[i].1 + 1 - parts[i].0) * 512);
     let mut at = Attached::default();
     let esp = at.lo(&disk, range(1).0, range(1).1);
     assert_eq!(blkid(&esp, "TYPE"), "vfat");
     assert_eq!(blkid(&esp, "UUID"), uuid("/boot/efi"));
     let boot = at.lo(&disk, range(2).0, range(2).1);
-    assert_eq!((blkid(&boot, "TYPE"), blkid(&boot, "UUID")), ("ext4".to_owned(), uuid("/boot")), "/boot is ext4 whatever --fstype says: syslinux");
+    assert_eq!(
+        (blkid(&boot, "TYPE"), blkid(&boot, "UUID")),
+        ("ext4".to_owned(), uuid("/boot")),
+        "/boot is ext4 whatever --fstype says: syslinux"
+    );
     let pv = at.lo(&disk, range(3).0, range(3).1);
     assert_eq!(blkid(&pv, "TYPE"), "LVM2_member");
     let (root_off, root_len) = lv_range(&pv, "root");
@@ -232,7 +369,10 @@ fn installs_a_rendered_kickstart_file_onto_a_disk_image() {
     assert_eq!(root_len, 600 << 20);
     let root_dev = at.lo(&disk, range(3).0 + root_off, root_len);
     let var_dev = at.lo(&disk, range(3).0 + var_off, var_len);
-    assert_eq!((blkid(&root_dev, "TYPE"), blkid(&root_dev, "UUID")), ("xfs".to_owned(), uuid("/")));
+    assert_eq!(
+        (blkid(&root_dev, "TYPE"), blkid(&root_dev, "UUID")),
+        ("xfs".to_owned(), uuid("/"))
+    );
     assert_eq!(blkid(&var_dev, "UUID"), uuid("/var"));
 
     let mnt = lab.dir.path().join("mnt");
@@ -242,58 +382,83 @@ fn installs_a_rendered_kickstart_file_onto_a_disk_image() {
     at.mount(&var_dev, &var);
 
     // The deployment, as ostree itself sees it.
-    let status = ok(Command::new("ostree").arg("admin").arg("status").arg(format!("--sysroot={}", mnt.display())));
+    let status = ok(Command::new("ostree")
+        .arg("admin")
+        .arg("status")
+        .arg(format!("--sysroot={}", mnt.display())));
     let commit = doc["commit"].as_str().unwrap();
     assert!(status.contains(&format!("cairn {commit}.0")), "{status}");
-    assert!(status.contains(&format!("origin refspec: cairn:{REF}")), "{status}");
+    assert!(
+        status.contains(&format!("origin refspec: cairn:{REF}")),
+        "{status}"
+    );
     // BLS entry and syslinux config carry root=, the LVM hint and the kickstart's --append.
-    let entries: Vec<_> = std::fs::read_dir(mnt.join("boot/loader/entries")).unwrap().flatten().collect();
+    let entries: Vec<_> = std::fs::read_dir(mnt.join("boot/loader/entries"))
+        .unwrap()
+        .flatten()
+        .collect();
     assert_eq!(entries.len(), 1);
     let bls = read(&entries[0].path());
     let opts = bls.lines().find(|l| l.starts_with("options ")).unwrap();
-    for k in [format!("root=UUID={}", uuid("/")), "rd.lvm.lv=cairn/root".into(), "console=ttyS0,115200n8".into(), "quiet".into()] {
+    for k in [
+        format!("root=UUID={}", uuid("/")),
+        "rd.lvm.lv=cairn/root".into(),
+        "console=ttyS0,115200n8".into(),
+        "quiet".into(),
+    ] {
         assert!(opts.split_whitespace().any(|a| a == k), "{k} not in {opts}");
     }
     let syslinux = read(&mnt.join("boot/syslinux/syslinux.cfg"));
-    assert!(syslinux.contains(&format!("root=UUID={}", uuid("/"))), "{syslinux}");
+    assert!(
+        syslinux.contains(&format!("root=UUID={}", uuid("/"))),
+        "{syslinux}"
+    );
     assert!(mnt.join("boot/syslinux/ldlinux.sys").exists());
 
-    // The host's configuration inside the deployment.
-    let dep = mnt.join(doc["deployment"].as_str().unwrap());
-    let fstab = read(&dep.join("etc/fstab"));
-    for (m, fs) in [("/", "xfs"), ("/boot", "ext4"), ("/var", "xfs"), ("/boot/efi", "vfat")] {
-        assert!(fstab.contains(&format!("UUID={} {m} {fs} ", uuid(m))), "{m}: {fstab}");
-    }
-    assert_eq!(read(&dep.join("etc/hostname")), "web1.lab.example.com\n");
-    let net: String = std::fs::read_dir(dep.join("etc/systemd/network")).unwrap().flatten().map(|e| read(&e.path())).collect();
-    assert!(net.contains(&format!("MACAddress={MAC}")), "{net}");
-    assert!(net.contains("Address=10.0.0.21/24\nGateway=10.0.0.1\nDNS=10.0.0.53\n"), "{net}");
-    assert!(read(&dep.join("etc/sysctl.d/60-cairn-hardening.conf")).contains("kernel.kptr_restrict = 2"));
-    assert!(dep.join("etc/sysctl.d/60-cairn-kubernetes-node.conf").exists());
-    assert!(read(&dep.join("etc/modules-load.d/cairn-kubernetes-node.conf")).contains("br_netfilter"));
-    assert!(read(&dep.join("etc/shadow")).starts_with(&format!("root:{HASH}:")));
-    assert_eq!(std::fs::read_link(dep.join("etc/localtime")).unwrap(), Path::new("../usr/share/zoneinfo/Europe/Paris"));
-    assert_eq!(read(&var.join("roothome/.ssh/authorized_keys")), format!("{KEY}\n"));
+    check_host_config(&mnt.join(doc["deployment"].as_str().unwrap()), &var, &uuid);
     // The remote upgrades follow, as the kickstart's %post set it.
     let config = read(&mnt.join("ostree/repo/config"));
-    assert!(config.contains(&format!("[remote \"cairn\"]\nurl={}/repo/", lab.serve.url)), "{config}");
+    assert!(
+        config.contains(&format!("[remote \"cairn\"]\nurl={}/repo/", lab.serve.url)),
+        "{config}"
+    );
     assert!(config.contains("gpg-verify=false"), "{config}");
     drop(at);
 
     let ev = lab.events();
-    assert!(ev.iter().any(|e| e["event"] == "built" && e["mac"] == MAC), "{ev:?}");
+    assert!(
+        ev.iter().any(|e| e["event"] == "built" && e["mac"] == MAC),
+        "{ev:?}"
+    );
 }
 
 #[test]
 fn installs_by_url_with_a_one_time_token() {
     let Some(lab) = Lab::new() else { return };
     let disk = lab.disk("disk.img", 2048);
-    let url = format!("{}/ks/{VLAN_MAC}?token={}", lab.serve.url, lab.token(VLAN_MAC));
-    let doc = cairn_json(["install", "--json", "--kickstart", &url, disk.to_str().unwrap()]);
-    assert!(!doc["kickstart"].as_str().unwrap().contains("token="), "the token is not echoed: {doc}");
+    let url = format!(
+        "{}/ks/{VLAN_MAC}?token={}",
+        lab.serve.url,
+        lab.token(VLAN_MAC)
+    );
+    let doc = cairn_json([
+        "install",
+        "--json",
+        "--kickstart",
+        &url,
+        disk.to_str().unwrap(),
+    ]);
+    assert!(
+        !doc["kickstart"].as_str().unwrap().contains("token="),
+        "the token is not echoed: {doc}"
+    );
     assert_eq!(doc["built"]["status"], 200);
     let ev = lab.events();
-    assert!(ev.iter().any(|e| e["event"] == "built" && e["mac"] == VLAN_MAC), "{ev:?}");
+    assert!(
+        ev.iter()
+            .any(|e| e["event"] == "built" && e["mac"] == VLAN_MAC),
+        "{ev:?}"
+    );
     let (code, body) = curl(&[&url]);
     assert_eq!((code, body.trim()), (401, "build token already used"));
 
@@ -305,11 +470,24 @@ fn installs_by_url_with_a_one_time_token() {
     let root = parts[3].0 * 512 + off;
     let dep = doc["deployment"].as_str().unwrap();
     let cat = |p: &str| crate::common::image::debugfs(&disk, root, &format!("cat /{dep}/{p}"));
-    let net = crate::common::image::debugfs(&disk, root, &format!("ls -l /{dep}/etc/systemd/network"));
+    let net =
+        crate::common::image::debugfs(&disk, root, &format!("ls -l /{dep}/etc/systemd/network"));
     assert!(net.contains("vlan120.netdev"), "{net}");
-    let vlan: String = ["10-cairn-0-525400bb0002-vlan120.netdev", "40-cairn-0-525400bb0002.network"].iter().map(|f| cat(&format!("etc/systemd/network/{f}"))).collect();
-    assert!(vlan.contains("Kind=vlan\nMTUBytes=9000\n\n[VLAN]\nId=120"), "{vlan}");
-    assert!(vlan.contains("[Match]\nName=vlan120\n\n[Network]\nAddress=198.51.100.12/24"), "{vlan}");
+    let vlan: String = [
+        "10-cairn-0-525400bb0002-vlan120.netdev",
+        "40-cairn-0-525400bb0002.network",
+    ]
+    .iter()
+    .map(|f| cat(&format!("etc/systemd/network/{f}")))
+    .collect();
+    assert!(
+        vlan.contains("Kind=vlan\nMTUBytes=9000\n\n[VLAN]\nId=120"),
+        "{vlan}"
+    );
+    assert!(
+        vlan.contains("[Match]\nName=vlan120\n\n[Network]\nAddress=198.51.100.12/24"),
+        "{vlan}"
+    );
     assert_eq!(cat("etc/hostname"), "edge1.lab.example.com\n");
 }
 
@@ -324,13 +502,22 @@ fn assert_failed(lab: &Lab, o: &std::process::Output, disk: &Path, says: &[&str]
     let last = ev.last().unwrap_or_else(|| panic!("no event: {err}"));
     assert_eq!(last["event"], "failed", "{ev:?}");
     let log = last["log"].as_str().unwrap_or_default();
-    assert!(log.contains(says[0]), "the failed report carries the log tail: {log}");
+    assert!(
+        log.contains(says[0]),
+        "the failed report carries the log tail: {log}"
+    );
     let bytes = std::fs::read(disk).unwrap();
-    assert!(bytes[..1 << 20].iter().all(|&b| b == 0), "boot code or GPT left on the disk");
+    assert!(
+        bytes[..1 << 20].iter().all(|&b| b == 0),
+        "boot code or GPT left on the disk"
+    );
     let p = Command::new("sgdisk").arg("-p").arg(disk).output().unwrap();
     let text = stdout(&p);
     // sgdisk makes up an empty table in memory when the disk holds none.
-    assert!(text.contains("Creating new GPT entries in memory"), "a GPT is left: {text}");
+    assert!(
+        text.contains("Creating new GPT entries in memory"),
+        "a GPT is left: {text}"
+    );
     assert!(gpt(disk).is_empty(), "partitions left: {text}");
 }
 
@@ -354,7 +541,15 @@ fn failures_report_to_serve_and_leave_no_bootable_disk() {
     let bad = write(lab.dir.path(), "bad.cfg", &text);
     let disk = lab.disk("a.img", 3072);
     let o = run(bad.to_str().unwrap(), &disk, None);
-    assert_failed(&lab, &o, &disk, &["`firewall` is not supported", &format!("bad.cfg:{}:", n + 1)]);
+    assert_failed(
+        &lab,
+        &o,
+        &disk,
+        &[
+            "`firewall` is not supported",
+            &format!("bad.cfg:{}:", n + 1),
+        ],
+    );
 
     // A disk too small: the size needed is named.
     let small = lab.disk("small.img", 1024);
@@ -363,15 +558,40 @@ fn failures_report_to_serve_and_leave_no_bootable_disk() {
     assert_failed(&lab, &o, &small, &["too small", "needs at least 1460 MiB"]);
 
     // The kickstart URL refused (a wrong token): serve's failed URL is derived from it.
-    let o = run(&format!("{}/ks/{MAC}?token=0000", lab.serve.url), &disk, None);
+    let o = run(
+        &format!("{}/ks/{MAC}?token=0000", lab.serve.url),
+        &disk,
+        None,
+    );
     assert_failed(&lab, &o, &disk, &["HTTP 401", "wrong build token"]);
     // Nothing listening: a clear error, nobody to report to.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let o = run(&format!("http://127.0.0.1:{port}/ks/{MAC}"), &disk, None);
-    assert!(!o.status.success() && stderr(&o).contains("connecting to 127.0.0.1"), "{}", stderr(&o));
+    assert!(
+        !o.status.success() && stderr(&o).contains("connecting to 127.0.0.1"),
+        "{}",
+        stderr(&o)
+    );
 
     // A failure after partitioning, filesystems and deployment: the disk is zapped.
-    let o = run(ks.to_str().unwrap(), &disk, Some(("CAIRN_FAILPOINT", "install-before-bootloader=error")));
-    assert_failed(&lab, &o, &disk, &["failpoint install-before-bootloader triggered"]);
-    assert!(!stderr(&o).contains("losetup: "), "loops released: {}", stderr(&o));
+    let o = run(
+        ks.to_str().unwrap(),
+        &disk,
+        Some(("CAIRN_FAILPOINT", "install-before-bootloader=error")),
+    );
+    assert_failed(
+        &lab,
+        &o,
+        &disk,
+        &["failpoint install-before-bootloader triggered"],
+    );
+    assert!(
+        !stderr(&o).contains("losetup: "),
+        "loops released: {}",
+        stderr(&o)
+    );
 }

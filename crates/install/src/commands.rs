@@ -2,8 +2,8 @@
 //! that need only the command itself; `check_complete` checks the kickstart as a whole.
 
 use crate::parse::{
-    Autopart, Cmd, Ctx, FinalAction, Fs, Kickstart, LogVol, Network, OstreeSetup, Part,
-    PartTarget, RootPw, Size, Timezone, VolGroup,
+    Autopart, Cmd, Ctx, FinalAction, Fs, Kickstart, LogVol, Network, OstreeSetup, Part, PartTarget,
+    RootPw, Size, Timezone, VolGroup,
 };
 use crate::InstallError;
 
@@ -50,9 +50,18 @@ pub(crate) fn apply(cx: &Ctx, ks: &mut Kickstart, c: &Cmd) -> Result<(), Install
             let lvm = match c.get("type").unwrap_or("lvm") {
                 "lvm" => true,
                 "plain" => false,
-                t => return Err(cx.err(c.line, format!("`autopart --type={t}` is not supported (lvm or plain)"))),
+                t => {
+                    return Err(cx.err(
+                        c.line,
+                        format!("`autopart --type={t}` is not supported (lvm or plain)"),
+                    ))
+                }
             };
-            ks.autopart = Some(Autopart { lvm, fs: fstype(cx, c)?, line: c.line });
+            ks.autopart = Some(Autopart {
+                lvm,
+                fs: fstype(cx, c)?,
+                line: c.line,
+            });
         }
         "bootloader" => {
             if let Some(loc) = c.get("location") {
@@ -84,10 +93,21 @@ pub(crate) fn apply(cx: &Ctx, ks: &mut Kickstart, c: &Cmd) -> Result<(), Install
 fn set_drive(cx: &Ctx, ks: &mut Kickstart, c: &Cmd, d: Option<&str>) -> Result<(), InstallError> {
     let Some(d) = d else { return Ok(()) };
     if d.contains(',') {
-        return Err(cx.err(c.line, format!("`{} {d}`: cairn install writes one disk; name one drive", c.name)));
+        return Err(cx.err(
+            c.line,
+            format!(
+                "`{} {d}`: cairn install writes one disk; name one drive",
+                c.name
+            ),
+        ));
     }
     match &ks.drive {
-        Some(prev) if prev != d => Err(cx.err(c.line, format!("drive `{d}` differs from `{prev}` named earlier: cairn install writes one disk"))),
+        Some(prev) if prev != d => Err(cx.err(
+            c.line,
+            format!(
+                "drive `{d}` differs from `{prev}` named earlier: cairn install writes one disk"
+            ),
+        )),
         _ => {
             ks.drive = Some(d.to_owned());
             Ok(())
@@ -99,11 +119,19 @@ fn timezone(cx: &Ctx, ks: &mut Kickstart, c: &Cmd) -> Result<(), InstallError> {
     let name = &c.args[0];
     let ok = !name.starts_with('/')
         && !name.split('/').any(|p| p.is_empty() || p == "..")
-        && name.chars().all(|ch| ch.is_ascii_alphanumeric() || "/_-+".contains(ch));
+        && name
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || "/_-+".contains(ch));
     if !ok {
-        return Err(cx.err(c.line, format!("`timezone {name}`: not a time zone name such as Europe/Paris or UTC")));
+        return Err(cx.err(
+            c.line,
+            format!("`timezone {name}`: not a time zone name such as Europe/Paris or UTC"),
+        ));
     }
-    ks.timezone = Some(Timezone { name: name.clone(), utc: c.has("utc") || c.has("isUtc") });
+    ks.timezone = Some(Timezone {
+        name: name.clone(),
+        utc: c.has("utc") || c.has("isUtc"),
+    });
     Ok(())
 }
 
@@ -118,8 +146,12 @@ fn rootpw(cx: &Ctx, ks: &mut Kickstart, c: &Cmd) -> Result<(), InstallError> {
 }
 
 fn number(cx: &Ctx, c: &Cmd, key: &str, v: &str) -> Result<u64, InstallError> {
-    v.parse()
-        .map_err(|_| cx.err(c.line, format!("`{} --{key}={v}`: expected a whole number", c.name)))
+    v.parse().map_err(|_| {
+        cx.err(
+            c.line,
+            format!("`{} --{key}={v}`: expected a whole number", c.name),
+        )
+    })
 }
 
 fn size(cx: &Ctx, c: &Cmd) -> Result<Size, InstallError> {
@@ -136,7 +168,10 @@ fn fstype(cx: &Ctx, c: &Cmd) -> Result<Fs, InstallError> {
     match c.get("fstype").unwrap_or("xfs") {
         "xfs" => Ok(Fs::Xfs),
         "ext4" => Ok(Fs::Ext4),
-        f => Err(cx.err(c.line, format!("`{} --fstype={f}` is not supported (xfs or ext4)", c.name))),
+        f => Err(cx.err(
+            c.line,
+            format!("`{} --fstype={f}` is not supported (xfs or ext4)", c.name),
+        )),
     }
 }
 
@@ -155,52 +190,110 @@ fn part(cx: &Ctx, ks: &mut Kickstart, c: &Cmd) -> Result<(), InstallError> {
     let target = if what.starts_with("pv.") {
         PartTarget::Pv(what.clone())
     } else {
-        PartTarget::Mount { path: mount_point(cx, c, what)?, fs: fstype(cx, c)? }
+        PartTarget::Mount {
+            path: mount_point(cx, c, what)?,
+            fs: fstype(cx, c)?,
+        }
     };
-    ks.parts.push(Part { target, size: size(cx, c)?, line: c.line });
+    ks.parts.push(Part {
+        target,
+        size: size(cx, c)?,
+        line: c.line,
+    });
     Ok(())
 }
 
 fn network(cx: &Ctx, c: &Cmd) -> Result<Network, InstallError> {
-    let mut n = Network { device: c.get("device").map(str::to_owned), line: c.line, ..Network::default() };
+    let mut n = Network {
+        device: c.get("device").map(str::to_owned),
+        line: c.line,
+        ..Network::default()
+    };
     match c.get("bootproto").unwrap_or("dhcp") {
         "dhcp" => n.dhcp = true,
         "static" => {
             n.ip = Some(c.need(cx, "ip")?.to_owned());
             n.netmask = Some(c.need(cx, "netmask")?.to_owned());
         }
-        b => return Err(cx.err(c.line, format!("`network --bootproto={b}` is not supported (dhcp or static)"))),
+        b => {
+            return Err(cx.err(
+                c.line,
+                format!("`network --bootproto={b}` is not supported (dhcp or static)"),
+            ))
+        }
     }
-    for (key, v) in [("ip", c.get("ip")), ("netmask", c.get("netmask")), ("gateway", c.get("gateway"))] {
+    for (key, v) in [
+        ("ip", c.get("ip")),
+        ("netmask", c.get("netmask")),
+        ("gateway", c.get("gateway")),
+    ] {
         if let Some(v) = v {
-            v.parse::<std::net::Ipv4Addr>()
-                .map_err(|_| cx.err(c.line, format!("`network --{key}={v}`: expected an IPv4 address")))?;
+            v.parse::<std::net::Ipv4Addr>().map_err(|_| {
+                cx.err(
+                    c.line,
+                    format!("`network --{key}={v}`: expected an IPv4 address"),
+                )
+            })?;
         }
     }
     n.gateway = c.get("gateway").map(str::to_owned);
     let list = |v: Option<&str>| -> Vec<String> {
-        v.map(|s| s.split(',').filter(|x| !x.is_empty()).map(str::to_owned).collect()).unwrap_or_default()
+        v.map(|s| {
+            s.split(',')
+                .filter(|x| !x.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
     };
     n.nameservers = list(c.get("nameserver"));
     for ns in &n.nameservers {
-        ns.parse::<std::net::IpAddr>()
-            .map_err(|_| cx.err(c.line, format!("`network --nameserver`: `{ns}` is not an IP address")))?;
+        ns.parse::<std::net::IpAddr>().map_err(|_| {
+            cx.err(
+                c.line,
+                format!("`network --nameserver`: `{ns}` is not an IP address"),
+            )
+        })?;
     }
     n.bond_slaves = list(c.get("bondslaves"));
     for kv in list(c.get("bondopts")) {
-        let (k, v) = kv
-            .split_once('=')
-            .ok_or_else(|| cx.err(c.line, format!("`network --bondopts`: `{kv}` is not key=value")))?;
+        let (k, v) = kv.split_once('=').ok_or_else(|| {
+            cx.err(
+                c.line,
+                format!("`network --bondopts`: `{kv}` is not key=value"),
+            )
+        })?;
         n.bond_opts.push((k.to_owned(), v.to_owned()));
     }
     if !n.bond_slaves.is_empty() && n.device.is_none() {
         return Err(cx.err(c.line, "`network --bondslaves` needs --device=<bond name>"));
     }
+    link_settings(cx, c, &mut n)?;
+    crate::network::check_bond_opts(&n).map_err(|m| cx.err(c.line, m))?;
+    Ok(n)
+}
+
+/// VLAN, MTU, onboot and hostname of a `network` line.
+fn link_settings(cx: &Ctx, c: &Cmd, n: &mut Network) -> Result<(), InstallError> {
     if let Some(v) = c.get("vlanid") {
-        n.vlan = Some(v.parse().ok().filter(|id| (1..4095).contains(id)).ok_or_else(|| cx.err(c.line, format!("`network --vlanid={v}`: expected 1..4094")))?);
+        n.vlan = Some(
+            v.parse()
+                .ok()
+                .filter(|id| (1..4095).contains(id))
+                .ok_or_else(|| {
+                    cx.err(c.line, format!("`network --vlanid={v}`: expected 1..4094"))
+                })?,
+        );
     }
     if let Some(v) = c.get("mtu") {
-        n.mtu = Some(v.parse().ok().filter(|m| (68..=65535).contains(m)).ok_or_else(|| cx.err(c.line, format!("`network --mtu={v}`: expected 68..65535")))?);
+        n.mtu = Some(
+            v.parse()
+                .ok()
+                .filter(|m| (68..=65535).contains(m))
+                .ok_or_else(|| {
+                    cx.err(c.line, format!("`network --mtu={v}`: expected 68..65535"))
+                })?,
+        );
     }
     if let Some(o) = c.get("onboot") {
         if o != "yes" && o != "on" && o != "true" {
@@ -209,26 +302,43 @@ fn network(cx: &Ctx, c: &Cmd) -> Result<Network, InstallError> {
     }
     n.hostname = c.get("hostname").map(str::to_owned);
     if let Some(h) = &n.hostname {
-        let ok = h.len() <= 253 && h.split('.').all(|l| !l.is_empty() && l.len() <= 63 && l.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-') && !l.starts_with('-'));
+        let ok = h.len() <= 253
+            && h.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-')
+                    && !l.starts_with('-')
+            });
         if !ok {
-            return Err(cx.err(c.line, format!("`network --hostname={h}`: not a valid host name")));
+            return Err(cx.err(
+                c.line,
+                format!("`network --hostname={h}`: not a valid host name"),
+            ));
         }
     }
-    crate::network::check_bond_opts(&n).map_err(|m| cx.err(c.line, m))?;
-    Ok(n)
+    Ok(())
 }
 
 /// What a kickstart must have, and the cross-references between commands.
 pub(crate) fn check_complete(cx: &Ctx, ks: &Kickstart) -> Result<(), InstallError> {
     if ks.ostree.is_none() {
-        return Err(cx.err(0, "no `ostreesetup`: cairn install deploys an OSTree commit and needs --url and --ref"));
+        return Err(cx.err(
+            0,
+            "no `ostreesetup`: cairn install deploys an OSTree commit and needs --url and --ref",
+        ));
     }
     if ks.autopart.is_some() && (!ks.parts.is_empty() || !ks.logvols.is_empty()) {
         let line = ks.autopart.map(|a| a.line).unwrap_or(0);
-        return Err(cx.err(line, "`autopart` together with part/logvol: use one or the other"));
+        return Err(cx.err(
+            line,
+            "`autopart` together with part/logvol: use one or the other",
+        ));
     }
     if ks.autopart.is_none() && ks.parts.is_empty() {
-        return Err(cx.err(0, "no disk layout: add `part` lines (with volgroup/logvol) or `autopart`"));
+        return Err(cx.err(
+            0,
+            "no disk layout: add `part` lines (with volgroup/logvol) or `autopart`",
+        ));
     }
     Ok(())
 }

@@ -16,7 +16,8 @@ pub(crate) fn run(cmd: &mut Command) -> Result<String, InstallError> {
     let out = cmd.output().map_err(|e| InstallError::Tool {
         cmd: shown.clone(),
         msg: if e.kind() == std::io::ErrorKind::NotFound {
-            "not installed (scripts/setup.sh installs it; cairn_install::TOOLS lists them all)".to_owned()
+            "not installed (scripts/setup.sh installs it; cairn_install::TOOLS lists them all)"
+                .to_owned()
         } else {
             e.to_string()
         },
@@ -24,7 +25,11 @@ pub(crate) fn run(cmd: &mut Command) -> Result<String, InstallError> {
     if !out.status.success() {
         return Err(InstallError::Tool {
             cmd: shown,
-            msg: format!("{}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim()),
+            msg: format!(
+                "{}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
         });
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
@@ -40,10 +45,15 @@ pub(crate) fn size_of(path: &Path) -> Result<(u64, bool), InstallError> {
     })?;
     let block = meta.file_type().is_block_device();
     if !block && !meta.is_file() {
-        return Err(InstallError::Target { path: path.to_path_buf(), msg: "neither a block device nor a regular file".into() });
+        return Err(InstallError::Target {
+            path: path.to_path_buf(),
+            msg: "neither a block device nor a regular file".into(),
+        });
     }
     let mut f = std::fs::File::open(path).map_err(|e| InstallError::io(path, e))?;
-    let size = f.seek(std::io::SeekFrom::End(0)).map_err(|e| InstallError::io(path, e))?;
+    let size = f
+        .seek(std::io::SeekFrom::End(0))
+        .map_err(|e| InstallError::io(path, e))?;
     Ok((size, block))
 }
 
@@ -51,11 +61,16 @@ pub(crate) fn size_of(path: &Path) -> Result<(u64, bool), InstallError> {
 /// Without them neither BIOS nor UEFI firmware finds anything to boot.
 pub(crate) fn zap(path: &Path, size: u64) -> Result<(), InstallError> {
     use std::os::unix::fs::FileExt;
-    let f = std::fs::OpenOptions::new().write(true).open(path).map_err(|e| InstallError::io(path, e))?;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| InstallError::io(path, e))?;
     let zeros = vec![0u8; MIB as usize];
-    f.write_all_at(&zeros, 0).map_err(|e| InstallError::io(path, e))?;
+    f.write_all_at(&zeros, 0)
+        .map_err(|e| InstallError::io(path, e))?;
     if size >= 2 * MIB {
-        f.write_all_at(&zeros, size - MIB).map_err(|e| InstallError::io(path, e))?;
+        f.write_all_at(&zeros, size - MIB)
+            .map_err(|e| InstallError::io(path, e))?;
     }
     f.sync_all().map_err(|e| InstallError::io(path, e))
 }
@@ -86,7 +101,13 @@ pub(crate) struct Session {
 
 impl Session {
     pub fn new(disk: &Path, block: bool) -> Session {
-        Session { disk: disk.to_path_buf(), block, loops: Vec::new(), mounts: Vec::new(), rescanned: false }
+        Session {
+            disk: disk.to_path_buf(),
+            block,
+            loops: Vec::new(),
+            mounts: Vec::new(),
+            rescanned: false,
+        }
     }
 
     /// A block device for `len` bytes at `offset` of the disk.
@@ -112,7 +133,11 @@ impl Session {
                 self.rescanned = true;
             }
             let disk = self.disk.display().to_string();
-            let sep = if disk.ends_with(|c: char| c.is_ascii_digit()) { "p" } else { "" };
+            let sep = if disk.ends_with(|c: char| c.is_ascii_digit()) {
+                "p"
+            } else {
+                ""
+            };
             let node = format!("{disk}{sep}{}", p.number);
             for _ in 0..20 {
                 if std::fs::metadata(&node).is_ok() {
@@ -163,22 +188,36 @@ impl Drop for Session {
 /// A random RFC 4122 UUID from the kernel, chosen before mkfs so fstab and `root=` can name it.
 pub(crate) fn new_uuid() -> Result<String, InstallError> {
     let p = Path::new("/proc/sys/kernel/random/uuid");
-    Ok(std::fs::read_to_string(p).map_err(|e| InstallError::io(p, e))?.trim().to_owned())
+    Ok(std::fs::read_to_string(p)
+        .map_err(|e| InstallError::io(p, e))?
+        .trim()
+        .to_owned())
 }
 
 pub(crate) fn mkfs(dev: &str, fs: Fs, uuid: &str, label: &str) -> Result<(), InstallError> {
     match fs {
-        Fs::Xfs => run(Command::new("mkfs.xfs").args(["-q", "-f", "-m"]).arg(format!("uuid={uuid}")).args(["-L", label, dev]))?,
+        Fs::Xfs => run(Command::new("mkfs.xfs")
+            .args(["-q", "-f", "-m"])
+            .arg(format!("uuid={uuid}"))
+            .args(["-L", label, dev]))?,
         // No 64bit feature on /boot: syslinux's ext4 reader is the conservative one.
-        Fs::Ext4 if label == "boot" => run(Command::new("mkfs.ext4").args(["-q", "-F", "-O", "^64bit", "-U", uuid, "-L", label, dev]))?,
-        Fs::Ext4 => run(Command::new("mkfs.ext4").args(["-q", "-F", "-U", uuid, "-L", label, dev]))?,
+        Fs::Ext4 if label == "boot" => run(Command::new("mkfs.ext4")
+            .args(["-q", "-F", "-O", "^64bit", "-U", uuid, "-L", label, dev]))?,
+        Fs::Ext4 => {
+            run(Command::new("mkfs.ext4").args(["-q", "-F", "-U", uuid, "-L", label, dev]))?
+        }
     };
     Ok(())
 }
 
 /// FAT32 for the ESP; returns its volume id as fstab and blkid spell it (`ABCD-1234`).
 pub(crate) fn mkfs_esp(dev: &str) -> Result<String, InstallError> {
-    let hex: String = new_uuid()?.chars().filter(char::is_ascii_hexdigit).take(8).collect::<String>().to_ascii_uppercase();
+    let hex: String = new_uuid()?
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .take(8)
+        .collect::<String>()
+        .to_ascii_uppercase();
     run(Command::new("mkfs.vfat").args(["-F", "32", "-n", "EFI", "-i", &hex, dev]))?;
     Ok(format!("{}-{}", &hex[..4], &hex[4..]))
 }

@@ -97,7 +97,8 @@ mod tests {
         );
         assert_eq!(
             failed_url_for("http://h/ks?mac=52-54-00-00-00-01&token=x").as_deref(),
-            Some("http://h:80/failed/52-54-00-00-00-01").map(|_| "http://h/failed/52-54-00-00-00-01")
+            Some("http://h:80/failed/52-54-00-00-00-01")
+                .map(|_| "http://h/failed/52-54-00-00-00-01")
         );
         assert_eq!(failed_url_for("http://h/other"), None);
         assert_eq!(redact("http://h/ks/m?token=s"), "http://h/ks/m?…");

@@ -27,8 +27,17 @@ pub use run::install;
 /// Every external program `cairn install` runs. An installer environment (the PXE initramfs)
 /// must carry all of them, plus [`FILES`].
 pub const TOOLS: &[&str] = &[
-    "sgdisk", "partx", "losetup", "lvm", "mkfs.vfat", "mkfs.xfs", "mkfs.ext4", "mount", "umount",
-    "extlinux", "cp",
+    "sgdisk",
+    "partx",
+    "losetup",
+    "lvm",
+    "mkfs.vfat",
+    "mkfs.xfs",
+    "mkfs.ext4",
+    "mount",
+    "umount",
+    "extlinux",
+    "cp",
 ];
 
 /// Files the BIOS boot loader install copies from the installer environment (Debian's

@@ -38,19 +38,70 @@ fn lvm(pv: &str, args: &[&str]) -> Result<String, InstallError> {
 }
 
 /// Creates the PV, the VG and its LVs on `pv`; returns where each LV lies on it.
-pub(crate) fn create(pv: &str, vg: &PlannedVg, lvs: &[PlannedLv]) -> Result<Vec<LvExtent>, InstallError> {
+pub(crate) fn create(
+    pv: &str,
+    vg: &PlannedVg,
+    lvs: &[PlannedLv],
+) -> Result<Vec<LvExtent>, InstallError> {
     lvm(pv, &["pvcreate", "-ff", "-y", "--dataalignment", "1m", pv])?;
     let pe = format!("{}k", vg.extent_size / 1024);
     lvm(pv, &["vgcreate", "-s", &pe, &vg.name, pv])?;
     for lv in lvs {
-        let n = if lv.rest { "100%FREE".to_owned() } else { lv.extents.to_string() };
-        lvm(pv, &["lvcreate", "-an", "-Zn", "-Wn", "--alloc", "contiguous", "-y", "-n", &lv.name, "-l", &n, &vg.name])?;
+        let n = if lv.rest {
+            "100%FREE".to_owned()
+        } else {
+            lv.extents.to_string()
+        };
+        lvm(
+            pv,
+            &[
+                "lvcreate",
+                "-an",
+                "-Zn",
+                "-Wn",
+                "--alloc",
+                "contiguous",
+                "-y",
+                "-n",
+                &lv.name,
+                "-l",
+                &n,
+                &vg.name,
+            ],
+        )?;
     }
-    let pvs = lvm(pv, &["pvs", "--reportformat", "json", "--units", "b", "--nosuffix", "-o", "pe_start", pv])?;
+    let pvs = lvm(
+        pv,
+        &[
+            "pvs",
+            "--reportformat",
+            "json",
+            "--units",
+            "b",
+            "--nosuffix",
+            "-o",
+            "pe_start",
+            pv,
+        ],
+    )?;
     let pe_start = json_field(&pvs, "pv", "pe_start")?;
-    let report = lvm(pv, &["lvs", "--reportformat", "json", "-o", "lv_name,seg_pe_ranges", &vg.name])?;
-    let doc: serde_json::Value = serde_json::from_str(&report).map_err(|e| bad("lvs", e.to_string()))?;
-    let rows = doc["report"][0]["lv"].as_array().cloned().unwrap_or_default();
+    let report = lvm(
+        pv,
+        &[
+            "lvs",
+            "--reportformat",
+            "json",
+            "-o",
+            "lv_name,seg_pe_ranges",
+            &vg.name,
+        ],
+    )?;
+    let doc: serde_json::Value =
+        serde_json::from_str(&report).map_err(|e| bad("lvs", e.to_string()))?;
+    let rows = doc["report"][0]["lv"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let mut out = Vec::new();
     for lv in lvs {
         let row = rows
@@ -58,7 +109,15 @@ pub(crate) fn create(pv: &str, vg: &PlannedVg, lvs: &[PlannedLv]) -> Result<Vec<
             .find(|r| r["lv_name"] == lv.name.as_str())
             .ok_or_else(|| bad("lvs", format!("no row for {}", lv.name)))?;
         let ranges = row["seg_pe_ranges"].as_str().unwrap_or("");
-        let (first, last) = parse_range(ranges).ok_or_else(|| bad("lvs", format!("{}: unexpected segments `{ranges}` (one contiguous range expected)", lv.name)))?;
+        let (first, last) = parse_range(ranges).ok_or_else(|| {
+            bad(
+                "lvs",
+                format!(
+                    "{}: unexpected segments `{ranges}` (one contiguous range expected)",
+                    lv.name
+                ),
+            )
+        })?;
         out.push(LvExtent {
             name: lv.name.clone(),
             offset: pe_start + first * vg.extent_size,
@@ -69,11 +128,15 @@ pub(crate) fn create(pv: &str, vg: &PlannedVg, lvs: &[PlannedLv]) -> Result<Vec<
 }
 
 fn bad(what: &str, msg: String) -> InstallError {
-    InstallError::Tool { cmd: format!("lvm {what}"), msg }
+    InstallError::Tool {
+        cmd: format!("lvm {what}"),
+        msg,
+    }
 }
 
 fn json_field(text: &str, table: &str, field: &str) -> Result<u64, InstallError> {
-    let doc: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(table, e.to_string()))?;
+    let doc: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| bad(table, e.to_string()))?;
     doc["report"][0][table][0][field]
         .as_str()
         .and_then(|s| s.trim().parse().ok())

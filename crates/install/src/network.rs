@@ -19,14 +19,20 @@ pub(crate) fn check_bond_opts(n: &Network) -> Result<(), String> {
     for (k, _) in &n.bond_opts {
         if !BOND_OPTS.iter().any(|(o, _)| o == k) {
             let known: Vec<&str> = BOND_OPTS.iter().map(|(o, _)| *o).collect();
-            return Err(format!("`network --bondopts`: option `{k}` is not supported (supported: {})", known.join(", ")));
+            return Err(format!(
+                "`network --bondopts`: option `{k}` is not supported (supported: {})",
+                known.join(", ")
+            ));
         }
     }
     Ok(())
 }
 
 fn is_mac(s: &str) -> bool {
-    s.len() == 17 && s.split(':').count() == 6 && s.split(':').all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
+    s.len() == 17
+        && s.split(':').count() == 6
+        && s.split(':')
+            .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 /// `[Match]` for a device given by name or by MAC; no device matches every ethernet link.
@@ -64,7 +70,9 @@ fn addressing(n: &Network) -> String {
 }
 
 fn mtu(n: &Network) -> String {
-    n.mtu.map(|m| format!("\n[Link]\nMTUBytes={m}\n")).unwrap_or_default()
+    n.mtu
+        .map(|m| format!("\n[Link]\nMTUBytes={m}\n"))
+        .unwrap_or_default()
 }
 
 const HEADER: &str = "# Written by cairn install from the kickstart's `network` line";
@@ -86,10 +94,18 @@ pub fn render(networks: &[Network]) -> Result<Vec<(String, String)>, String> {
         if !n.bond_slaves.is_empty() {
             let bond = dev.ok_or("a bond needs --device")?;
             let mtu_line = n.mtu.map(|m| format!("MTUBytes={m}\n")).unwrap_or_default();
-            let mut netdev = format!("{head}[NetDev]\nName={bond}\nKind=bond\n{mtu_line}\n[Bond]\n");
+            let mut netdev =
+                format!("{head}[NetDev]\nName={bond}\nKind=bond\n{mtu_line}\n[Bond]\n");
             for (k, v) in &n.bond_opts {
-                let (_, key) = BOND_OPTS.iter().find(|(o, _)| o == k).ok_or("unchecked bondopt")?;
-                let v = if key.ends_with("Sec") { format!("{v}ms") } else { v.clone() };
+                let (_, key) = BOND_OPTS
+                    .iter()
+                    .find(|(o, _)| o == k)
+                    .ok_or("unchecked bondopt")?;
+                let v = if key.ends_with("Sec") {
+                    format!("{v}ms")
+                } else {
+                    v.clone()
+                };
                 netdev.push_str(&format!("{key}={v}\n"));
             }
             files.push((format!("10-cairn-{tag}.netdev"), netdev));
@@ -111,7 +127,11 @@ pub fn render(networks: &[Network]) -> Result<Vec<(String, String)>, String> {
             if n.bond_slaves.is_empty() {
                 files.push((
                     format!("30-cairn-{tag}.network"),
-                    format!("{head}{}\n[Network]\n{lower_extra}{}", match_section(dev), mtu(n)),
+                    format!(
+                        "{head}{}\n[Network]\n{lower_extra}{}",
+                        match_section(dev),
+                        mtu(n)
+                    ),
                 ));
             }
             top = Some(vname);
@@ -137,7 +157,10 @@ mod tests {
     use super::*;
 
     fn net(f: impl FnOnce(&mut Network)) -> Network {
-        let mut n = Network { line: 7, ..Network::default() };
+        let mut n = Network {
+            line: 7,
+            ..Network::default()
+        };
         f(&mut n);
         n
     }
@@ -155,8 +178,16 @@ mod tests {
         assert_eq!(files.len(), 1);
         let (name, text) = &files[0];
         assert_eq!(name, "40-cairn-0-525400000011.network");
-        assert!(text.contains("[Match]\nMACAddress=52:54:00:00:00:11\n"), "{text}");
-        assert!(text.contains("Address=192.0.2.11/24\nGateway=192.0.2.1\nDNS=192.0.2.53\nDNS=2001:db8::53\n"), "{text}");
+        assert!(
+            text.contains("[Match]\nMACAddress=52:54:00:00:00:11\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "Address=192.0.2.11/24\nGateway=192.0.2.1\nDNS=192.0.2.53\nDNS=2001:db8::53\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
@@ -169,20 +200,38 @@ mod tests {
         })])
         .unwrap();
         let all: String = files.iter().map(|(n, t)| format!("=={n}\n{t}")).collect();
-        assert!(all.contains("Kind=vlan\nMTUBytes=9000\n\n[VLAN]\nId=120\n"), "{all}");
-        assert!(all.contains("MACAddress=52:54:00:00:00:12\n\n[Network]\nVLAN=vlan120\n"), "{all}");
-        assert!(all.contains("[Match]\nName=vlan120\n\n[Network]\nDHCP=yes\n"), "{all}");
+        assert!(
+            all.contains("Kind=vlan\nMTUBytes=9000\n\n[VLAN]\nId=120\n"),
+            "{all}"
+        );
+        assert!(
+            all.contains("MACAddress=52:54:00:00:00:12\n\n[Network]\nVLAN=vlan120\n"),
+            "{all}"
+        );
+        assert!(
+            all.contains("[Match]\nName=vlan120\n\n[Network]\nDHCP=yes\n"),
+            "{all}"
+        );
 
         let files = render(&[net(|n| {
             n.device = Some("bond0".into());
             n.dhcp = true;
             n.bond_slaves = vec!["ens1f0".into(), "ens1f1".into()];
-            n.bond_opts = vec![("mode".into(), "802.3ad".into()), ("miimon".into(), "100".into())];
+            n.bond_opts = vec![
+                ("mode".into(), "802.3ad".into()),
+                ("miimon".into(), "100".into()),
+            ];
         })])
         .unwrap();
         let all: String = files.iter().map(|(n, t)| format!("=={n}\n{t}")).collect();
         assert!(all.contains("Name=bond0\nKind=bond\n"), "{all}");
-        assert!(all.contains("[Bond]\nMode=802.3ad\nMIIMonitorSec=100ms\n"), "{all}");
-        assert!(all.contains("[Match]\nName=ens1f1\n\n[Network]\nBond=bond0\n"), "{all}");
+        assert!(
+            all.contains("[Bond]\nMode=802.3ad\nMIIMonitorSec=100ms\n"),
+            "{all}"
+        );
+        assert!(
+            all.contains("[Match]\nName=ens1f1\n\n[Network]\nBond=bond0\n"),
+            "{all}"
+        );
     }
 }

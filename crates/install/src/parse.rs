@@ -317,7 +317,15 @@ fn tokenize_cmd(cx: &Ctx, line: usize, text: &str) -> Result<Option<Cmd>, Instal
                 line,
                 format!(
                     "`{name} --{key}` is not supported by cairn install (supported: {})",
-                    if known.is_empty() { "none".to_owned() } else { known.iter().map(|k| format!("--{k}")).collect::<Vec<_>>().join(", ") }
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known
+                            .iter()
+                            .map(|k| format!("--{k}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
                 ),
             ));
         }
@@ -328,7 +336,11 @@ fn tokenize_cmd(cx: &Ctx, line: usize, text: &str) -> Result<Option<Cmd>, Instal
             line,
             format!(
                 "`{name}` takes {} argument(s), got {}: {:?}",
-                if lo == hi { lo.to_string() } else { format!("{lo} to {hi}") },
+                if lo == hi {
+                    lo.to_string()
+                } else {
+                    format!("{lo} to {hi}")
+                },
                 cmd.args.len(),
                 cmd.args
             ),
@@ -360,9 +372,16 @@ impl Cmd {
 enum Section {
     Commands,
     /// `%post` in the chroot: interpreted by [`post`].
-    Post { start: usize, body: Vec<(usize, String)> },
+    Post {
+        start: usize,
+        body: Vec<(usize, String)>,
+    },
     /// `%post --nochroot` or `%onerror`: one `curl -X POST URL` callback.
-    Callback { built: bool, start: usize, body: Vec<(usize, String)> },
+    Callback {
+        built: bool,
+        start: usize,
+        body: Vec<(usize, String)>,
+    },
 }
 
 /// Parses `text` (read from `source`) into a [`Kickstart`], refusing anything outside the subset.
@@ -396,10 +415,18 @@ pub fn parse(source: &str, text: &str) -> Result<Kickstart, InstallError> {
                     Section::Post { start, body }
                 }
             }
-            Section::Callback { built, start, mut body } => {
+            Section::Callback {
+                built,
+                start,
+                mut body,
+            } => {
                 if trimmed == "%end" {
                     let url = post::callback_url(&cx, start, &body)?;
-                    let slot = if built { &mut ks.built_url } else { &mut ks.failed_url };
+                    let slot = if built {
+                        &mut ks.built_url
+                    } else {
+                        &mut ks.failed_url
+                    };
                     *slot = url;
                     Section::Commands
                 } else {
@@ -433,12 +460,23 @@ fn open_section(cx: &Ctx, line: usize, text: &str) -> Result<Section, InstallErr
                 }
             }
             Ok(if nochroot {
-                Section::Callback { built: true, start: line, body: Vec::new() }
+                Section::Callback {
+                    built: true,
+                    start: line,
+                    body: Vec::new(),
+                }
             } else {
-                Section::Post { start: line, body: Vec::new() }
+                Section::Post {
+                    start: line,
+                    body: Vec::new(),
+                }
             })
         }
-        "%onerror" if flags.is_empty() => Ok(Section::Callback { built: false, start: line, body: Vec::new() }),
+        "%onerror" if flags.is_empty() => Ok(Section::Callback {
+            built: false,
+            start: line,
+            body: Vec::new(),
+        }),
         other => Err(cx.err(
             line,
             format!(
@@ -468,11 +506,23 @@ mod tests {
 
     #[test]
     fn unknown_commands_and_options_are_refused_by_name_and_line() {
-        let e = parse("ks.cfg", "text\n\nfirewall --enabled\n").unwrap_err().to_string();
-        assert!(e.starts_with("ks.cfg:3: `firewall` is not supported"), "{e}");
-        let e = parse("ks.cfg", "part /boot --encrypted\n").unwrap_err().to_string();
-        assert!(e.contains("ks.cfg:1: `part --encrypted` is not supported"), "{e}");
-        let e = parse("ks.cfg", "%packages\n%end\n").unwrap_err().to_string();
+        let e = parse("ks.cfg", "text\n\nfirewall --enabled\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("ks.cfg:3: `firewall` is not supported"),
+            "{e}"
+        );
+        let e = parse("ks.cfg", "part /boot --encrypted\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("ks.cfg:1: `part --encrypted` is not supported"),
+            "{e}"
+        );
+        let e = parse("ks.cfg", "%packages\n%end\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("ks.cfg:1: section `%packages`"), "{e}");
     }
 }

@@ -48,8 +48,11 @@ pub(crate) fn interpret(
         let w: Vec<&str> = words.iter().map(String::as_str).collect();
         match w.as_slice() {
             [] => {}
-            ["set", opts] if opts.starts_with('-') && opts[1..].chars().all(|c| "eux".contains(c)) => {}
-            ["mkdir", "-p", dirs @ ..] if !dirs.is_empty() && dirs.iter().all(|d| etc_path(&format!("{d}/"))) => {
+            ["set", opts]
+                if opts.starts_with('-') && opts[1..].chars().all(|c| "eux".contains(c)) => {}
+            ["mkdir", "-p", dirs @ ..]
+                if !dirs.is_empty() && dirs.iter().all(|d| etc_path(&format!("{d}/"))) =>
+            {
                 post.dirs.extend(dirs.iter().map(|d| d.to_string()));
             }
             ["cat", ">", path, heredoc] if etc_path(path) => {
@@ -58,7 +61,9 @@ pub(crate) fn interpret(
                 let mut content = String::new();
                 loop {
                     let Some((_, l)) = body.get(i) else {
-                        return Err(cx.err(*line, format!("heredoc {delim} is not closed before %end")));
+                        return Err(
+                            cx.err(*line, format!("heredoc {delim} is not closed before %end"))
+                        );
                     };
                     i += 1;
                     if l == &delim {
@@ -69,8 +74,12 @@ pub(crate) fn interpret(
                 }
                 post.files.push((path.to_string(), content));
             }
-            ["ostree", "remote", "delete", rest @ ..] => post.remotes.push(remote_delete(cx, *line, text, rest)?),
-            ["ostree", "remote", "add", rest @ ..] => post.remotes.push(remote_add(cx, *line, text, rest)?),
+            ["ostree", "remote", "delete", rest @ ..] => {
+                post.remotes.push(remote_delete(cx, *line, text, rest)?)
+            }
+            ["ostree", "remote", "add", rest @ ..] => {
+                post.remotes.push(remote_add(cx, *line, text, rest)?)
+            }
             _ => return Err(refuse(cx, *line, text)),
         }
     }
@@ -89,22 +98,48 @@ fn repo_flag_ok(rest: &[&str]) -> bool {
     rest.contains(&"--repo=/ostree/repo")
 }
 
-fn remote_delete(cx: &Ctx, line: usize, text: &str, rest: &[&str]) -> Result<RemoteChange, InstallError> {
+fn remote_delete(
+    cx: &Ctx,
+    line: usize,
+    text: &str,
+    rest: &[&str],
+) -> Result<RemoteChange, InstallError> {
     let names: Vec<&&str> = rest.iter().filter(|w| !w.starts_with("--")).collect();
-    let flags_ok = rest.iter().filter(|w| w.starts_with("--")).all(|f| matches!(*f, "--repo=/ostree/repo" | "--if-exists"));
+    let flags_ok = rest
+        .iter()
+        .filter(|w| w.starts_with("--"))
+        .all(|f| matches!(*f, "--repo=/ostree/repo" | "--if-exists"));
     match names.as_slice() {
         [name] if flags_ok && repo_flag_ok(rest) && rest.contains(&"--if-exists") => {
-            Ok(RemoteChange::Delete { name: name.to_string() })
+            Ok(RemoteChange::Delete {
+                name: name.to_string(),
+            })
         }
         _ => Err(refuse(cx, line, text)),
     }
 }
 
-fn remote_add(cx: &Ctx, line: usize, text: &str, rest: &[&str]) -> Result<RemoteChange, InstallError> {
-    let pos: Vec<&str> = rest.iter().filter(|w| !w.starts_with("--")).copied().collect();
-    let flags_ok = rest.iter().filter(|w| w.starts_with("--")).all(|f| matches!(*f, "--repo=/ostree/repo" | "--no-gpg-verify"));
+fn remote_add(
+    cx: &Ctx,
+    line: usize,
+    text: &str,
+    rest: &[&str],
+) -> Result<RemoteChange, InstallError> {
+    let pos: Vec<&str> = rest
+        .iter()
+        .filter(|w| !w.starts_with("--"))
+        .copied()
+        .collect();
+    let flags_ok = rest
+        .iter()
+        .filter(|w| w.starts_with("--"))
+        .all(|f| matches!(*f, "--repo=/ostree/repo" | "--no-gpg-verify"));
     match pos.as_slice() {
-        [name, url, branches @ ..] if flags_ok && repo_flag_ok(rest) && (url.starts_with("http://") || url.starts_with("https://")) => {
+        [name, url, branches @ ..]
+            if flags_ok
+                && repo_flag_ok(rest)
+                && (url.starts_with("http://") || url.starts_with("https://")) =>
+        {
             Ok(RemoteChange::Add {
                 name: name.to_string(),
                 url: url.to_string(),
@@ -129,7 +164,11 @@ pub(crate) fn callback_url(
             continue;
         }
         let w: Vec<&str> = words.iter().map(String::as_str).collect();
-        let urls: Vec<&str> = w.iter().copied().filter(|x| x.starts_with("http://") || x.starts_with("https://")).collect();
+        let urls: Vec<&str> = w
+            .iter()
+            .copied()
+            .filter(|x| x.starts_with("http://") || x.starts_with("https://"))
+            .collect();
         let is_post = w.windows(2).any(|p| p == ["-X", "POST"]);
         if w[0] != "curl" || !is_post || urls.len() != 1 || url.is_some() {
             return Err(cx.err(
@@ -161,7 +200,11 @@ mod tests {
 
     fn run(body: &str) -> Result<Post, InstallError> {
         let cx = Ctx { source: "ks.cfg" };
-        let lines: Vec<(usize, String)> = body.lines().enumerate().map(|(i, l)| (i + 10, l.to_owned())).collect();
+        let lines: Vec<(usize, String)> = body
+            .lines()
+            .enumerate()
+            .map(|(i, l)| (i + 10, l.to_owned()))
+            .collect();
         let mut p = Post::default();
         interpret(&cx, 9, &lines, &mut p).map(|()| p)
     }
@@ -170,14 +213,33 @@ mod tests {
     fn the_rendered_forms_are_interpreted() {
         let p = run("set -eu\nmkdir -p /etc/sysctl.d /etc/modules-load.d\ncat > /etc/sysctl.d/60-x.conf <<'CAIRN_EOF'\n# c\nvm.a = 1\nCAIRN_EOF\n\nostree remote delete --repo=/ostree/repo --if-exists cairn\nostree remote add --repo=/ostree/repo --no-gpg-verify cairn http://h/repo/ a/b\n").unwrap();
         assert_eq!(p.dirs, ["/etc/sysctl.d", "/etc/modules-load.d"]);
-        assert_eq!(p.files, [("/etc/sysctl.d/60-x.conf".to_owned(), "# c\nvm.a = 1\n".to_owned())]);
-        assert_eq!(p.remotes[1], RemoteChange::Add { name: "cairn".into(), url: "http://h/repo/".into(), gpg_verify: false, branches: vec!["a/b".into()] });
+        assert_eq!(
+            p.files,
+            [(
+                "/etc/sysctl.d/60-x.conf".to_owned(),
+                "# c\nvm.a = 1\n".to_owned()
+            )]
+        );
+        assert_eq!(
+            p.remotes[1],
+            RemoteChange::Add {
+                name: "cairn".into(),
+                url: "http://h/repo/".into(),
+                gpg_verify: false,
+                branches: vec!["a/b".into()]
+            }
+        );
     }
 
     #[test]
     fn anything_else_is_refused_with_its_line() {
-        let e = run("set -eu\nsystemctl enable foo\n").unwrap_err().to_string();
-        assert!(e.starts_with("ks.cfg:11: %post: `systemctl enable foo`"), "{e}");
+        let e = run("set -eu\nsystemctl enable foo\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("ks.cfg:11: %post: `systemctl enable foo`"),
+            "{e}"
+        );
         let e = run("cat > /usr/x <<'E'\nE\n").unwrap_err().to_string();
         assert!(e.contains("ks.cfg:10"), "{e}");
         let e = run("cat > /etc/x <<E\nE\n").unwrap_err().to_string();

@@ -17,12 +17,19 @@ pub(crate) struct Dirs {
 pub(crate) struct Written(pub Vec<String>);
 
 impl Written {
-    fn file(&mut self, abs: &Path, host_path: &str, text: &str, mode: u32) -> Result<(), InstallError> {
+    fn file(
+        &mut self,
+        abs: &Path,
+        host_path: &str,
+        text: &str,
+        mode: u32,
+    ) -> Result<(), InstallError> {
         if let Some(parent) = abs.parent() {
             std::fs::create_dir_all(parent).map_err(|e| InstallError::io(parent, e))?;
         }
         std::fs::write(abs, text).map_err(|e| InstallError::io(abs, e))?;
-        std::fs::set_permissions(abs, std::fs::Permissions::from_mode(mode)).map_err(|e| InstallError::io(abs, e))?;
+        std::fs::set_permissions(abs, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| InstallError::io(abs, e))?;
         self.0.push(host_path.to_owned());
         Ok(())
     }
@@ -33,7 +40,11 @@ fn etc(d: &Dirs, host_path: &str) -> PathBuf {
     d.deployment.join(host_path.trim_start_matches('/'))
 }
 
-pub(crate) fn configure(d: &Dirs, ks: &Kickstart, fstab: &str) -> Result<Vec<String>, InstallError> {
+pub(crate) fn configure(
+    d: &Dirs,
+    ks: &Kickstart,
+    fstab: &str,
+) -> Result<Vec<String>, InstallError> {
     let mut w = Written(Vec::new());
     let path = etc(d, "/etc/fstab");
     let mut text = std::fs::read_to_string(&path).unwrap_or_default();
@@ -44,9 +55,18 @@ pub(crate) fn configure(d: &Dirs, ks: &Kickstart, fstab: &str) -> Result<Vec<Str
     w.file(&path, "/etc/fstab", &text, 0o644)?;
 
     if let Some(h) = ks.networks.iter().find_map(|n| n.hostname.as_deref()) {
-        w.file(&etc(d, "/etc/hostname"), "/etc/hostname", &format!("{h}\n"), 0o644)?;
+        w.file(
+            &etc(d, "/etc/hostname"),
+            "/etc/hostname",
+            &format!("{h}\n"),
+            0o644,
+        )?;
     }
-    let files = crate::network::render(&ks.networks).map_err(|msg| InstallError::Kickstart { source_name: ks.source.clone(), line: 0, msg })?;
+    let files = crate::network::render(&ks.networks).map_err(|msg| InstallError::Kickstart {
+        source_name: ks.source.clone(),
+        line: 0,
+        msg,
+    })?;
     for (name, text) in files {
         let host = format!("/etc/systemd/network/{name}");
         w.file(&etc(d, &host), &host, &text, 0o644)?;
@@ -67,11 +87,22 @@ pub(crate) fn configure(d: &Dirs, ks: &Kickstart, fstab: &str) -> Result<Vec<Str
     if let Some(tz) = &ks.timezone {
         let link = etc(d, "/etc/localtime");
         let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink(format!("../usr/share/zoneinfo/{}", tz.name), &link).map_err(|e| InstallError::io(&link, e))?;
+        std::os::unix::fs::symlink(format!("../usr/share/zoneinfo/{}", tz.name), &link)
+            .map_err(|e| InstallError::io(&link, e))?;
         w.0.push("/etc/localtime".into());
-        w.file(&etc(d, "/etc/timezone"), "/etc/timezone", &format!("{}\n", tz.name), 0o644)?;
+        w.file(
+            &etc(d, "/etc/timezone"),
+            "/etc/timezone",
+            &format!("{}\n", tz.name),
+            0o644,
+        )?;
         if tz.utc {
-            w.file(&etc(d, "/etc/adjtime"), "/etc/adjtime", "0.0 0 0.0\n0\nUTC\n", 0o644)?;
+            w.file(
+                &etc(d, "/etc/adjtime"),
+                "/etc/adjtime",
+                "0.0 0 0.0\n0\nUTC\n",
+                0o644,
+            )?;
         }
     }
     Ok(w.0)
@@ -113,13 +144,23 @@ fn ssh_keys(d: &Dirs, keys: &[String], w: &mut Written) -> Result<(), InstallErr
     })?;
     let rel = target.to_string_lossy().trim_start_matches('/').to_owned();
     let Some(under_var) = rel.strip_prefix("var/") else {
-        return Err(InstallError::Target { path: link, msg: format!("/root points at {rel}, not into /var") });
+        return Err(InstallError::Target {
+            path: link,
+            msg: format!("/root points at {rel}, not into /var"),
+        });
     };
     let home = d.var.join(under_var);
     let ssh = home.join(".ssh");
     std::fs::create_dir_all(&ssh).map_err(|e| InstallError::io(&ssh, e))?;
-    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).map_err(|e| InstallError::io(&home, e))?;
-    std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o700)).map_err(|e| InstallError::io(&ssh, e))?;
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| InstallError::io(&home, e))?;
+    std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| InstallError::io(&ssh, e))?;
     let text: String = keys.iter().map(|k| format!("{k}\n")).collect();
-    w.file(&ssh.join("authorized_keys"), &format!("/{rel}/.ssh/authorized_keys"), &text, 0o600)
+    w.file(
+        &ssh.join("authorized_keys"),
+        &format!("/{rel}/.ssh/authorized_keys"),
+        &text,
+        0o600,
+    )
 }
