@@ -15,6 +15,7 @@ const REF: &str = "cairn/test/x86_64";
 const KVER: &str = "6.1.0-cairn-test";
 const MAC: &str = "52:54:00:bb:00:01";
 const VLAN_MAC: &str = "52:54:00:bb:00:02";
+const GPG_MAC: &str = "52:54:00:bb:00:03";
 
 /// A commit shaped like a composed host: kernel + initramfs, /usr/etc with passwd and shadow,
 /// /root -> var/roothome (what cairn compose makes). Archive repo, summary updated.
@@ -62,12 +63,14 @@ defaults:\n  domain: lab.example.com\n  timezone: Europe/Paris\n  root-password:
 hosts:\n\
 \x20 - hostname: web1\n    mac: \"{MAC}\"\n    network: {{ ip: 10.0.0.21/24, gateway: 10.0.0.1, dns: [10.0.0.53] }}\n\
 \x20 - hostname: edge1\n    mac: \"{VLAN_MAC}\"\n    disk: {{ fstype: ext4, root-size: 200MiB, boot-size: 200MiB }}\n\
-\x20   network: {{ ip: 198.51.100.12, netmask: 255.255.255.0, gateway: 198.51.100.1, vlan: 120, mtu: 9000 }}\n"
+\x20   network: {{ ip: 198.51.100.12, netmask: 255.255.255.0, gateway: 198.51.100.1, vlan: 120, mtu: 9000 }}\n\
+\x20 - hostname: sec1\n    mac: \"{GPG_MAC}\"\n    disk: {{ fstype: ext4, root-size: 200MiB, boot-size: 200MiB }}\n    ostree: {{ gpg: true }}\n"
     )
 }
 
 struct Lab {
     dir: tempfile::TempDir,
+    repo: PathBuf,
     serve: Server,
     events: PathBuf,
 }
@@ -94,7 +97,12 @@ impl Lab {
                 events.to_str().unwrap(),
             ],
         );
-        Some(Lab { dir, serve, events })
+        Some(Lab {
+            dir,
+            repo,
+            serve,
+            events,
+        })
     }
 
     /// `cairn kickstart render` for the server's URL; returns the host's kickstart file.
@@ -346,7 +354,10 @@ fn installs_a_rendered_kickstart_file_onto_a_disk_image() {
         disk.to_str().unwrap(),
     ]);
     let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!((&doc["apiVersion"], &doc["kind"]), (&"cairn/v1".into(), &"InstallResult".into()));
+    assert_eq!(
+        (&doc["apiVersion"], &doc["kind"]),
+        (&"cairn/v1".into(), &"InstallResult".into())
+    );
     assert_eq!(doc["built"]["status"], 200, "{doc}");
     let uuid = |m: &str| doc["uuids"][m].as_str().unwrap().to_owned();
 
@@ -489,6 +500,66 @@ fn installs_by_url_with_a_one_time_token() {
         "{vlan}"
     );
     assert_eq!(cat("etc/hostname"), "edge1.lab.example.com\n");
+}
+
+#[test]
+fn gpg_verified_ostreesetup_needs_the_key_and_keeps_it_for_upgrades() {
+    let Some(lab) = Lab::new() else { return };
+    let (home, key) = crate::common::repo::gpg_key(lab.dir.path());
+    ostree_ok([
+        repo_arg(&lab.repo).as_str(),
+        "gpg-sign",
+        &format!("--gpg-homedir={}", home.display()),
+        REF,
+        &key,
+    ]);
+    let pubkey = lab.dir.path().join("cairn.gpg");
+    crate::common::repo::gpg_export(&home, &key, &pubkey);
+    let ks = lab.render(GPG_MAC);
+    assert!(
+        !read(&ks).contains("--nogpg"),
+        "the host verifies signatures"
+    );
+
+    // Without the key libostree refuses the pull; the disk is zapped and serve hears of it.
+    let disk = lab.disk("disk.img", 2048);
+    let o = cairn()
+        .args(["install", "--kickstart", ks.to_str().unwrap()])
+        .arg(&disk)
+        .output()
+        .unwrap();
+    assert_failed(
+        &lab,
+        &o,
+        &disk,
+        &[
+            "pulling `cairn/test/x86_64` from remote cairn",
+            "public key not found",
+        ],
+    );
+
+    let doc = cairn_json([
+        "install",
+        "--json",
+        "--kickstart",
+        ks.to_str().unwrap(),
+        "--gpg-key",
+        pubkey.to_str().unwrap(),
+        disk.to_str().unwrap(),
+    ]);
+    assert_eq!(doc["built"]["status"], 200);
+    // The remote %post re-added verifies signatures and still has the key for upgrades.
+    let parts = gpt(&disk);
+    let mut at = Attached::default();
+    let pv = at.lo(&disk, parts[3].0 * 512, (parts[3].1 + 1 - parts[3].0) * 512);
+    let root = parts[3].0 * 512 + lv_range(&pv, "root").0;
+    let config = crate::common::image::debugfs(&disk, root, "cat /ostree/repo/config");
+    assert!(
+        config.contains("[remote \"cairn\"]") && config.contains("gpg-verify=true"),
+        "{config}"
+    );
+    let repo_dir = crate::common::image::debugfs(&disk, root, "ls /ostree/repo");
+    assert!(repo_dir.contains("cairn.trustedkeys.gpg"), "{repo_dir}");
 }
 
 /// A failed install exits non-zero, reports to serve with its log, and leaves no GPT and no boot code.
