@@ -90,6 +90,26 @@ pub(crate) fn partition(path: &Path, plan: &Plan) -> Result<(), InstallError> {
     Ok(())
 }
 
+/// True when the kernel's node for `p` exists and spans exactly the planned range: a node left
+/// from the old table (the kernel refuses to re-read a table while a partition is in use) must
+/// never be written through.
+fn node_matches(node: &str, p: &PlannedPartition) -> bool {
+    let Some(name) = Path::new(node).file_name() else {
+        return false;
+    };
+    let sys = Path::new("/sys/class/block").join(name);
+    let read = |f: &str| -> Option<u64> {
+        std::fs::read_to_string(sys.join(f))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    std::fs::metadata(node).is_ok()
+        && read("start") == Some(p.offset / 512)
+        && read("size") == Some(p.size / 512)
+}
+
 /// What the installer holds: loop devices and mounts, released in reverse order on drop.
 pub(crate) struct Session {
     pub disk: PathBuf,
@@ -140,7 +160,7 @@ impl Session {
             };
             let node = format!("{disk}{sep}{}", p.number);
             for _ in 0..20 {
-                if std::fs::metadata(&node).is_ok() {
+                if node_matches(&node, p) {
                     return Ok(node);
                 }
                 std::thread::sleep(std::time::Duration::from_millis(100));
