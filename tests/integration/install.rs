@@ -444,21 +444,23 @@ fn installs_a_rendered_kickstart_file_onto_a_disk_image() {
 }
 
 #[test]
-fn installs_by_url_with_a_one_time_token() {
+fn installs_by_url_with_a_one_time_token_onto_a_block_device() {
     let Some(lab) = Lab::new() else { return };
     let disk = lab.disk("disk.img", 2048);
+    // TARGET a block device this time: the whole image as a loop device (without udev its
+    // partition nodes never appear, so the installer must fall back to ranges of it).
+    let mut whole = Attached::default();
+    let dev = ok(Command::new("losetup").args(["-f", "--show"]).arg(&disk))
+        .trim()
+        .to_owned();
+    whole.loops.push(dev.clone());
     let url = format!(
         "{}/ks/{VLAN_MAC}?token={}",
         lab.serve.url,
         lab.token(VLAN_MAC)
     );
-    let doc = cairn_json([
-        "install",
-        "--json",
-        "--kickstart",
-        &url,
-        disk.to_str().unwrap(),
-    ]);
+    let doc = cairn_json(["install", "--json", "--kickstart", &url, &dev]);
+    drop(whole);
     assert!(
         !doc["kickstart"].as_str().unwrap().contains("token="),
         "the token is not echoed: {doc}"
