@@ -425,6 +425,10 @@ fn installs_a_rendered_kickstart_file_onto_a_disk_image() {
         "{syslinux}"
     );
     assert!(mnt.join("boot/syslinux/ldlinux.sys").exists());
+    assert!(
+        syslinux.contains("\nTIMEOUT 10\n"),
+        "bootloader --timeout=1: {syslinux}"
+    );
 
     check_host_config(&mnt.join(doc["deployment"].as_str().unwrap()), &var, &uuid);
     // The remote upgrades follow, as the kickstart's %post set it.

@@ -69,6 +69,14 @@ pub(crate) fn apply(cx: &Ctx, ks: &mut Kickstart, c: &Cmd) -> Result<(), Install
                     return Err(cx.err(c.line, format!("`bootloader --location={loc}` is not supported (mbr: the boot loader goes on the target disk)")));
                 }
             }
+            if let Some(t) = c.get("timeout") {
+                ks.boot_timeout = Some(t.parse().map_err(|_| {
+                    cx.err(
+                        c.line,
+                        format!("`bootloader --timeout={t}`: expected whole seconds"),
+                    )
+                })?);
+            }
             if let Some(a) = c.get("append") {
                 ks.kargs = cairn_ostree::deploy::kargs::split(a);
             }

@@ -21,6 +21,8 @@ pub struct Kickstart {
     pub networks: Vec<Network>,
     /// `bootloader --append`, split like a kernel command line.
     pub kargs: Vec<String>,
+    /// `bootloader --timeout`, seconds.
+    pub boot_timeout: Option<u32>,
     pub root: Option<RootPw>,
     pub ssh_keys: Vec<String>,
     pub timezone: Option<Timezone>,

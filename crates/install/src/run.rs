@@ -356,7 +356,11 @@ fn deploy_commit(
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         boot_mounted.set(true);
         std::fs::create_dir_all(at.join("efi"))?;
-        cairn_image::bootloader::select_syslinux_backend(sysroot)
+        cairn_image::bootloader::select_syslinux_backend(sysroot)?;
+        match ks.boot_timeout {
+            Some(t) => set_menu_timeout(&at, t),
+            None => Ok(()),
+        }
     };
     let deployed = deploy::provision_from_remote(
         root,
@@ -376,6 +380,25 @@ fn deploy_commit(
         s.adopt_mount(&root.join("boot"));
     }
     Ok(deployed?)
+}
+
+/// `bootloader --timeout` in the syslinux header ostree keeps above its entries (tenths of a
+/// second; 0 would mean "wait forever" to syslinux, so it becomes the shortest wait).
+fn set_menu_timeout(boot: &Path, seconds: u32) -> std::io::Result<()> {
+    let cfg = boot.join("loader/syslinux.cfg");
+    let text = std::fs::read_to_string(&cfg)?;
+    let tenths = (seconds * 10).max(1);
+    let out: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("TIMEOUT ") {
+                format!("TIMEOUT {tenths}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(&cfg, out)
 }
 
 fn fstab(plan: &Plan, uuids: &BTreeMap<String, String>) -> String {
