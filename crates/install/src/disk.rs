@@ -146,7 +146,13 @@ impl Session {
     /// The partition's device node when the kernel made one (real disks with devtmpfs), else a
     /// loop device over its byte range.
     pub fn partition_device(&mut self, p: &PlannedPartition) -> Result<String, InstallError> {
-        if self.block {
+        // A loop device as TARGET never gets partition nodes here, and partitions `partx` adds to
+        // one outlive its detach and trip the next user of that loop device: ranges only.
+        let is_loop = self
+            .disk
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("loop"));
+        if self.block && !is_loop {
             if !self.rescanned {
                 // Tells the kernel about the new table; fails harmlessly where nodes never appear.
                 let _ = Command::new("partx").arg("-u").arg(&self.disk).output();
@@ -238,6 +244,8 @@ pub(crate) fn mkfs_esp(dev: &str) -> Result<String, InstallError> {
         .take(8)
         .collect::<String>()
         .to_ascii_uppercase();
-    run(Command::new("mkfs.vfat").args(["-F", "32", "-n", "EFI", "-i", &hex, dev]))?;
+    // -I: the device is ours, exactly the ESP's range; mkfs.vfat's "partitions on the device"
+    // guard trips on a reused loop device's stale view.
+    run(Command::new("mkfs.vfat").args(["-I", "-F", "32", "-n", "EFI", "-i", &hex, dev]))?;
     Ok(format!("{}-{}", &hex[..4], &hex[4..]))
 }
