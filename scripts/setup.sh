@@ -15,9 +15,8 @@ REQUIRED=(
   # images and VMs
   packer:packer qemu-utils:qemu-img qemu-system-x86:qemu-system-x86_64 e2fsprogs:mkfs.ext4
   dosfstools:mkfs.vfat gdisk:sgdisk fdisk:sfdisk extlinux:extlinux syslinux-common:-
-  # the PXE installer's initramfs: its shell and DHCP client, the install tools it carries, the
-  # objcopy that strips cairn's debug info, GNU cpio to unpack it in tests, QEMU's iPXE ROMs
-  busybox:busybox xfsprogs:mkfs.xfs lvm2:lvm binutils:objcopy cpio:cpio ipxe-qemu:-
+  # cairn install (cairn_install::TOOLS): LVM metadata and XFS, besides the image tools above
+  lvm2:lvm xfsprogs:mkfs.xfs util-linux:losetup
   # serving and benchmarks
   curl:curl nginx:nginx wrk:wrk hyperfine:hyperfine
   # fleetlock: etcd is the lock store (tests start their own members) and etcdctl the test

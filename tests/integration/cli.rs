@@ -69,6 +69,11 @@ const NOT_RUN: &[(&str, &str)] = &[
          asserts its apiVersion and kind on every build",
     ),
     (
+        "install",
+        "partitions a loop-backed disk image and pulls a commit over HTTP from cairn serve (root, \
+         ~20 s); tests/integration/install.rs asserts its kind on every successful install",
+    ),
+    (
         "snapshot",
         "downloads a treefile's resolution (RPMs built by rpmbuild, or Debian packages); \
          tests/integration/lockfile.rs and snapshot.rs assert its apiVersion and kind",

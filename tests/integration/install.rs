@@ -15,6 +15,7 @@ const REF: &str = "cairn/test/x86_64";
 const KVER: &str = "6.1.0-cairn-test";
 const MAC: &str = "52:54:00:bb:00:01";
 const VLAN_MAC: &str = "52:54:00:bb:00:02";
+const GPG_MAC: &str = "52:54:00:bb:00:03";
 
 /// A commit shaped like a composed host: kernel + initramfs, /usr/etc with passwd and shadow,
 /// /root -> var/roothome (what cairn compose makes). Archive repo, summary updated.
@@ -62,12 +63,14 @@ defaults:\n  domain: lab.example.com\n  timezone: Europe/Paris\n  root-password:
 hosts:\n\
 \x20 - hostname: web1\n    mac: \"{MAC}\"\n    network: {{ ip: 10.0.0.21/24, gateway: 10.0.0.1, dns: [10.0.0.53] }}\n\
 \x20 - hostname: edge1\n    mac: \"{VLAN_MAC}\"\n    disk: {{ fstype: ext4, root-size: 200MiB, boot-size: 200MiB }}\n\
-\x20   network: {{ ip: 198.51.100.12, netmask: 255.255.255.0, gateway: 198.51.100.1, vlan: 120, mtu: 9000 }}\n"
+\x20   network: {{ ip: 198.51.100.12, netmask: 255.255.255.0, gateway: 198.51.100.1, vlan: 120, mtu: 9000 }}\n\
+\x20 - hostname: sec1\n    mac: \"{GPG_MAC}\"\n    disk: {{ fstype: ext4, root-size: 200MiB, boot-size: 200MiB }}\n    ostree: {{ gpg: true }}\n"
     )
 }
 
 struct Lab {
     dir: tempfile::TempDir,
+    repo: PathBuf,
     serve: Server,
     events: PathBuf,
 }
@@ -94,7 +97,12 @@ impl Lab {
                 events.to_str().unwrap(),
             ],
         );
-        Some(Lab { dir, serve, events })
+        Some(Lab {
+            dir,
+            repo,
+            serve,
+            events,
+        })
     }
 
     /// `cairn kickstart render` for the server's URL; returns the host's kickstart file.
@@ -266,6 +274,73 @@ fn blkid(dev: &str, tag: &str) -> String {
         .to_owned()
 }
 
+/// The host's configuration inside the deployment (and root's keys on the /var volume).
+fn check_host_config(dep: &Path, var: &Path, uuid: &dyn Fn(&str) -> String) {
+    let fstab = read(&dep.join("etc/fstab"));
+    for (m, fs) in [
+        ("/", "xfs"),
+        ("/boot", "ext4"),
+        ("/var", "xfs"),
+        ("/boot/efi", "vfat"),
+    ] {
+        assert!(
+            fstab.contains(&format!("UUID={} {m} {fs} ", uuid(m))),
+            "{m}: {fstab}"
+        );
+    }
+    assert_eq!(read(&dep.join("etc/hostname")), "web1.lab.example.com\n");
+    let net: String = std::fs::read_dir(dep.join("etc/systemd/network"))
+        .unwrap()
+        .flatten()
+        .map(|e| read(&e.path()))
+        .collect();
+    assert!(net.contains(&format!("MACAddress={MAC}")), "{net}");
+    assert!(
+        net.contains("Address=10.0.0.21/24\nGateway=10.0.0.1\nDNS=10.0.0.53\n"),
+        "{net}"
+    );
+    assert!(read(&dep.join("etc/sysctl.d/60-cairn-hardening.conf"))
+        .contains("kernel.kptr_restrict = 2"));
+    assert!(dep
+        .join("etc/sysctl.d/60-cairn-kubernetes-node.conf")
+        .exists());
+    assert!(
+        read(&dep.join("etc/modules-load.d/cairn-kubernetes-node.conf")).contains("br_netfilter")
+    );
+    assert!(read(&dep.join("etc/shadow")).starts_with(&format!("root:{HASH}:")));
+    assert_eq!(
+        std::fs::read_link(dep.join("etc/localtime")).unwrap(),
+        Path::new("../usr/share/zoneinfo/Europe/Paris")
+    );
+    assert_eq!(
+        read(&var.join("roothome/.ssh/authorized_keys")),
+        format!("{KEY}\n")
+    );
+}
+
+/// GPT: BIOS boot, ESP, /boot, LVM PV; MiB-aligned; /boot legacy-bootable; gptmbr.bin.
+fn check_gpt(disk: &Path) -> Vec<(u64, u64, String)> {
+    let parts = gpt(disk);
+    let codes: Vec<&str> = parts.iter().map(|p| p.2.as_str()).collect();
+    assert_eq!(codes, ["EF02", "EF00", "8300", "8E00"]);
+    assert!(
+        parts
+            .iter()
+            .all(|p| p.0 % 2048 == 0 && (p.1 + 1) % 2048 == 0),
+        "{parts:?}"
+    );
+    assert!(ok(Command::new("sgdisk").args(["-i", "3"]).arg(disk))
+        .contains("Attribute flags: 0000000000000004"));
+    let mbr = std::fs::read("/usr/lib/syslinux/mbr/gptmbr.bin").unwrap();
+    assert_eq!(
+        &std::fs::read(disk).unwrap()[..440],
+        &mbr[..440],
+        "boot code"
+    );
+
+    parts
+}
+
 #[test]
 fn installs_a_rendered_kickstart_file_onto_a_disk_image() {
     let Some(lab) = Lab::new() else { return };
@@ -279,29 +354,14 @@ fn installs_a_rendered_kickstart_file_onto_a_disk_image() {
         disk.to_str().unwrap(),
     ]);
     let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(doc["kind"], "InstallResult");
+    assert_eq!(
+        (&doc["apiVersion"], &doc["kind"]),
+        (&"cairn/v1".into(), &"InstallResult".into())
+    );
     assert_eq!(doc["built"]["status"], 200, "{doc}");
     let uuid = |m: &str| doc["uuids"][m].as_str().unwrap().to_owned();
 
-    // GPT: BIOS boot, ESP, /boot, LVM PV; MiB-aligned; /boot legacy-bootable; gptmbr.bin.
-    let parts = gpt(&disk);
-    let codes: Vec<&str> = parts.iter().map(|p| p.2.as_str()).collect();
-    assert_eq!(codes, ["EF02", "EF00", "8300", "8E00"]);
-    assert!(
-        parts
-            .iter()
-            .all(|p| p.0 % 2048 == 0 && (p.1 + 1) % 2048 == 0),
-        "{parts:?}"
-    );
-    assert!(ok(Command::new("sgdisk").args(["-i", "3"]).arg(&disk))
-        .contains("Attribute flags: 0000000000000004"));
-    let mbr = std::fs::read("/usr/lib/syslinux/mbr/gptmbr.bin").unwrap();
-    assert_eq!(
-        &std::fs::read(&disk).unwrap()[..440],
-        &mbr[..440],
-        "boot code"
-    );
-
+    let parts = check_gpt(&disk);
     let range = |i: usize| (parts[i].0 * 512, (parts[i].1 + 1 - parts[i].0) * 512);
     let mut at = Attached::default();
     let esp = at.lo(&disk, range(1).0, range(1).1);
@@ -365,49 +425,12 @@ fn installs_a_rendered_kickstart_file_onto_a_disk_image() {
         "{syslinux}"
     );
     assert!(mnt.join("boot/syslinux/ldlinux.sys").exists());
+    assert!(
+        syslinux.contains("\nTIMEOUT 10\n"),
+        "bootloader --timeout=1: {syslinux}"
+    );
 
-    // The host's configuration inside the deployment.
-    let dep = mnt.join(doc["deployment"].as_str().unwrap());
-    let fstab = read(&dep.join("etc/fstab"));
-    for (m, fs) in [
-        ("/", "xfs"),
-        ("/boot", "ext4"),
-        ("/var", "xfs"),
-        ("/boot/efi", "vfat"),
-    ] {
-        assert!(
-            fstab.contains(&format!("UUID={} {m} {fs} ", uuid(m))),
-            "{m}: {fstab}"
-        );
-    }
-    assert_eq!(read(&dep.join("etc/hostname")), "web1.lab.example.com\n");
-    let net: String = std::fs::read_dir(dep.join("etc/systemd/network"))
-        .unwrap()
-        .flatten()
-        .map(|e| read(&e.path()))
-        .collect();
-    assert!(net.contains(&format!("MACAddress={MAC}")), "{net}");
-    assert!(
-        net.contains("Address=10.0.0.21/24\nGateway=10.0.0.1\nDNS=10.0.0.53\n"),
-        "{net}"
-    );
-    assert!(read(&dep.join("etc/sysctl.d/60-cairn-hardening.conf"))
-        .contains("kernel.kptr_restrict = 2"));
-    assert!(dep
-        .join("etc/sysctl.d/60-cairn-kubernetes-node.conf")
-        .exists());
-    assert!(
-        read(&dep.join("etc/modules-load.d/cairn-kubernetes-node.conf")).contains("br_netfilter")
-    );
-    assert!(read(&dep.join("etc/shadow")).starts_with(&format!("root:{HASH}:")));
-    assert_eq!(
-        std::fs::read_link(dep.join("etc/localtime")).unwrap(),
-        Path::new("../usr/share/zoneinfo/Europe/Paris")
-    );
-    assert_eq!(
-        read(&var.join("roothome/.ssh/authorized_keys")),
-        format!("{KEY}\n")
-    );
+    check_host_config(&mnt.join(doc["deployment"].as_str().unwrap()), &var, &uuid);
     // The remote upgrades follow, as the kickstart's %post set it.
     let config = read(&mnt.join("ostree/repo/config"));
     assert!(
@@ -425,21 +448,23 @@ fn installs_a_rendered_kickstart_file_onto_a_disk_image() {
 }
 
 #[test]
-fn installs_by_url_with_a_one_time_token() {
+fn installs_by_url_with_a_one_time_token_onto_a_block_device() {
     let Some(lab) = Lab::new() else { return };
     let disk = lab.disk("disk.img", 2048);
+    // TARGET a block device this time: the whole image as a loop device (without udev its
+    // partition nodes never appear, so the installer must fall back to ranges of it).
+    let mut whole = Attached::default();
+    let dev = ok(Command::new("losetup").args(["-f", "--show"]).arg(&disk))
+        .trim()
+        .to_owned();
+    whole.loops.push(dev.clone());
     let url = format!(
         "{}/ks/{VLAN_MAC}?token={}",
         lab.serve.url,
         lab.token(VLAN_MAC)
     );
-    let doc = cairn_json([
-        "install",
-        "--json",
-        "--kickstart",
-        &url,
-        disk.to_str().unwrap(),
-    ]);
+    let doc = cairn_json(["install", "--json", "--kickstart", &url, &dev]);
+    drop(whole);
     assert!(
         !doc["kickstart"].as_str().unwrap().contains("token="),
         "the token is not echoed: {doc}"
@@ -481,6 +506,66 @@ fn installs_by_url_with_a_one_time_token() {
         "{vlan}"
     );
     assert_eq!(cat("etc/hostname"), "edge1.lab.example.com\n");
+}
+
+#[test]
+fn gpg_verified_ostreesetup_needs_the_key_and_keeps_it_for_upgrades() {
+    let Some(lab) = Lab::new() else { return };
+    let (home, key) = crate::common::repo::gpg_key(lab.dir.path());
+    ostree_ok([
+        repo_arg(&lab.repo).as_str(),
+        "gpg-sign",
+        &format!("--gpg-homedir={}", home.display()),
+        REF,
+        &key,
+    ]);
+    let pubkey = lab.dir.path().join("cairn.gpg");
+    crate::common::repo::gpg_export(&home, &key, &pubkey);
+    let ks = lab.render(GPG_MAC);
+    assert!(
+        !read(&ks).contains("--nogpg"),
+        "the host verifies signatures"
+    );
+
+    // Without the key libostree refuses the pull; the disk is zapped and serve hears of it.
+    let disk = lab.disk("disk.img", 2048);
+    let o = cairn()
+        .args(["install", "--kickstart", ks.to_str().unwrap()])
+        .arg(&disk)
+        .output()
+        .unwrap();
+    assert_failed(
+        &lab,
+        &o,
+        &disk,
+        &[
+            "pulling `cairn/test/x86_64` from remote cairn",
+            "public key not found",
+        ],
+    );
+
+    let doc = cairn_json([
+        "install",
+        "--json",
+        "--kickstart",
+        ks.to_str().unwrap(),
+        "--gpg-key",
+        pubkey.to_str().unwrap(),
+        disk.to_str().unwrap(),
+    ]);
+    assert_eq!(doc["built"]["status"], 200);
+    // The remote %post re-added verifies signatures and still has the key for upgrades.
+    let parts = gpt(&disk);
+    let mut at = Attached::default();
+    let pv = at.lo(&disk, parts[3].0 * 512, (parts[3].1 + 1 - parts[3].0) * 512);
+    let root = parts[3].0 * 512 + lv_range(&pv, "root").0;
+    let config = crate::common::image::debugfs(&disk, root, "cat /ostree/repo/config");
+    assert!(
+        config.contains("[remote \"cairn\"]") && config.contains("gpg-verify=true"),
+        "{config}"
+    );
+    let repo_dir = crate::common::image::debugfs(&disk, root, "ls /ostree/repo");
+    assert!(repo_dir.contains("cairn.trustedkeys.gpg"), "{repo_dir}");
 }
 
 /// A failed install exits non-zero, reports to serve with its log, and leaves no GPT and no boot code.

@@ -147,12 +147,16 @@ fn build_events_are_appended_to_the_json_log() {
     );
     assert_eq!(http(s.addr, "POST", "/built/52-54-00-AA-00-03").0, 200);
     assert_eq!(http(s.addr, "POST", "/failed/52:54:00:aa:00:01").0, 200);
+    // A failure report's body (cairn install's log tail) is kept, its last 8 KiB.
+    let long = format!("{}\nerror: disk too small\n", "x".repeat(9000));
+    let u = format!("{}/failed/52:54:00:aa:00:01", s.url);
+    assert_eq!(curl(&["-X", "POST", "--data-binary", &long, &u]).0, 200);
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&log)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines.len(), 4, "{lines:?}");
     assert_eq!(
         lines[0]["earlier"], true,
         "existing content kept: append-only"
@@ -162,6 +166,10 @@ fn build_events_are_appended_to_the_json_log() {
     assert_eq!(lines[1]["host"], "node2");
     assert_eq!(lines[2]["event"], "failed");
     assert!(lines[2]["ts"].as_str().unwrap().ends_with('Z'));
+    assert!(lines[2].get("log").is_none(), "no body, no log");
+    let log = lines[3]["log"].as_str().unwrap();
+    assert_eq!(log.len(), 8 * 1024);
+    assert!(log.ends_with("error: disk too small\n"), "{log}");
 }
 
 #[test]

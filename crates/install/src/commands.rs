@@ -69,6 +69,14 @@ pub(crate) fn apply(cx: &Ctx, ks: &mut Kickstart, c: &Cmd) -> Result<(), Install
                     return Err(cx.err(c.line, format!("`bootloader --location={loc}` is not supported (mbr: the boot loader goes on the target disk)")));
                 }
             }
+            if let Some(t) = c.get("timeout") {
+                ks.boot_timeout = Some(t.parse().map_err(|_| {
+                    cx.err(
+                        c.line,
+                        format!("`bootloader --timeout={t}`: expected whole seconds"),
+                    )
+                })?);
+            }
             if let Some(a) = c.get("append") {
                 ks.kargs = cairn_ostree::deploy::kargs::split(a);
             }
@@ -268,6 +276,13 @@ fn network(cx: &Ctx, c: &Cmd) -> Result<Network, InstallError> {
     if !n.bond_slaves.is_empty() && n.device.is_none() {
         return Err(cx.err(c.line, "`network --bondslaves` needs --device=<bond name>"));
     }
+    link_settings(cx, c, &mut n)?;
+    crate::network::check_bond_opts(&n).map_err(|m| cx.err(c.line, m))?;
+    Ok(n)
+}
+
+/// VLAN, MTU, onboot and hostname of a `network` line.
+fn link_settings(cx: &Ctx, c: &Cmd, n: &mut Network) -> Result<(), InstallError> {
     if let Some(v) = c.get("vlanid") {
         n.vlan = Some(
             v.parse()
@@ -309,8 +324,7 @@ fn network(cx: &Ctx, c: &Cmd) -> Result<Network, InstallError> {
             ));
         }
     }
-    crate::network::check_bond_opts(&n).map_err(|m| cx.err(c.line, m))?;
-    Ok(n)
+    Ok(())
 }
 
 /// What a kickstart must have, and the cross-references between commands.

@@ -90,6 +90,26 @@ pub(crate) fn partition(path: &Path, plan: &Plan) -> Result<(), InstallError> {
     Ok(())
 }
 
+/// True when the kernel's node for `p` exists and spans exactly the planned range: a node left
+/// from the old table (the kernel refuses to re-read a table while a partition is in use) must
+/// never be written through.
+fn node_matches(node: &str, p: &PlannedPartition) -> bool {
+    let Some(name) = Path::new(node).file_name() else {
+        return false;
+    };
+    let sys = Path::new("/sys/class/block").join(name);
+    let read = |f: &str| -> Option<u64> {
+        std::fs::read_to_string(sys.join(f))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    std::fs::metadata(node).is_ok()
+        && read("start") == Some(p.offset / 512)
+        && read("size") == Some(p.size / 512)
+}
+
 /// What the installer holds: loop devices and mounts, released in reverse order on drop.
 pub(crate) struct Session {
     pub disk: PathBuf,
@@ -126,7 +146,13 @@ impl Session {
     /// The partition's device node when the kernel made one (real disks with devtmpfs), else a
     /// loop device over its byte range.
     pub fn partition_device(&mut self, p: &PlannedPartition) -> Result<String, InstallError> {
-        if self.block {
+        // A loop device as TARGET never gets partition nodes here, and partitions `partx` adds to
+        // one outlive its detach and trip the next user of that loop device: ranges only.
+        let is_loop = self
+            .disk
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("loop"));
+        if self.block && !is_loop {
             if !self.rescanned {
                 // Tells the kernel about the new table; fails harmlessly where nodes never appear.
                 let _ = Command::new("partx").arg("-u").arg(&self.disk).output();
@@ -140,7 +166,7 @@ impl Session {
             };
             let node = format!("{disk}{sep}{}", p.number);
             for _ in 0..20 {
-                if std::fs::metadata(&node).is_ok() {
+                if node_matches(&node, p) {
                     return Ok(node);
                 }
                 std::thread::sleep(std::time::Duration::from_millis(100));
@@ -218,6 +244,8 @@ pub(crate) fn mkfs_esp(dev: &str) -> Result<String, InstallError> {
         .take(8)
         .collect::<String>()
         .to_ascii_uppercase();
-    run(Command::new("mkfs.vfat").args(["-F", "32", "-n", "EFI", "-i", &hex, dev]))?;
+    // -I: the device is ours, exactly the ESP's range; mkfs.vfat's "partitions on the device"
+    // guard trips on a reused loop device's stale view.
+    run(Command::new("mkfs.vfat").args(["-I", "-F", "32", "-n", "EFI", "-i", &hex, dev]))?;
     Ok(format!("{}-{}", &hex[..4], &hex[4..]))
 }

@@ -21,6 +21,8 @@ pub struct Kickstart {
     pub networks: Vec<Network>,
     /// `bootloader --append`, split like a kernel command line.
     pub kargs: Vec<String>,
+    /// `bootloader --timeout`, seconds.
+    pub boot_timeout: Option<u32>,
     pub root: Option<RootPw>,
     pub ssh_keys: Vec<String>,
     pub timezone: Option<Timezone>,
@@ -524,5 +526,41 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("ks.cfg:1: section `%packages`"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod shipped {
+    use std::path::Path;
+
+    /// One source of truth: every kickstart the shipped inventory renders (DHCP, static, VLAN +
+    /// MTU, bond; LVM with fixed and growing volumes) is accepted and plans onto a 1 TiB disk.
+    #[test]
+    fn every_kickstart_of_the_shipped_inventory_is_accepted() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../kickstart/inventory.yaml");
+        let inv = cairn_kickstart::load(&path, &cairn_kickstart::LoadOptions::default()).unwrap();
+        let templates = cairn_kickstart::Templates::load(None).unwrap();
+        let mut kinds = Vec::new();
+        for h in &inv.hosts {
+            let docs = templates.render_host(&inv, h, Some("tok")).unwrap();
+            let ks = super::parse("ks.cfg", &docs.kickstart)
+                .unwrap_or_else(|e| panic!("{e}\n{}", docs.kickstart));
+            let plan = crate::plan::plan(&ks, 1 << 40).unwrap();
+            assert_eq!(plan.lvs.len(), 2, "/ and /var on LVM");
+            assert!(ks.built_url.as_deref().unwrap().contains("/built/"));
+            assert!(ks.failed_url.as_deref().unwrap().contains("/failed/"));
+            assert!(!ks.post.files.is_empty(), "sysctl presets");
+            assert_eq!(ks.post.remotes.len(), 2, "remote delete + add");
+            let n = &ks.networks[0];
+            kinds.push((n.dhcp, n.vlan.is_some(), !n.bond_slaves.is_empty()));
+            crate::network::render(&ks.networks).unwrap();
+        }
+        for want in [
+            (true, false, false),
+            (false, true, false),
+            (false, false, true),
+        ] {
+            assert!(kinds.contains(&want), "{kinds:?} lacks {want:?}");
+        }
     }
 }

@@ -111,85 +111,81 @@ struct Want {
     mount: Option<(String, Fs)>,
 }
 
+impl Want {
+    fn fs(name: &str, mount: &str, fs: Fs, size: Size) -> Want {
+        Want {
+            name: name.to_owned(),
+            type_code: "8300",
+            role: Role::Fs,
+            size,
+            min_mib: 0,
+            mount: Some((mount.to_owned(), fs)),
+        }
+    }
+
+    fn pv(name: &str, size: Size) -> Want {
+        Want {
+            name: name.to_owned(),
+            type_code: "8E00",
+            role: Role::Pv,
+            size,
+            min_mib: 0,
+            mount: None,
+        }
+    }
+
+    /// The size it starts from before growing.
+    fn base_mib(&self) -> u64 {
+        if self.size.grow {
+            self.size.mib.max(self.min_mib)
+        } else {
+            self.size.mib
+        }
+    }
+}
+
+/// One logical volume to be: name, mount point, filesystem, size.
+type LvWant = (String, String, Fs, Size);
+
 struct Lvm {
     vg: String,
     pv: String,
     pe: u64,
-    lvs: Vec<(String, String, Fs, Size)>,
+    lvs: Vec<LvWant>,
 }
 
-/// The partitions and LVM the kickstart asks for (autopart expanded), validated.
-fn wants(
-    ks: &Kickstart,
-    err: &dyn Fn(usize, String) -> InstallError,
-) -> Result<(Vec<Want>, Option<Lvm>), InstallError> {
-    let mut out = Vec::new();
-    let mut lvm = None;
-    if let Some(a) = ks.autopart {
-        out.push(Want {
-            name: "boot".into(),
-            type_code: "8300",
-            role: Role::Fs,
-            size: Size {
-                mib: 1024,
-                grow: false,
-            },
-            min_mib: 0,
-            mount: Some(("/boot".into(), a.fs)),
-        });
-        if a.lvm {
-            out.push(Want {
-                name: "pv.autopart".into(),
-                type_code: "8E00",
-                role: Role::Pv,
-                size: Size { mib: 1, grow: true },
-                min_mib: 0,
-                mount: None,
-            });
-            lvm = Some(Lvm {
-                vg: "cairn".into(),
-                pv: "pv.autopart".into(),
-                pe: 4 * MIB,
-                lvs: vec![("root".into(), "/".into(), a.fs, Size { mib: 1, grow: true })],
-            });
-        } else {
-            out.push(Want {
-                name: "root".into(),
-                type_code: "8300",
-                role: Role::Fs,
-                size: Size { mib: 1, grow: true },
-                min_mib: 0,
-                mount: Some(("/".into(), a.fs)),
-            });
-        }
-        return Ok((out, lvm));
+type ErrFn<'a> = &'a dyn Fn(usize, String) -> InstallError;
+
+const GROW: Size = Size { mib: 1, grow: true };
+
+/// anaconda's autopart, cairn's way: /boot 1 GiB, then / on LVM (VG `cairn`) or a partition.
+fn autopart(lvm: bool, fs: Fs) -> (Vec<Want>, Option<Lvm>) {
+    let boot = Want::fs(
+        "boot",
+        "/boot",
+        fs,
+        Size {
+            mib: 1024,
+            grow: false,
+        },
+    );
+    if lvm {
+        let vg = Lvm {
+            vg: "cairn".into(),
+            pv: "pv.autopart".into(),
+            pe: 4 * MIB,
+            lvs: vec![("root".into(), "/".into(), fs, GROW)],
+        };
+        (vec![boot, Want::pv("pv.autopart", GROW)], Some(vg))
+    } else {
+        (vec![boot, Want::fs("root", "/", fs, GROW)], None)
     }
-    for p in &ks.parts {
-        out.push(match &p.target {
-            PartTarget::Mount { path, fs } => Want {
-                name: if path == "/" {
-                    "root".into()
-                } else {
-                    path.trim_start_matches('/').into()
-                },
-                type_code: "8300",
-                role: Role::Fs,
-                size: p.size,
-                min_mib: 0,
-                mount: Some((path.clone(), *fs)),
-            },
-            PartTarget::Pv(id) => Want {
-                name: id.clone(),
-                type_code: "8E00",
-                role: Role::Pv,
-                size: p.size,
-                min_mib: 0,
-                mount: None,
-            },
-        });
-    }
-    match ks.volgroups.as_slice() {
-        [] => {}
+}
+
+/// The volume group (one, over one PV) and its logical volumes.
+fn volume_group(ks: &Kickstart, wants: &[Want], err: ErrFn) -> Result<Option<Lvm>, InstallError> {
+    let mut lvm = match ks.volgroups.as_slice() {
+        [] => None,
         [vg] => {
             let [pv] = vg.pvs.as_slice() else {
                 return Err(err(
@@ -201,7 +197,7 @@ fn wants(
                     ),
                 ));
             };
-            if !out.iter().any(|w| w.role == Role::Pv && &w.name == pv) {
+            if !wants.iter().any(|w| w.role == Role::Pv && &w.name == pv) {
                 return Err(err(
                     vg.line,
                     format!(
@@ -219,12 +215,12 @@ fn wants(
                     ),
                 ));
             }
-            lvm = Some(Lvm {
+            Some(Lvm {
                 vg: vg.name.clone(),
                 pv: pv.clone(),
                 pe: vg.pesize_kib * 1024,
                 lvs: Vec::new(),
-            });
+            })
         }
         [_, second, ..] => {
             return Err(err(
@@ -232,7 +228,7 @@ fn wants(
                 "a second `volgroup`: cairn install supports one volume group".into(),
             ))
         }
-    }
+    };
     for lv in &ks.logvols {
         match &mut lvm {
             Some(l) if l.vg == lv.vg => {
@@ -250,65 +246,79 @@ fn wants(
             }
         }
     }
-    if out.iter().filter(|w| w.role == Role::Pv).count() > usize::from(lvm.is_some()) {
+    if wants.iter().filter(|w| w.role == Role::Pv).count() > usize::from(lvm.is_some()) {
         let line = ks
             .parts
             .iter()
             .find(|p| matches!(p.target, PartTarget::Pv(_)))
-            .map(|p| p.line)
-            .unwrap_or(0);
+            .map_or(0, |p| p.line);
         return Err(err(line, "a `part pv.*` no `volgroup` uses".into()));
     }
-    Ok((out, lvm))
+    Ok(lvm)
 }
 
-/// Shares `extra` among `n` growing items: equal parts, the remainder to the last.
-fn share(extra: u64, n: u64, i: u64) -> u64 {
-    let base = extra / n;
-    if i + 1 == n {
-        extra - base * (n - 1)
-    } else {
-        base
+/// The partitions and LVM the kickstart asks for (autopart expanded), validated.
+fn wants(ks: &Kickstart, err: ErrFn) -> Result<(Vec<Want>, Option<Lvm>), InstallError> {
+    if let Some(a) = ks.autopart {
+        return Ok(autopart(a.lvm, a.fs));
     }
+    let wants: Vec<Want> = ks
+        .parts
+        .iter()
+        .map(|p| match &p.target {
+            PartTarget::Mount { path, fs } => {
+                let name = if path == "/" {
+                    "root"
+                } else {
+                    path.trim_start_matches('/')
+                };
+                Want::fs(name, path, *fs, p.size)
+            }
+            PartTarget::Pv(id) => Want::pv(id, p.size),
+        })
+        .collect();
+    let lvm = volume_group(ks, &wants, err)?;
+    Ok((wants, lvm))
 }
 
-/// Plans the install of `ks` onto a disk of `disk_size` bytes.
-pub fn plan(ks: &Kickstart, disk_size: u64) -> Result<Plan, InstallError> {
-    let err = |line: usize, msg: String| InstallError::Kickstart {
-        source_name: ks.source.clone(),
-        line,
-        msg,
-    };
-    let (mut wants, lvm) = wants(ks, &err)?;
-
-    // Every mount point once; / and /boot present.
-    let mut mounts: Vec<(String, Fs)> = wants.iter().filter_map(|w| w.mount.clone()).collect();
-    if let Some(l) = &lvm {
-        mounts.extend(l.lvs.iter().map(|(_, m, fs, _)| (m.clone(), *fs)));
+/// Every mount point once; / and /boot present; /boot on a partition.
+fn check_mounts(wants: &[Want], lvm: Option<&Lvm>, err: ErrFn) -> Result<(), InstallError> {
+    let mut mounts: Vec<&str> = wants
+        .iter()
+        .filter_map(|w| w.mount.as_ref().map(|(m, _)| m.as_str()))
+        .collect();
+    let on_lv: Vec<&str> = lvm
+        .map(|l| l.lvs.iter().map(|lv| lv.1.as_str()).collect())
+        .unwrap_or_default();
+    if on_lv.contains(&"/boot") {
+        return Err(err(
+            0,
+            "/boot on a logical volume: the BIOS boot loader reads /boot from a plain partition"
+                .into(),
+        ));
     }
+    mounts.extend(on_lv);
     for m in ["/", "/boot"] {
-        if !mounts.iter().any(|(x, _)| x == m) {
+        if !mounts.contains(&m) {
             return Err(err(0, format!("no `{m}` in the layout: cairn install needs a /boot partition and a / (partition or logical volume)")));
         }
     }
-    for (i, (m, _)) in mounts.iter().enumerate() {
-        if mounts[..i].iter().any(|(x, _)| x == m) {
+    for (i, m) in mounts.iter().enumerate() {
+        if mounts[..i].contains(m) {
             return Err(err(
                 0,
                 format!("mount point {m} appears twice in the layout"),
             ));
         }
     }
-    if let Some(l) = &lvm {
-        if mounts.iter().any(|(m, _)| m == "/boot") && l.lvs.iter().any(|(_, m, _, _)| m == "/boot")
-        {
-            return Err(err(0, "/boot on a logical volume: the BIOS boot loader reads /boot from a plain partition".into()));
-        }
-    }
+    Ok(())
+}
 
-    // LV minimums in extents, then the PV's minimum size.
-    let mut lv_min: Vec<u64> = Vec::new();
-    if let Some(l) = &lvm {
+/// Sets each partition's minimum (its filesystem's, or its volume group's contents); returns
+/// each LV's minimum in extents.
+fn minimums(wants: &mut [Want], lvm: Option<&Lvm>, err: ErrFn) -> Result<Vec<u64>, InstallError> {
+    let mut lv_min = Vec::new();
+    if let Some(l) = lvm {
         for (_, _, fs, size) in &l.lvs {
             let mib = if size.grow {
                 size.mib.max(fs_min_mib(*fs))
@@ -322,18 +332,15 @@ pub fn plan(ks: &Kickstart, disk_size: u64) -> Result<Plan, InstallError> {
             w.min_mib = need.div_ceil(MIB);
         }
     }
-    for w in &mut wants {
+    for w in wants.iter_mut() {
         if let Some((_, fs)) = &w.mount {
             w.min_mib = w.min_mib.max(fs_min_mib(*fs));
         }
-    }
-    for w in &wants {
         if !w.size.grow && w.size.mib < w.min_mib {
             let what = w
                 .mount
                 .as_ref()
-                .map(|(m, _)| m.clone())
-                .unwrap_or_else(|| w.name.clone());
+                .map_or_else(|| w.name.clone(), |(m, _)| m.clone());
             return Err(err(
                 0,
                 format!(
@@ -343,32 +350,21 @@ pub fn plan(ks: &Kickstart, disk_size: u64) -> Result<Plan, InstallError> {
             ));
         }
     }
+    Ok(lv_min)
+}
 
-    // Disk: 1 MiB lead-in (MBR + primary GPT), BIOS boot, ESP, the kickstart's partitions, and
-    // 1 MiB for the backup GPT. Everything on MiB boundaries.
-    let fixed: u64 = 1
-        + 1
-        + ESP_MIB
-        + 1
-        + wants
-            .iter()
-            .map(|w| {
-                if w.size.grow {
-                    w.size.mib.max(w.min_mib)
-                } else {
-                    w.size.mib
-                }
-            })
-            .sum::<u64>();
-    let disk_mib = disk_size / MIB;
-    if disk_mib < fixed {
-        return Err(InstallError::DiskTooSmall {
-            have: disk_size,
-            need: fixed * MIB,
-        });
+/// Shares `extra` among `n` growing items: equal parts, the remainder to the last.
+fn share(extra: u64, n: u64, i: u64) -> u64 {
+    let base = extra / n;
+    if i + 1 == n {
+        extra - base * (n - 1)
+    } else {
+        base
     }
-    let growing: Vec<usize> = (0..wants.len()).filter(|&i| wants[i].size.grow).collect();
-    let extra = disk_mib - fixed;
+}
+
+/// GPT partitions in order, growing ones sharing what the disk has beyond the minimum.
+fn lay_out(wants: &[Want], extra_mib: u64) -> (Vec<PlannedPartition>, Vec<Volume>) {
     let mut partitions = vec![
         PlannedPartition {
             number: 1,
@@ -387,16 +383,13 @@ pub fn plan(ks: &Kickstart, disk_size: u64) -> Result<Plan, InstallError> {
             size: ESP_MIB * MIB,
         },
     ];
+    let growing: Vec<usize> = (0..wants.len()).filter(|&i| wants[i].size.grow).collect();
     let mut offset = (2 + ESP_MIB) * MIB;
     let mut volumes = Vec::new();
     for (i, w) in wants.iter().enumerate() {
-        let mut mib = if w.size.grow {
-            w.size.mib.max(w.min_mib)
-        } else {
-            w.size.mib
-        };
+        let mut mib = w.base_mib();
         if let Some(k) = growing.iter().position(|&g| g == i) {
-            mib += share(extra, growing.len() as u64, k as u64);
+            mib += share(extra_mib, growing.len() as u64, k as u64);
         }
         let number = partitions.len() as u32 + 1;
         if let Some((m, fs)) = &w.mount {
@@ -419,47 +412,79 @@ pub fn plan(ks: &Kickstart, disk_size: u64) -> Result<Plan, InstallError> {
         });
         offset += mib * MIB;
     }
+    (partitions, volumes)
+}
 
-    let (vg, lvs) = match &lvm {
-        None => (None, Vec::new()),
-        Some(l) => {
-            let pv = partitions
-                .iter()
-                .find(|p| p.name == l.pv)
-                .expect("planned above");
-            let extents = (pv.size - PE_START) / l.pe;
-            let used: u64 = lv_min.iter().sum();
-            let lv_grow: Vec<usize> = (0..l.lvs.len()).filter(|&i| l.lvs[i].3.grow).collect();
-            let mut lvs = Vec::new();
-            for (i, (name, mount, fs, _)) in l.lvs.iter().enumerate() {
-                let mut n = lv_min[i];
-                if let Some(k) = lv_grow.iter().position(|&g| g == i) {
-                    n += share(extents - used, lv_grow.len() as u64, k as u64);
-                }
-                lvs.push(PlannedLv {
-                    name: name.clone(),
-                    extents: n,
-                    rest: lv_grow.last() == Some(&i),
-                });
-                volumes.push(Volume {
-                    mount: mount.clone(),
-                    fs: *fs,
-                    at: Location::Lv {
-                        vg: l.vg.clone(),
-                        name: name.clone(),
-                    },
-                });
-            }
-            (
-                Some(PlannedVg {
-                    name: l.vg.clone(),
-                    pv_partition: pv.number,
-                    extent_size: l.pe,
-                    extents,
-                }),
-                lvs,
-            )
+/// The volume group on its (now sized) PV partition: growing LVs share the spare extents.
+fn plan_lvm(
+    l: &Lvm,
+    partitions: &[PlannedPartition],
+    lv_min: &[u64],
+    volumes: &mut Vec<Volume>,
+) -> (PlannedVg, Vec<PlannedLv>) {
+    let pv = partitions
+        .iter()
+        .find(|p| p.name == l.pv)
+        .expect("planned with its PV");
+    let extents = (pv.size - PE_START) / l.pe;
+    let spare = extents - lv_min.iter().sum::<u64>();
+    let growing: Vec<usize> = (0..l.lvs.len()).filter(|&i| l.lvs[i].3.grow).collect();
+    let mut lvs = Vec::new();
+    for (i, (name, mount, fs, _)) in l.lvs.iter().enumerate() {
+        let mut n = lv_min[i];
+        if let Some(k) = growing.iter().position(|&g| g == i) {
+            n += share(spare, growing.len() as u64, k as u64);
         }
+        lvs.push(PlannedLv {
+            name: name.clone(),
+            extents: n,
+            rest: growing.last() == Some(&i),
+        });
+        volumes.push(Volume {
+            mount: mount.clone(),
+            fs: *fs,
+            at: Location::Lv {
+                vg: l.vg.clone(),
+                name: name.clone(),
+            },
+        });
+    }
+    let vg = PlannedVg {
+        name: l.vg.clone(),
+        pv_partition: pv.number,
+        extent_size: l.pe,
+        extents,
+    };
+    (vg, lvs)
+}
+
+/// Plans the install of `ks` onto a disk of `disk_size` bytes.
+pub fn plan(ks: &Kickstart, disk_size: u64) -> Result<Plan, InstallError> {
+    let err = |line: usize, msg: String| InstallError::Kickstart {
+        source_name: ks.source.clone(),
+        line,
+        msg,
+    };
+    let (mut wants, lvm) = wants(ks, &err)?;
+    check_mounts(&wants, lvm.as_ref(), &err)?;
+    let lv_min = minimums(&mut wants, lvm.as_ref(), &err)?;
+    // 1 MiB lead-in (MBR + primary GPT), BIOS boot, ESP, the kickstart's partitions, and 1 MiB
+    // for the backup GPT. Everything on MiB boundaries.
+    let fixed: u64 = 1 + 1 + ESP_MIB + 1 + wants.iter().map(Want::base_mib).sum::<u64>();
+    let disk_mib = disk_size / MIB;
+    if disk_mib < fixed {
+        return Err(InstallError::DiskTooSmall {
+            have: disk_size,
+            need: fixed * MIB,
+        });
+    }
+    let (partitions, mut volumes) = lay_out(&wants, disk_mib - fixed);
+    let (vg, lvs) = match &lvm {
+        Some(l) => {
+            let (vg, lvs) = plan_lvm(l, &partitions, &lv_min, &mut volumes);
+            (Some(vg), lvs)
+        }
+        None => (None, Vec::new()),
     };
     Ok(Plan {
         disk_size: disk_mib * MIB,

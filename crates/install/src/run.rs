@@ -297,6 +297,122 @@ fn devices(
     Ok(devs)
 }
 
+fn make_filesystems(
+    log: &Log,
+    plan: &Plan,
+    devs: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, InstallError> {
+    let mut uuids = BTreeMap::new();
+    log.step("making filesystems".into());
+    uuids.insert("/boot/efi".to_owned(), disk::mkfs_esp(&devs["/boot/efi"])?);
+    for v in &plan.volumes {
+        let uuid = disk::new_uuid()?;
+        let label = if v.mount == "/" {
+            "root"
+        } else {
+            v.mount.trim_start_matches('/')
+        };
+        disk::mkfs(&devs[&v.mount], v.fs, &uuid, label)?;
+        uuids.insert(v.mount.clone(), uuid);
+    }
+
+    Ok(uuids)
+}
+
+/// The commit, pulled from the kickstart's ostreesetup URL into the mounted root and deployed
+/// with its kernel arguments; /boot is mounted on the way (see the hook).
+fn deploy_commit(
+    job: &Job,
+    s: &mut Session,
+    boot_dev: &str,
+    root_uuid: &str,
+    root: &Path,
+) -> Result<deploy::Provisioned, InstallError> {
+    let Job {
+        log,
+        opts,
+        ks,
+        plan,
+        ..
+    } = *job;
+    let ost = ks.ostree.clone().expect("parse requires ostreesetup");
+    let mut kargs = vec![format!("root=UUID={}", root_uuid), "rw".to_owned()];
+    if let Some(Location::Lv { vg, name }) = plan.volume("/").map(|v| &v.at) {
+        // dracut activates only the root LV early; the rest come up through lvm2's udev rules.
+        kargs.push(format!("rd.lvm.lv={vg}/{name}"));
+    }
+    kargs.extend(ks.kargs.iter().cloned());
+    log.step(format!(
+        "pulling {} from {} and deploying it",
+        ost.rref, ost.url
+    ));
+    // libostree lays out a new sysroot only in an empty directory, so /boot is mounted from the
+    // hook that runs between that and the first deployment.
+    let boot_mounted = std::cell::Cell::new(false);
+    let mount_boot = |sysroot: &Path| -> std::io::Result<()> {
+        let at = sysroot.join("boot");
+        std::fs::create_dir_all(&at)?;
+        disk::run(Command::new("mount").arg(boot_dev).arg(&at))
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        boot_mounted.set(true);
+        std::fs::create_dir_all(at.join("efi"))?;
+        cairn_image::bootloader::select_syslinux_backend(sysroot)?;
+        match ks.boot_timeout {
+            Some(t) => set_menu_timeout(&at, t),
+            None => Ok(()),
+        }
+    };
+    let deployed = deploy::provision_from_remote(
+        root,
+        &deploy::RemoteProvisionOptions {
+            rev: &ost.rref,
+            osname: &ost.osname,
+            kargs: &kargs,
+            remote: &ost.remote,
+            url: &ost.url,
+            gpg_verify: ost.gpg,
+            gpg_keys: &opts.gpg_keys,
+            before_deploy: Some(&mount_boot),
+            after: &ks.post.remotes,
+        },
+    );
+    if boot_mounted.get() {
+        s.adopt_mount(&root.join("boot"));
+    }
+    Ok(deployed?)
+}
+
+/// `bootloader --timeout` in the syslinux header ostree keeps above its entries (tenths of a
+/// second; 0 would mean "wait forever" to syslinux, so it becomes the shortest wait).
+fn set_menu_timeout(boot: &Path, seconds: u32) -> std::io::Result<()> {
+    let cfg = boot.join("loader/syslinux.cfg");
+    let text = std::fs::read_to_string(&cfg)?;
+    let tenths = (seconds * 10).max(1);
+    let out: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("TIMEOUT ") {
+                format!("TIMEOUT {tenths}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(&cfg, out)
+}
+
+fn fstab(plan: &Plan, uuids: &BTreeMap<String, String>) -> String {
+    let mut fstab = String::from("# cairn install: the filesystems of this disk, by UUID.\n");
+    for v in &plan.volumes {
+        fstab.push_str(&fstab_line(&uuids[&v.mount], &v.mount, v.fs));
+    }
+    fstab.push_str(&format!(
+        "UUID={} /boot/efi vfat umask=0077,shortname=winnt 0 2\n",
+        uuids["/boot/efi"]
+    ));
+    fstab
+}
+
 fn fstab_line(uuid: &str, mount: &str, fs: Fs) -> String {
     let pass = match (fs, mount) {
         (Fs::Xfs, _) => 0,
@@ -339,19 +455,7 @@ fn write_disk(job: &Job, s: &mut Session) -> Result<InstallResult, InstallError>
     disk::partition(&opts.target, plan)?;
     let devs = devices(log, plan, s)?;
 
-    let mut uuids = BTreeMap::new();
-    log.step("making filesystems".into());
-    uuids.insert("/boot/efi".to_owned(), disk::mkfs_esp(&devs["/boot/efi"])?);
-    for v in &plan.volumes {
-        let uuid = disk::new_uuid()?;
-        let label = if v.mount == "/" {
-            "root"
-        } else {
-            v.mount.trim_start_matches('/')
-        };
-        disk::mkfs(&devs[&v.mount], v.fs, &uuid, label)?;
-        uuids.insert(v.mount.clone(), uuid);
-    }
+    let uuids = make_filesystems(log, plan, &devs)?;
 
     let root = work.join("root");
     s.mount(&devs["/"], &root)?;
@@ -361,46 +465,7 @@ fn write_disk(job: &Job, s: &mut Session) -> Result<InstallResult, InstallError>
         std::fs::remove_dir(&lf).map_err(|e| InstallError::io(&lf, e))?;
     }
 
-    let mut kargs = vec![format!("root=UUID={}", uuids["/"]), "rw".to_owned()];
-    if let Some(Location::Lv { vg, name }) = plan.volume("/").map(|v| &v.at) {
-        // dracut activates only the root LV early; the rest come up through lvm2's udev rules.
-        kargs.push(format!("rd.lvm.lv={vg}/{name}"));
-    }
-    kargs.extend(ks.kargs.iter().cloned());
-    log.step(format!(
-        "pulling {} from {} and deploying it",
-        ost.rref, ost.url
-    ));
-    // libostree lays out a new sysroot only in an empty directory, so /boot is mounted from the
-    // hook that runs between that and the first deployment.
-    let boot_mounted = std::cell::Cell::new(false);
-    let mount_boot = |sysroot: &Path| -> std::io::Result<()> {
-        let at = sysroot.join("boot");
-        std::fs::create_dir_all(&at)?;
-        disk::run(Command::new("mount").arg(&devs["/boot"]).arg(&at))
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        boot_mounted.set(true);
-        std::fs::create_dir_all(at.join("efi"))?;
-        cairn_image::bootloader::select_syslinux_backend(sysroot)
-    };
-    let deployed = deploy::provision_from_remote(
-        &root,
-        &deploy::RemoteProvisionOptions {
-            rev: &ost.rref,
-            osname: &ost.osname,
-            kargs: &kargs,
-            remote: &ost.remote,
-            url: &ost.url,
-            gpg_verify: ost.gpg,
-            gpg_keys: &opts.gpg_keys,
-            before_deploy: Some(&mount_boot),
-            after: &ks.post.remotes,
-        },
-    );
-    if boot_mounted.get() {
-        s.adopt_mount(&root.join("boot"));
-    }
-    let deployed = deployed?;
+    let deployed = deploy_commit(job, s, &devs["/boot"], &uuids["/"], &root)?;
 
     let stateroot_var = root.join("ostree/deploy").join(&ost.osname).join("var");
     let var_dir = if let Some(dev) = devs.get("/var") {
@@ -418,14 +483,7 @@ fn write_disk(job: &Job, s: &mut Session) -> Result<InstallResult, InstallError>
         stateroot_var
     };
 
-    let mut fstab = String::from("# cairn install: the filesystems of this disk, by UUID.\n");
-    for v in &plan.volumes {
-        fstab.push_str(&fstab_line(&uuids[&v.mount], &v.mount, v.fs));
-    }
-    fstab.push_str(&format!(
-        "UUID={} /boot/efi vfat umask=0077,shortname=winnt 0 2\n",
-        uuids["/boot/efi"]
-    ));
+    let fstab = fstab(plan, &uuids);
     log.step(
         "writing the host's configuration (fstab, network, hostname, sysctl, users, time zone)"
             .into(),

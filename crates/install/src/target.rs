@@ -164,3 +164,60 @@ fn ssh_keys(d: &Dirs, keys: &[String], w: &mut Written) -> Result<(), InstallErr
         0o600,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dirs() -> (tempfile::TempDir, Dirs) {
+        let t = tempfile::tempdir().unwrap();
+        let d = Dirs {
+            deployment: t.path().join("dep"),
+            var: t.path().join("var"),
+        };
+        std::fs::create_dir_all(d.deployment.join("etc")).unwrap();
+        (t, d)
+    }
+
+    #[test]
+    fn root_password_replaces_only_roots_hash() {
+        let (_t, d) = dirs();
+        let shadow = d.deployment.join("etc/shadow");
+        std::fs::write(
+            &shadow,
+            "root:*:19000:0:99999:7:::\nbin:*:19000:0:99999:7:::\n",
+        )
+        .unwrap();
+        let mut w = Written(Vec::new());
+        root_password(&d, &RootPw::Crypted("$6$s$h".into()), &mut w).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&shadow).unwrap(),
+            "root:$6$s$h:19000:0:99999:7:::\nbin:*:19000:0:99999:7:::\n"
+        );
+        root_password(&d, &RootPw::Locked, &mut w).unwrap();
+        assert!(std::fs::read_to_string(&shadow)
+            .unwrap()
+            .starts_with("root:!$6$s$h:"));
+        std::fs::remove_file(&shadow).unwrap();
+        root_password(&d, &RootPw::Locked, &mut w).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&shadow).unwrap(),
+            "root:!*:19000:0:99999:7:::\n"
+        );
+    }
+
+    #[test]
+    fn ssh_keys_follow_root_into_var_or_are_refused() {
+        let (_t, d) = dirs();
+        let mut w = Written(Vec::new());
+        assert!(
+            ssh_keys(&d, &["k".into()], &mut w).is_err(),
+            "no /root link"
+        );
+        std::os::unix::fs::symlink("var/roothome", d.deployment.join("root")).unwrap();
+        ssh_keys(&d, &["k1".into(), "k2".into()], &mut w).unwrap();
+        let keys = d.var.join("roothome/.ssh/authorized_keys");
+        assert_eq!(std::fs::read_to_string(&keys).unwrap(), "k1\nk2\n");
+        assert_eq!(w.0, ["/var/roothome/.ssh/authorized_keys"]);
+    }
+}

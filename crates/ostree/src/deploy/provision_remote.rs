@@ -41,7 +41,8 @@ pub struct RemoteProvisionOptions<'a> {
     pub url: &'a str,
     /// Require GPG signatures on the pulled commit.
     pub gpg_verify: bool,
-    /// Keyrings imported for the remote (and for remotes re-added by `after`) before pulling.
+    /// OpenPGP keyrings that become the remote's keyring (and that of a verifying remote
+    /// re-added by `after`) before pulling.
     pub gpg_keys: &'a [PathBuf],
     /// See [`super::ProvisionOptions::before_deploy`].
     pub before_deploy: Option<BeforeDeploy<'a>>,
@@ -96,15 +97,24 @@ pub fn provision_from_remote(
     Ok(done)
 }
 
+/// Installs `keys` as the remote's keyring, `<remote>.trustedkeys.gpg` in the repository: the
+/// file libostree's own `remote_gpg_import` writes and its verifier reads. Written directly
+/// because the binding cannot pass "all keys" (a NULL key-id list) to that call, and the keys'
+/// ids are not known here. OpenPGP keyrings concatenate, so several files make one keyring.
 fn import_keys(repo: &ostree::Repo, remote: &str, keys: &[PathBuf]) -> Result<(), DeployError> {
-    for key in keys {
-        let stream = gio::File::for_path(key)
-            .read(gio::Cancellable::NONE)
-            .ctx(|| format!("opening GPG keyring {}", key.display()))?;
-        repo.remote_gpg_import(remote, Some(&stream), &[], gio::Cancellable::NONE)
-            .ctx(|| format!("importing {} for remote {remote}", key.display()))?;
+    if keys.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let mut ring = Vec::new();
+    for key in keys {
+        ring.extend(std::fs::read(key).ctx(|| format!("reading GPG keyring {}", key.display()))?);
+    }
+    let dir = repo.path().path().ok_or_else(|| DeployError::State {
+        what: "the sysroot repository".into(),
+        why: "has no local path".into(),
+    })?;
+    let dest = dir.join(format!("{remote}.trustedkeys.gpg"));
+    std::fs::write(&dest, ring).ctx(|| format!("writing {}", dest.display()))
 }
 
 fn apply(repo: &ostree::Repo, change: &RemoteChange, keys: &[PathBuf]) -> Result<(), DeployError> {
