@@ -17,6 +17,9 @@ REQUIRED=(
   dosfstools:mkfs.vfat gdisk:sgdisk fdisk:sfdisk extlinux:extlinux syslinux-common:-
   # cairn install (cairn_install::TOOLS): LVM metadata and XFS, besides the image tools above
   lvm2:lvm xfsprogs:mkfs.xfs util-linux:losetup
+  # the PXE installer's initramfs: its shell and DHCP client, the objcopy that strips cairn's
+  # debug info, GNU cpio to unpack it in tests, QEMU's iPXE ROMs
+  busybox:busybox binutils:objcopy cpio:cpio ipxe-qemu:-
   # serving and benchmarks
   curl:curl nginx:nginx wrk:wrk hyperfine:hyperfine
   # fleetlock: etcd is the lock store (tests start their own members) and etcdctl the test
