@@ -245,14 +245,7 @@ fn pxe_boot_installs_the_commit_and_reboots_into_it_under_tcg() {
         (Duration::from_secs(75 * 60), &marks),
         &installer_failed,
     );
-    let serial = &run.serial;
-    assert!(
-        !installer_failed(serial),
-        "the installer failed:\n{}",
-        tail(serial)
-    );
-    assert_installed_and_reported(serial, &commit);
-    assert_built_and_token_spent(&serve);
+    // Figures first: they are worth having from a failed run too.
     let s = |i: usize| run.seen[i].map_or(f64::NAN, |d| d.as_secs_f64());
     eprintln!(
         "pxe boot test: power-on -> installer /init {:.0}s; -> cairn install starts {:.0}s; \
@@ -265,6 +258,14 @@ fn pxe_boot_installs_the_commit_and_reboots_into_it_under_tcg() {
         run.total.as_secs_f64(),
         t_all.elapsed().as_secs_f64()
     );
+    let serial = &run.serial;
+    assert!(
+        !installer_failed(serial),
+        "the installer failed:\n{}",
+        tail(serial)
+    );
+    assert_built_and_token_spent(&serve);
+    assert_installed_and_reported(serial, &commit);
 }
 
 /// The serial log: the installer ran and rebooted, the installed system booted the commit through
