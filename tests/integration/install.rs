@@ -492,7 +492,7 @@ fn installs_by_url_with_a_one_time_token_onto_a_block_device() {
     assert!(net.contains("vlan120.netdev"), "{net}");
     let vlan: String = [
         "10-cairn-0-525400bb0002-vlan120.netdev",
-        "40-cairn-0-525400bb0002.network",
+        "19-cairn-0-525400bb0002.network",
     ]
     .iter()
     .map(|f| cat(&format!("etc/systemd/network/{f}")))

@@ -147,7 +147,9 @@ pub fn render(networks: &[Network]) -> Result<Vec<(String, String)>, String> {
         if n.vlan.is_none() {
             net.push_str(&mtu(n));
         }
-        files.push((format!("40-cairn-{tag}.network"), net));
+        // Before the image's own catch-all DHCP file (treefiles/debian-12: 20-dhcp.network): networkd
+        // applies the first file, in name order, that matches an interface.
+        files.push((format!("19-cairn-{tag}.network"), net));
     }
     Ok(files)
 }
@@ -177,7 +179,7 @@ mod tests {
         .unwrap();
         assert_eq!(files.len(), 1);
         let (name, text) = &files[0];
-        assert_eq!(name, "40-cairn-0-525400000011.network");
+        assert_eq!(name, "19-cairn-0-525400000011.network");
         assert!(
             text.contains("[Match]\nMACAddress=52:54:00:00:00:11\n"),
             "{text}"
