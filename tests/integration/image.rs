@@ -460,7 +460,7 @@ fn boot_test_enabled(what: &str) -> bool {
     }
     eprintln!(
         "\n*** SKIP: {what} needs CAIRN_BOOT_TEST=1 (composes Debian 12 and boots it under TCG \
-         several times; about 10 minutes on 2 cores; see README) ***\n"
+         seven times under SeaBIOS and OVMF; 20-45 minutes on 2 cores; see README) ***\n"
     );
     crate::common::record_skip(&format!("{what}: opt-in, needs CAIRN_BOOT_TEST=1"));
     false
@@ -691,8 +691,10 @@ impl Watch {
 /// with the ostree deployment booted; inside, `cairn agent` (fleetlock strategy) stages v2 from the
 /// host's `cairn serve`, takes a slot from the host's `cairn fleetlock serve` on etcd (QEMU user
 /// networking, host = 10.0.2.2), finalizes and reboots itself -> v2, health check, slot released;
-/// `cairn rollback` -> reboot -> v1. Then a real `packer build` of the qemu-disk template turns
-/// the same image into qcow2 and vhd.
+/// `cairn rollback` -> reboot -> v1. Then UEFI: the same pristine image under OVMF (GRUB from the
+/// ESP), `cairn upgrade` -> v2 -> `cairn rollback` -> v1; a `--secure-boot` image under OVMF with
+/// Secure Boot enforced. Then a real `packer build` of the qemu-disk template turns the image into
+/// qcow2 and vhd.
 #[test]
 fn boot_upgrade_rollback_and_packer_build_under_tcg() {
     if !boot_test_enabled("the TCG boot test") {
