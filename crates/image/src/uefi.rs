@@ -235,6 +235,55 @@ mod tests {
         assert_eq!(cfg.matches('{').count(), cfg.matches('}').count());
     }
 
+    /// Every file under `dir`, relative, sorted.
+    fn files(dir: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut todo = vec![dir.to_path_buf()];
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                if e.file_type().unwrap().is_dir() {
+                    todo.push(e.path());
+                } else {
+                    let rel = e.path().strip_prefix(dir).unwrap().display().to_string();
+                    out.push(rel);
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// What `cairn install` gets from the public entry point, with the real grub-mkstandalone and
+    /// Debian's signed binaries (scripts/setup.sh installs both).
+    #[test]
+    fn populate_esp_writes_a_loader_and_its_config_and_nothing_else() {
+        let uuid = "0f3c2d1e-aaaa-4bbb-8ccc-0123456789ab";
+        let dir = tempfile::tempdir().unwrap();
+        populate_esp(dir.path(), uuid).unwrap();
+        assert_eq!(
+            files(dir.path()),
+            ["EFI/BOOT/BOOTX64.EFI", "EFI/BOOT/grub.cfg"]
+        );
+        let efi = std::fs::read(dir.path().join(FALLBACK_LOADER)).unwrap();
+        assert_eq!(&efi[..2], b"MZ");
+        let cfg = std::fs::read_to_string(dir.path().join("EFI/BOOT/grub.cfg")).unwrap();
+        assert_eq!(cfg, grub_cfg(uuid));
+
+        let dir = tempfile::tempdir().unwrap();
+        populate_esp_with(dir.path(), uuid, EspLoader::SecureBoot).unwrap();
+        assert_eq!(
+            files(dir.path()),
+            [
+                "EFI/BOOT/BOOTX64.EFI",
+                "EFI/BOOT/grubx64.efi",
+                "EFI/BOOT/mmx64.efi",
+                "EFI/debian/grub.cfg"
+            ]
+        );
+        let shim = std::fs::read(dir.path().join(FALLBACK_LOADER)).unwrap();
+        assert!(shim == std::fs::read(SHIM[0]).unwrap());
+    }
+
     #[test]
     fn a_bad_uuid_is_refused_before_anything_is_written() {
         let dir = tempfile::tempdir().unwrap();
