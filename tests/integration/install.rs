@@ -318,6 +318,25 @@ fn check_host_config(dep: &Path, var: &Path, uuid: &dyn Fn(&str) -> String) {
     );
 }
 
+/// UEFI beside BIOS: GRUB at the fallback path, and its configuration finds /boot by UUID and
+/// follows ostree's syslinux menu (mtools reads the FAT filesystem without a mount).
+fn check_esp(esp: &str, boot_uuid: &str) {
+    let listing = ok(Command::new("mdir").env("MTOOLS_SKIP_CHECK", "1").args([
+        "-i",
+        esp,
+        "-b",
+        "::/EFI/BOOT",
+    ]));
+    assert!(listing.contains("BOOTX64.EFI"), "{listing}");
+    let cfg = ok(Command::new("mtype").env("MTOOLS_SKIP_CHECK", "1").args([
+        "-i",
+        esp,
+        "::/EFI/BOOT/grub.cfg",
+    ]));
+    assert!(cfg.contains(boot_uuid), "{cfg}");
+    assert!(cfg.contains("loader/syslinux.cfg"), "{cfg}");
+}
+
 /// GPT: BIOS boot, ESP, /boot, LVM PV; MiB-aligned; /boot legacy-bootable; gptmbr.bin.
 fn check_gpt(disk: &Path) -> Vec<(u64, u64, String)> {
     let parts = gpt(disk);
@@ -367,6 +386,7 @@ fn installs_a_rendered_kickstart_file_onto_a_disk_image() {
     let esp = at.lo(&disk, range(1).0, range(1).1);
     assert_eq!(blkid(&esp, "TYPE"), "vfat");
     assert_eq!(blkid(&esp, "UUID"), uuid("/boot/efi"));
+    check_esp(&esp, &uuid("/boot"));
     let boot = at.lo(&disk, range(2).0, range(2).1);
     assert_eq!(
         (blkid(&boot, "TYPE"), blkid(&boot, "UUID")),

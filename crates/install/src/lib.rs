@@ -37,6 +37,8 @@ pub const TOOLS: &[&str] = &[
     "mount",
     "umount",
     "extlinux",
+    "grub-mkstandalone",
+    "mcopy",
     "cp",
 ];
 
