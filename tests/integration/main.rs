@@ -7,6 +7,7 @@ mod common;
 mod compose;
 mod deploy;
 mod fleet;
+mod fuzz;
 mod image;
 mod kickstart;
 mod lockfile;

@@ -228,6 +228,13 @@ fn build_app(opts: &Options, addr: SocketAddr) -> Result<App, ServeError> {
     })
 }
 
+/// The router behind every request that is not the hot `/ks/<mac>` lookup, built from `opts`
+/// without binding a socket (`opts.listen` stands in for the bound address): it drives the
+/// request path, query and MAC parsing in-process (fuzz/serve_request).
+pub fn router_for(opts: &Options) -> Result<Router, ServeError> {
+    Ok(router(Arc::new(build_app(opts, opts.listen)?)))
+}
+
 fn router(app: Shared) -> Router {
     Router::new()
         .route("/ks/{mac}", get(ks_path))

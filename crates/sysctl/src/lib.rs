@@ -228,6 +228,11 @@ pub fn load_file(path: &Path) -> Result<OwnedPreset, SysctlError> {
     validate::parse(&name, path, &text)
 }
 
+/// A preset named `name` from sysctl.d text; `path` only names positions in errors.
+pub fn parse_preset(name: &str, path: &Path, text: &str) -> Result<OwnedPreset, SysctlError> {
+    validate::parse(name, path, text)
+}
+
 /// All user presets in `dir` (`*.conf` files and extension-less files), sorted by name.
 pub fn load_dir(dir: &Path) -> Result<Vec<OwnedPreset>, SysctlError> {
     let io = |source| SysctlError::Io {
