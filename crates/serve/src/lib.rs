@@ -4,6 +4,8 @@
 //! SIGHUP rebuilds the whole state off to the side and swaps it in only if it is valid;
 //! SIGTERM/SIGINT stop accepting and let in-flight requests finish.
 
+#[cfg(test)]
+mod check_prop;
 mod files;
 mod http;
 mod limits;
