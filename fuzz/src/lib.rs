@@ -2,8 +2,6 @@
 //! afl's loop, and `tests/integration/fuzz.rs` replays every input under
 //! `tests/fuzz-regressions/<target>/` through the same function. A target fails by panicking,
 //! which is what the parsers must never do; the asserts below are invariants worth a crash.
-// Panicking on a broken invariant is the point of a fuzz target.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

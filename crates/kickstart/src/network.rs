@@ -26,10 +26,14 @@ impl Mac {
         let mut out = [0u8; 6];
         for (i, byte) in out.iter_mut().enumerate() {
             let at = i * 3;
-            if i > 0 && b[at - 1] != b':' {
+            // Two digits, then `:` unless this is the last group.
+            if i < 5 && b.get(at + 2) != Some(&b':') {
                 return None;
             }
-            *byte = hex(b[at])? << 4 | hex(b[at + 1])?;
+            let Some(&[hi, lo]) = b.get(at..at + 2) else {
+                return None;
+            };
+            *byte = hex(hi)? << 4 | hex(lo)?;
         }
         Some(Mac(out))
     }

@@ -4,6 +4,13 @@
 //! SIGHUP rebuilds the whole state off to the side and swaps it in only if it is valid;
 //! SIGTERM/SIGINT stop accepting and let in-flight requests finish.
 
+// User data (files, requests) must never panic the program: no unwrap/expect/indexing outside
+// tests; clippy (-D warnings in CI) enforces it, and a provably safe site says why with #[allow].
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
 #[cfg(test)]
 mod check_prop;
 mod files;

@@ -126,11 +126,9 @@ impl Table {
                 .map(|(a, c)| (*a, c.len()));
             match greediest {
                 Some((g, n)) if n > mine + 1 => {
-                    let conns = t
-                        .by_addr
-                        .get_mut(&g)
-                        .expect("the greediest address is listed");
-                    if let Some((_, kick)) = conns.pop_last() {
+                    // Just found in the map, under the same lock.
+                    let newest = t.by_addr.get_mut(&g).and_then(BTreeMap::pop_last);
+                    if let Some((_, kick)) = newest {
                         kick.notify_one();
                         t.total -= 1;
                     }

@@ -240,7 +240,7 @@ pub(crate) fn build(
     let mut next = HashMap::new();
     let mut by_mac = HashMap::new();
     for h in &inv.hosts {
-        let primary = h.macs[0];
+        let primary = h.mac;
         let token = match loader.tokens {
             None => None,
             Some(policy) => {

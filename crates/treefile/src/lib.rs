@@ -9,6 +9,13 @@
 //! Owns reading, merging, validating, rendering and diffing treefiles; composing them is
 //! cairn_compose's. It does not link libostree.
 
+// User data (files, requests) must never panic the program: no unwrap/expect/indexing outside
+// tests; clippy (-D warnings in CI) enforces it, and a provably safe site says why with #[allow].
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;

@@ -168,7 +168,12 @@ impl<'s> Loader<'s> {
             }
         };
         if let Some(pos) = self.stack.iter().position(|(i, _)| *i == id) {
-            let mut chain: Vec<String> = self.stack[pos..].iter().map(|(_, n)| n.clone()).collect();
+            let mut chain: Vec<String> = self
+                .stack
+                .iter()
+                .skip(pos)
+                .map(|(_, n)| n.clone())
+                .collect();
             chain.push(shown.display().to_string());
             self.error(TreefileError::Cycle {
                 loc: site_loc,

@@ -306,11 +306,12 @@ pub(super) fn resolve_bond(n: &Node, d: &mut Diags) -> Option<Bond> {
             "bond needs a non-empty `slaves` list of interface names",
         ),
     }
-    let options = n.get("options").and_then(Node::as_str).map(String::from);
-    if let Some(o) = &options {
+    let options_node = n.get("options");
+    let options = options_node.and_then(Node::as_str).map(String::from);
+    if let (Some(o), Some(on)) = (&options, options_node) {
         if o.contains(char::is_whitespace) || o.contains('"') {
             d.push(
-                &n.get("options").unwrap().loc,
+                &on.loc,
                 "bond",
                 "bond options are comma-separated key=value, without spaces",
             );

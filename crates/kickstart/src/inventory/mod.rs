@@ -50,6 +50,10 @@ pub struct Host {
     pub fqdn: String,
     /// Normalised; the first one is the primary (its form names the callbacks).
     pub macs: Vec<Mac>,
+    /// The primary MAC, `macs[0]`: a host without one is refused, so render and serve name
+    /// files and tokens after it without a check.
+    #[serde(skip)]
+    pub mac: Mac,
     pub roles: Vec<String>,
     pub network: Network,
     pub disk: Disk,
