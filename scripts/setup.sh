@@ -88,3 +88,10 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
   fi
 fi
+
+# Fuzzing (fuzz/run.sh): cargo-afl builds the targets with AFL++ instrumentation on stable Rust
+# and brings its own AFL++ (built at install). Only fuzz/ needs it; CI's build and tests do not.
+if ! command -v cargo-afl >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/cargo-afl" ]; then
+  echo "setup: installing cargo-afl (log: $LOG)" >&2
+  cargo install --locked cargo-afl >>"$LOG" 2>&1 || { cat "$LOG" >&2; exit 1; }
+fi

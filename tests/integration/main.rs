@@ -8,6 +8,7 @@ mod compose;
 mod deploy;
 mod fleet;
 mod fuzz;
+mod hostile;
 mod image;
 mod kickstart;
 mod lockfile;

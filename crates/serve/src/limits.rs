@@ -383,4 +383,18 @@ mod tests {
         w.write_blocked.set(Some(t0 - l.send_timeout));
         assert_eq!(w.deadline(&l), (t0, Expired::Send));
     }
+
+    #[test]
+    fn a_handler_waiting_on_the_body_gets_the_body_timeout() {
+        let l = Limits::default();
+        let t0 = Instant::now();
+        let w = Watch::new(t0);
+        w.handler_started();
+        // Working, not waiting on the client: no deadline falls due before a body_timeout.
+        assert!(w.deadline(&l).0 >= t0 + l.body_timeout);
+        assert_eq!(w.deadline(&l).1, Expired::Body);
+        // Blocked on the client's body since t0: due body_timeout later, whatever else runs.
+        w.read_blocked.set(Some(t0));
+        assert_eq!(w.deadline(&l), (t0 + l.body_timeout, Expired::Body));
+    }
 }

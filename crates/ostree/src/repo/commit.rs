@@ -161,7 +161,14 @@ impl Repo {
                 });
             }
             let at = last_path.borrow().clone();
-            return Err(e).ctx(|| format!("committing {} (near {at})", rootfs.display()));
+            // Name the repository too: a full disk is the repository's, not the tree's.
+            return Err(e).ctx(|| {
+                format!(
+                    "committing {} into {} (near {at})",
+                    rootfs.display(),
+                    self.path.display()
+                )
+            });
         }
         let root = repo
             .write_mtree(&mtree, NO_CANCEL)
