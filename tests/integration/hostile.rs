@@ -196,7 +196,7 @@ fn deploy_on_a_full_disk_fails_clearly_and_keeps_the_deployment() {
         return;
     };
     f.deploy(&[]);
-    assert_eq!(f.checksums(), [v1.clone()]);
+    assert_eq!(f.checksums(), std::slice::from_ref(&v1));
     // Version 2 carries 8 MB the sysroot has no room for.
     let tree = f.dir.path().join("tree-2");
     std::fs::create_dir_all(tree.join("usr/share")).unwrap();
@@ -212,7 +212,7 @@ fn deploy_on_a_full_disk_fails_clearly_and_keeps_the_deployment() {
         "the sysroot is not named: {err}"
     );
     // Nothing changed: the one deployment is still the default, as cairn and ostree see it.
-    assert_eq!(f.checksums(), [v1.clone()]);
+    assert_eq!(f.checksums(), std::slice::from_ref(&v1));
     assert_eq!(f.ostree_status().len(), 1);
     assert_fsck_clean(&f.sysroot.join("ostree/repo"));
     drop(fs);

@@ -162,13 +162,8 @@ impl Repo {
             }
             let at = last_path.borrow().clone();
             // Name the repository too: a full disk is the repository's, not the tree's.
-            return Err(e).ctx(|| {
-                format!(
-                    "committing {} into {} (near {at})",
-                    rootfs.display(),
-                    self.path.display()
-                )
-            });
+            let (tree, repo) = (rootfs.display(), self.path.display());
+            return Err(e).ctx(|| format!("committing {tree} into {repo} (near {at})"));
         }
         let root = repo
             .write_mtree(&mtree, NO_CANCEL)
