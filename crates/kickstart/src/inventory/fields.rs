@@ -358,8 +358,10 @@ pub(super) fn size(
                 "T" | "TiB" | "TB" => 1024 * 1024,
                 _ => return bad(d),
             };
-            match num.parse::<u64>() {
-                Ok(v) if v > 0 => Some(v * mult),
+            // Found by fuzz/render: `2000000000000000000GiB` overflowed (a panic in debug
+            // builds, a wrapped size in release ones).
+            match num.parse::<u64>().ok().and_then(|v| v.checked_mul(mult)) {
+                Some(v) if v > 0 => Some(v),
                 _ => bad(d),
             }
         }

@@ -533,6 +533,22 @@ mod tests {
     }
 
     #[test]
+    fn a_size_too_large_for_64_bits_is_refused_not_wrapped() {
+        let src = with_network("{}").replace(
+            "device: sda",
+            "device: sda, var-size: 2000000000000000000GiB",
+        );
+        let errs = load_str(&src).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].contains("must be a size"), "{errs:?}");
+        let src = with_network("{}").replace("device: sda", "device: sda, var-size: 16384TiB");
+        assert_eq!(
+            load_str(&src).unwrap().hosts[0].disk.var_size,
+            Some(16384 << 20)
+        );
+    }
+
+    #[test]
     fn did_you_mean() {
         assert_eq!(suggest("hostnme", &["hostname", "macs"]), Some("hostname"));
         assert_eq!(
