@@ -7,6 +7,8 @@ mod common;
 mod compose;
 mod deploy;
 mod fleet;
+mod fuzz;
+mod hostile;
 mod image;
 mod install;
 mod kickstart;

@@ -4,6 +4,15 @@
 //! SIGHUP rebuilds the whole state off to the side and swaps it in only if it is valid;
 //! SIGTERM/SIGINT stop accepting and let in-flight requests finish.
 
+// User data (files, requests) must never panic the program: no unwrap/expect/indexing outside
+// tests; clippy (-D warnings in CI) enforces it, and a provably safe site says why with #[allow].
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
+#[cfg(test)]
+mod check_prop;
 mod files;
 mod http;
 mod limits;
@@ -226,6 +235,13 @@ fn build_app(opts: &Options, addr: SocketAddr) -> Result<App, ServeError> {
             opts.limits.max_conns.unwrap_or_else(limits::default_max),
         ),
     })
+}
+
+/// The router behind every request that is not the hot `/ks/<mac>` lookup, built from `opts`
+/// without binding a socket (`opts.listen` stands in for the bound address): it drives the
+/// request path, query and MAC parsing in-process (fuzz/serve_request).
+pub fn router_for(opts: &Options) -> Result<Router, ServeError> {
+    Ok(router(Arc::new(build_app(opts, opts.listen)?)))
 }
 
 fn router(app: Shared) -> Router {
