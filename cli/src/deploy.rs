@@ -247,6 +247,7 @@ fn deploy_cmd(a: DeployArgs, global: &Global) -> anyhow::Result<Status> {
         presets: a.presets,
         preset_dir: a.preset_dir,
         dry_run: a.dry_run,
+        container_image: None,
     };
     say(
         global,
