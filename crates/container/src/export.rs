@@ -117,9 +117,12 @@ fn walk(repo: &Repo, tree: &str, path: &str, w: &mut Walk) -> Result<(), Contain
     Ok(())
 }
 
+/// Directory paths in the ostree layer keep format v0's `./` prefix, as ostree-ext writes them
+/// (`./etc/` for `/usr/etc` itself, trailing slash included): same input, same bytes.
 fn tar_dir_path(p: &str) -> String {
     match p.strip_prefix("usr/etc") {
-        Some(rest) if rest.is_empty() || rest.starts_with('/') => format!("./etc{rest}"),
+        Some("") => "./etc/".to_string(),
+        Some(rest) if rest.starts_with('/') => format!("./etc{rest}"),
         _ => format!("./{p}"),
     }
 }

@@ -132,9 +132,8 @@ impl LayerWriter {
         self.tar.append_data(&mut h, path, bytes).map_err(e)
     }
 
-    fn hardlink(&mut self, mut h: tar::Header, path: &str, target: &str) -> Result<(), ContainerError> {
-        h.set_entry_type(tar::EntryType::Link);
-        h.set_size(0);
+    fn hardlink(&mut self, path: &str, target: &str) -> Result<(), ContainerError> {
+        let mut h = header(tar::EntryType::Link, 0, 0, 0o644, 0);
         let e = self.err();
         self.tar.append_link(&mut h, path, target).map_err(e)
     }
@@ -178,15 +177,15 @@ impl LayerWriter {
         if self.wrote_xattrs.insert(xsum) {
             self.data(&xpath, &meta.xattrs.clone())?;
         }
-        let link = header(tar::EntryType::Link, 0, 0, 0o644, 0);
-        self.hardlink(link, &object_path(csum, "file-xattrs-link"), &xpath)?;
+        self.hardlink(&object_path(csum, "file-xattrs-link"), &xpath)?;
         let opath = object_path(csum, "file");
         let e = self.err();
+        // The object's header (its name field included) is reused for the checkout entries,
+        // as ostree-ext does, so identical input gives identical bytes.
         let h = match (&meta.kind, reader) {
             (ContentKind::Regular { size }, Some(mut r)) => {
                 let mut h = header(tar::EntryType::Regular, meta.uid, meta.gid, meta.mode, *size);
-                self.tar.append_data(&mut h.clone(), &opath, &mut r).map_err(e)?;
-                h.set_size(*size);
+                self.tar.append_data(&mut h, &opath, &mut r).map_err(e)?;
                 h
             }
             (ContentKind::Symlink { target }, _) => {
@@ -195,9 +194,9 @@ impl LayerWriter {
                     // Literal: the tar crate would normalize `a//b`, changing the checksum.
                     h.set_link_name_literal(target).map_err(e)?;
                     let e = self.err();
-                    self.tar.append_data(&mut h.clone(), &opath, std::io::empty()).map_err(e)?;
+                    self.tar.append_data(&mut h, &opath, std::io::empty()).map_err(e)?;
                 } else {
-                    self.tar.append_link(&mut h.clone(), &opath, target).map_err(e)?;
+                    self.tar.append_link(&mut h, &opath, target).map_err(e)?;
                 }
                 h
             }
@@ -208,16 +207,18 @@ impl LayerWriter {
                 })
             }
         };
+        let empty = h.entry_type() == tar::EntryType::Regular && h.size().unwrap_or(0) == 0;
         for p in paths {
             let dest = checkout_path(p);
-            let empty = h.entry_type() == tar::EntryType::Regular && h.size().unwrap_or(0) == 0;
-            if empty {
-                let mut h0 = h.clone();
+            let mut h = h.clone();
+            h.set_size(0);
+            if !empty {
+                h.set_entry_type(tar::EntryType::Link);
                 let e = self.err();
-                self.tar.append_data(&mut h0, &dest, std::io::empty()).map_err(e)?;
-            } else {
-                self.hardlink(h.clone(), &dest, &opath)?;
+                h.set_link_name(&opath).map_err(e)?;
             }
+            let e = self.err();
+            self.tar.append_data(&mut h, &dest, std::io::empty()).map_err(e)?;
         }
         Ok(())
     }
