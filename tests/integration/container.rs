@@ -24,10 +24,10 @@ fn ostree_init(repo: &Path, mode: &str) {
 
 fn skopeo_json(args: &[&str], conf: Option<&Path>) -> Value {
     let mut cmd = Command::new("skopeo");
-    cmd.args(args);
     if let Some(c) = conf {
-        cmd.env("CONTAINERS_REGISTRIES_CONF", c);
+        cmd.arg("--registries-conf").arg(c);
     }
+    cmd.args(args);
     serde_json::from_str(&ok(&mut cmd)).unwrap()
 }
 
@@ -144,7 +144,10 @@ fn rpms(app_version: &str) -> Vec<Rpm<'static>> {
             name: "cairn-base",
             version: "2.0",
             requires: &[],
-            files: &[("/usr/share/cairn-base/base.txt", "base\n")],
+            files: &[
+                ("/usr/share/cairn-base/base.txt", "base\n"),
+                ("/etc/os-release", "NAME=CairnOS\nID=cairnos\n"),
+            ],
             post: None,
         },
         Rpm {

@@ -67,7 +67,7 @@ fn from_rpmdb(
     let out = Command::new("rpm")
         .arg("--dbpath")
         .arg(tmp.path())
-        .args(["-qa", "--qf", "[%{NAME}\t%{FILENAMES}\n]"])
+        .args(["-qa", "--qf", "[%{=NAME}\t%{FILENAMES}\n]"])
         .output()
         .map_err(io("running rpm (install the `rpm` package to chunk rpm-based commits)"))?;
     if !out.status.success() {

@@ -6,8 +6,15 @@ use std::process::Command;
 use crate::{io, ContainerError};
 
 /// The `skopeo` program (`$CAIRN_SKOPEO` overrides, for hosts that keep it elsewhere).
+/// `$CONTAINERS_REGISTRIES_CONF` (the containers tools' variable for an alternative
+/// registries.conf, e.g. one marking a plain-HTTP registry insecure) is passed on as
+/// `--registries-conf`: skopeo 1.9 reads only the flag.
 fn skopeo() -> Command {
-    Command::new(std::env::var_os("CAIRN_SKOPEO").unwrap_or_else(|| "skopeo".into()))
+    let mut cmd = Command::new(std::env::var_os("CAIRN_SKOPEO").unwrap_or_else(|| "skopeo".into()));
+    if let Some(conf) = std::env::var_os("CONTAINERS_REGISTRIES_CONF") {
+        cmd.arg("--registries-conf").arg(conf);
+    }
+    cmd
 }
 
 fn run(mut cmd: Command, what: &str) -> Result<Vec<u8>, ContainerError> {
