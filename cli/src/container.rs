@@ -24,9 +24,11 @@ pub enum Cmd {
         through skopeo and the host's containers configuration (registries.conf, auth.json).")]
     Export(ExportArgs),
     /// Import the commit of an ostree-native container image into a repository (same checksum).
-    #[command(after_help = "IMAGE as skopeo spells it: oci:DIR[:TAG], oci-archive:FILE[:TAG],\n\
+    #[command(
+        after_help = "IMAGE as skopeo spells it: oci:DIR[:TAG], oci-archive:FILE[:TAG],\n\
         docker://HOST/NAME:TAG.\n\nExample:\n  \
-        cairn container import oci:/srv/images/os:42 --repo repo --ref os/x86_64/stable")]
+        cairn container import oci:/srv/images/os:42 --repo repo --ref os/x86_64/stable"
+    )]
     Import(ImportArgs),
 }
 

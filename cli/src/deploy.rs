@@ -314,7 +314,7 @@ fn print_deployed(
     if json {
         print_doc("DeployResult", &with_pull(res, pull)?)?;
     } else if res.dry_run {
-        print_deploy_plan(&res);
+        print_deploy_plan(res);
     } else {
         out!(
             "deployed {}{} for {} as the new default",

@@ -90,7 +90,16 @@ fn export_import_round_trip_and_ostree_ext_agree() {
     .to_string();
     let img = format!("oci:{}:v1", p("img").display());
     let repo = p("repo").display().to_string();
-    let doc = cairn_json(["container", "export", "os/stable", "--repo", &repo, "--to", &img, "--json"]);
+    let doc = cairn_json([
+        "container",
+        "export",
+        "os/stable",
+        "--repo",
+        &repo,
+        "--to",
+        &img,
+        "--json",
+    ]);
     assert_eq!(doc["kind"], "ContainerExport");
     assert_eq!(doc["commit"], c.as_str());
     assert_eq!(doc["layers"].as_array().unwrap().len(), 1, "{doc}");
@@ -115,19 +124,41 @@ fn export_import_round_trip_and_ostree_ext_agree() {
         assert_fsck_clean(&r);
     }
     let archive = format!("oci-archive:{}:v1", p("img.tar").display());
-    cairn_json(["container", "export", &c, "--repo", &repo, "--to", &archive, "--json"]);
+    cairn_json([
+        "container",
+        "export",
+        &c,
+        "--repo",
+        &repo,
+        "--to",
+        &archive,
+        "--json",
+    ]);
     ostree_init(&p("back-archive-file"), "bare-user");
-    assert_eq!(import(&archive, &p("back-archive-file"))["commit"], c.as_str());
+    assert_eq!(
+        import(&archive, &p("back-archive-file"))["commit"],
+        c.as_str()
+    );
 
     // ostree-ext reads cairn's image ...
     assert_eq!(ostree_ext_imports(&p("ext-in"), &img), c);
     // ... and cairn reads ostree-ext's, whose ostree layer is the same tar byte for byte.
     let ext_img = format!("oci:{}:v1", p("ext-img").display());
-    ostree_ext(&["container", "encapsulate", "--repo", &repo, "os/stable", &ext_img]);
+    ostree_ext(&[
+        "container",
+        "encapsulate",
+        "--repo",
+        &repo,
+        "os/stable",
+        &ext_img,
+    ]);
     ostree_init(&p("from-ext"), "bare-user");
     assert_eq!(import(&ext_img, &p("from-ext"))["commit"], c.as_str());
     let ext_labels = skopeo_json(&["inspect", &ext_img], None)["Labels"].clone();
-    assert_eq!(ext_labels["ostree.final-diffid"], labels["ostree.final-diffid"]);
+    assert_eq!(
+        ext_labels["ostree.final-diffid"],
+        labels["ostree.final-diffid"]
+    );
 }
 
 /// Packages for the registry test: `cairn-app`'s file carries its version, so a new version
@@ -162,7 +193,10 @@ fn rpms(app_version: &str) -> Vec<Rpm<'static>> {
             version: "6.1",
             requires: &[],
             files: &[
-                ("/usr/lib/modules/6.1.0-cairn/vmlinuz", "kernel 6.1.0-cairn\n"),
+                (
+                    "/usr/lib/modules/6.1.0-cairn/vmlinuz",
+                    "kernel 6.1.0-cairn\n",
+                ),
                 ("/usr/lib/modules/6.1.0-cairn/initramfs.img", "initramfs\n"),
             ],
             post: None,
@@ -220,8 +254,17 @@ fn layers(doc: &Value) -> Vec<(String, String, u64)> {
         .unwrap()
         .iter()
         .map(|l| {
-            let pk: Vec<&str> = l["packages"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
-            (l["digest"].as_str().unwrap().to_string(), pk.join(","), l["size"].as_u64().unwrap())
+            let pk: Vec<&str> = l["packages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_str().unwrap())
+                .collect();
+            (
+                l["digest"].as_str().unwrap().to_string(),
+                pk.join(","),
+                l["size"].as_u64().unwrap(),
+            )
         })
         .collect()
 }
@@ -242,7 +285,16 @@ fn registry_deploy_upgrade_fetches_only_changed_layers_and_rolls_back() {
 
     // Chunked by package: the ostree layer plus one layer per package, named in annotations.
     let img = format!("oci:{}:v1", t.path().join("img").display());
-    let doc = cairn_json(["container", "export", &c1, "--repo", &repo, "--to", &img, "--json"]);
+    let doc = cairn_json([
+        "container",
+        "export",
+        &c1,
+        "--repo",
+        &repo,
+        "--to",
+        &img,
+        "--json",
+    ]);
     let l1 = layers(&doc);
     let packages: BTreeSet<&str> = l1.iter().map(|l| l.1.as_str()).collect();
     assert_eq!(
@@ -260,7 +312,16 @@ fn registry_deploy_upgrade_fetches_only_changed_layers_and_rolls_back() {
     let reg = Registry::start();
     let tag = format!("docker://{}/cairn/os:stable", reg.addr);
     let push = |rev: &str, previous: bool| {
-        let mut args = vec!["container", "export", rev, "--repo", &repo, "--to", &tag, "--json"];
+        let mut args = vec![
+            "container",
+            "export",
+            rev,
+            "--repo",
+            &repo,
+            "--to",
+            &tag,
+            "--json",
+        ];
         if previous {
             args.extend(["--previous", &tag]);
         }
@@ -272,7 +333,10 @@ fn registry_deploy_upgrade_fetches_only_changed_layers_and_rolls_back() {
 
     let f = Fixture::new();
     let image = format!("ostree-unverified-registry:{}/cairn/os:stable", reg.addr);
-    let d = json_ok(&cairn_reg(&reg, &["deploy", &image, "--json"], Some(&f)), "deploy");
+    let d = json_ok(
+        &cairn_reg(&reg, &["deploy", &image, "--json"], Some(&f)),
+        "deploy",
+    );
     assert_eq!(d["checksum"], c1.as_str());
     assert_eq!(d["origin"], image.as_str());
     assert_eq!(d["pull"]["layersFetched"], 5);
@@ -301,11 +365,19 @@ fn upgrade_fetches_only_changed_layers(
     assert_ne!(c2, c1);
     let l2 = layers(&push(&c2, true));
     let old: BTreeSet<&str> = l1.iter().map(|l| l.0.as_str()).collect();
-    let changed: Vec<&(String, String, u64)> = l2.iter().filter(|l| !old.contains(l.0.as_str())).collect();
+    let changed: Vec<&(String, String, u64)> =
+        l2.iter().filter(|l| !old.contains(l.0.as_str())).collect();
     let changed_pkgs: Vec<&str> = changed.iter().map(|l| l.1.as_str()).collect();
-    assert_eq!(changed_pkgs, vec!["", "cairn-app"], "only the ostree and cairn-app layers change");
+    assert_eq!(
+        changed_pkgs,
+        vec!["", "cairn-app"],
+        "only the ostree and cairn-app layers change"
+    );
 
-    let c = json_ok(&cairn_reg(reg, &["upgrade", "--check", "--json"], Some(f)), "upgrade --check");
+    let c = json_ok(
+        &cairn_reg(reg, &["upgrade", "--check", "--json"], Some(f)),
+        "upgrade --check",
+    );
     assert_eq!(c["result"], "available");
     assert_eq!(c["to"], c2.as_str());
 
@@ -317,9 +389,19 @@ fn upgrade_fetches_only_changed_layers(
     assert_eq!(u["pull"]["layersFetched"], 2);
     assert_eq!(u["pull"]["bytesFetched"], want_bytes);
     // The registry's own access log: exactly the changed layers were downloaded.
-    let gets: BTreeSet<String> = Registry::blob_gets(&reg.log_text()[before..]).into_iter().collect();
-    let all_layers: BTreeSet<&str> = l2.iter().map(|l| l.0.as_str()).chain(old.iter().copied()).collect();
-    let fetched_layers: BTreeSet<&str> = gets.iter().map(String::as_str).filter(|g| all_layers.contains(g)).collect();
+    let gets: BTreeSet<String> = Registry::blob_gets(&reg.log_text()[before..])
+        .into_iter()
+        .collect();
+    let all_layers: BTreeSet<&str> = l2
+        .iter()
+        .map(|l| l.0.as_str())
+        .chain(old.iter().copied())
+        .collect();
+    let fetched_layers: BTreeSet<&str> = gets
+        .iter()
+        .map(String::as_str)
+        .filter(|g| all_layers.contains(g))
+        .collect();
     let want: BTreeSet<&str> = changed.iter().map(|l| l.0.as_str()).collect();
     assert_eq!(fetched_layers, want, "registry log: {gets:?}");
     assert_eq!(f.checksums(), vec![c2.clone(), c1.to_string()]);
@@ -327,6 +409,9 @@ fn upgrade_fetches_only_changed_layers(
 
     let again = cairn_reg(reg, &["upgrade"], Some(f));
     assert_eq!(again.status.code(), Some(77), "{}", stderr(&again));
-    json_ok(&cairn_reg(reg, &["rollback", "--json"], Some(f)), "rollback");
+    json_ok(
+        &cairn_reg(reg, &["rollback", "--json"], Some(f)),
+        "rollback",
+    );
     assert_eq!(f.checksums()[0], c1);
 }

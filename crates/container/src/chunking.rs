@@ -184,7 +184,10 @@ mod tests {
         let c = chunk(&o, &w, 64, None);
         assert_eq!(c.chunks.len(), 5);
         assert_eq!(c.remainder, vec!["f".repeat(64)]);
-        assert!(c.chunks.iter().all(|c| c.packages.len() == 1 && c.objects.len() == 1));
+        assert!(c
+            .chunks
+            .iter()
+            .all(|c| c.packages.len() == 1 && c.objects.len() == 1));
     }
 
     #[test]
@@ -195,7 +198,10 @@ mod tests {
         let all: usize = c.chunks.iter().map(|c| c.objects.len()).sum();
         assert_eq!(all, 200);
         // The biggest packages get their own layers.
-        assert!(c.chunks.iter().any(|c| c.packages == vec!["pkg199".to_string()]));
+        assert!(c
+            .chunks
+            .iter()
+            .any(|c| c.packages == vec!["pkg199".to_string()]));
         assert_eq!(bucket_of("pkg001", 15), bucket_of("pkg001", 15));
     }
 

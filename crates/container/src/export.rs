@@ -15,8 +15,8 @@ use crate::chunking::{self, Chunking, ObjInfo};
 use crate::imgref::ImageRef;
 use crate::layer::{LayerBlob, LayerWriter};
 use crate::oci::{self, Descriptor, Layout, Manifest};
+use crate::LABEL_FINAL_DIFFID;
 use crate::{io, owners, skopeo, ContainerError, ANNOTATION_COMPONENTS, LABEL_COMMIT};
-use crate::{LABEL_FINAL_DIFFID};
 
 #[derive(Debug, Clone)]
 pub struct ExportOptions {
@@ -81,7 +81,8 @@ fn in_sysroot(path: &str) -> bool {
 fn walk(repo: &Repo, tree: &str, path: &str, w: &mut Walk) -> Result<(), ContainerError> {
     let t = repo.dirtree(tree)?;
     if w.seen.insert(format!("{tree}.dirtree")) {
-        w.steps.push(Step::Meta(MetaKind::DirTree, tree.to_string()));
+        w.steps
+            .push(Step::Meta(MetaKind::DirTree, tree.to_string()));
     }
     let join = |name: &str| {
         if path.is_empty() {
@@ -140,7 +141,11 @@ fn ostree_layer(
     let rm = repo.dirmeta(&root_meta)?;
     lw.dir("./", rm.uid, rm.gid, rm.mode)?;
     lw.repo_structure()?;
-    lw.meta_object(commit, "commit", &repo.read_meta_object(MetaKind::Commit, commit)?)?;
+    lw.meta_object(
+        commit,
+        "commit",
+        &repo.read_meta_object(MetaKind::Commit, commit)?,
+    )?;
     if let Some(detached) = repo.read_detached_meta(commit)? {
         lw.meta_object(commit, "commitmeta", &detached)?;
     }
@@ -190,7 +195,11 @@ fn labels_of(repo: &Repo, commit: &str) -> Result<BTreeMap<String, String>, Cont
     if let Some(v) = &info.version {
         labels.insert("org.opencontainers.image.version".into(), v.clone());
     }
-    if let Some(b) = info.metadata.get("ostree.bootable").and_then(|v| v.as_bool()) {
+    if let Some(b) = info
+        .metadata
+        .get("ostree.bootable")
+        .and_then(|v| v.as_bool())
+    {
         labels.insert("ostree.bootable".into(), b.to_string());
         labels.insert("containers.bootc".into(), "1".into());
     }
@@ -376,7 +385,8 @@ pub fn export(
 
 /// Hard-links (or copies) the blobs of `manifest` from one layout into another.
 fn copy_image(from: &Layout, to: &Layout, manifest: &Manifest) -> Result<(), ContainerError> {
-    let digests = std::iter::once(&manifest.config.digest).chain(manifest.layers.iter().map(|l| &l.digest));
+    let digests =
+        std::iter::once(&manifest.config.digest).chain(manifest.layers.iter().map(|l| &l.digest));
     for d in digests {
         let (src, dst) = (from.blob_path(d), to.blob_path(d));
         if dst.exists() {

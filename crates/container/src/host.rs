@@ -85,7 +85,8 @@ pub fn pull(sysroot: &Path, image: &OstreeImageRef) -> Result<PullReport, Contai
         local => {
             let tmp = tempfile::tempdir().map_err(io("creating a temporary directory"))?;
             let (layout, tag) = import::local_layout(local, tmp.path(), insecure)?;
-            let r = import::import_layout(&repo, &layout, tag.as_deref(), &local.to_string(), &opts)?;
+            let r =
+                import::import_layout(&repo, &layout, tag.as_deref(), &local.to_string(), &opts)?;
             (r, 0, 0)
         }
     };

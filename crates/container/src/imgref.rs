@@ -203,7 +203,9 @@ mod tests {
             r.to_string(),
             "ostree-unverified-registry:127.0.0.1:5000/os:v1"
         );
-        let r: OstreeImageRef = "ostree-remote-image:origin:oci:/srv/img:v1".parse().unwrap();
+        let r: OstreeImageRef = "ostree-remote-image:origin:oci:/srv/img:v1"
+            .parse()
+            .unwrap();
         assert_eq!(r.sigverify, SigVerify::Remote("origin".into()));
         assert_eq!(r.to_string(), "ostree-remote-image:origin:oci:/srv/img:v1");
         assert!("ostree-image-signed:docker://x/y"

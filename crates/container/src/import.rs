@@ -74,10 +74,13 @@ pub(crate) fn local_layout(
 /// The manifest of `image` without fetching its layers.
 pub(crate) fn read_manifest(image: &ImageRef) -> Result<Manifest, ContainerError> {
     let bytes = match image {
-        ImageRef::OciDir { path, tag } => return Ok(Layout::open(path)?.manifest(tag.as_deref())?.0),
+        ImageRef::OciDir { path, tag } => {
+            return Ok(Layout::open(path)?.manifest(tag.as_deref())?.0)
+        }
         _ => skopeo::raw_manifest(&image.to_string())?,
     };
-    serde_json::from_slice(&bytes).map_err(|e| bad_image(&image.to_string(), format!("manifest: {e}")))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| bad_image(&image.to_string(), format!("manifest: {e}")))
 }
 
 /// The labels and diff ids of an image configuration.
@@ -99,7 +102,11 @@ pub(crate) fn parse_config(bytes: &[u8], image: &str) -> Result<ImageConfig, Con
         .unwrap_or_default();
     let diff_ids = v["rootfs"]["diff_ids"]
         .as_array()
-        .map(|a| a.iter().filter_map(|d| d.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|d| d.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     Ok(ImageConfig { labels, diff_ids })
 }
@@ -111,14 +118,22 @@ pub(crate) fn commit_layers(
     image: &str,
 ) -> Result<usize, ContainerError> {
     let final_diffid = cfg.labels.get(LABEL_FINAL_DIFFID).ok_or_else(|| {
-        bad_image(image, format!("no {LABEL_FINAL_DIFFID} label: not an ostree-native container image"))
+        bad_image(
+            image,
+            format!("no {LABEL_FINAL_DIFFID} label: not an ostree-native container image"),
+        )
     })?;
     let n = cfg
         .diff_ids
         .iter()
         .position(|d| d == final_diffid)
         .map(|i| i + 1)
-        .ok_or_else(|| bad_image(image, format!("{LABEL_FINAL_DIFFID} {final_diffid} names no layer")))?;
+        .ok_or_else(|| {
+            bad_image(
+                image,
+                format!("{LABEL_FINAL_DIFFID} {final_diffid} names no layer"),
+            )
+        })?;
     if n < manifest.layers.len() {
         return Err(ContainerError::Unsupported(format!(
             "{image}: {} layer(s) after the ostree commit (an image derived from it); cairn \
@@ -199,12 +214,19 @@ impl LayerReader<'_, '_> {
             }
             "file" => self.content(e, &csum, layer)?,
             "commit" | "commitmeta" | "dirtree" | "dirmeta" if !self.allow_meta => {
-                return Err(bad_image(layer, format!("metadata object {path} in a content layer")));
+                return Err(bad_image(
+                    layer,
+                    format!("metadata object {path} in a content layer"),
+                ));
             }
             "commit" => self.commit = Some((csum, read_all(&mut e, &path)?)),
             "commitmeta" => self.commitmeta = Some(read_all(&mut e, &path)?),
-            "dirtree" => self.w.write_meta(MetaKind::DirTree, &csum, &read_all(&mut e, &path)?)?,
-            "dirmeta" => self.w.write_meta(MetaKind::DirMeta, &csum, &read_all(&mut e, &path)?)?,
+            "dirtree" => self
+                .w
+                .write_meta(MetaKind::DirTree, &csum, &read_all(&mut e, &path)?)?,
+            "dirmeta" => self
+                .w
+                .write_meta(MetaKind::DirMeta, &csum, &read_all(&mut e, &path)?)?,
             other => {
                 return Err(bad_image(
                     layer,
@@ -215,13 +237,20 @@ impl LayerReader<'_, '_> {
         Ok(())
     }
 
-    fn content<R: Read>(&mut self, mut e: tar::Entry<R>, csum: &str, layer: &str) -> Result<(), ContainerError> {
-        let (want, xsum) = self
-            .next
-            .take()
-            .ok_or_else(|| bad_image(layer, format!("content object {csum} without xattrs link")))?;
+    fn content<R: Read>(
+        &mut self,
+        mut e: tar::Entry<R>,
+        csum: &str,
+        layer: &str,
+    ) -> Result<(), ContainerError> {
+        let (want, xsum) = self.next.take().ok_or_else(|| {
+            bad_image(layer, format!("content object {csum} without xattrs link"))
+        })?;
         if want != csum {
-            return Err(bad_image(layer, format!("xattrs link for {want} precedes object {csum}")));
+            return Err(bad_image(
+                layer,
+                format!("xattrs link for {want} precedes object {csum}"),
+            ));
         }
         if self.repo.has_content(csum)? {
             self.present += 1;
@@ -233,18 +262,33 @@ impl LayerReader<'_, '_> {
             .ok_or_else(|| bad_image(layer, format!("xattrs {xsum} of {csum} not in the layer")))?
             .clone();
         let h = e.header();
-        let num = |r: std::io::Result<u64>| r.map(|v| v as u32).map_err(io(format!("reading {csum}")));
-        let (uid, gid, mode) = (num(h.uid())?, num(h.gid())?, h.mode().map_err(io(format!("reading {csum}")))?);
+        let num =
+            |r: std::io::Result<u64>| r.map(|v| v as u32).map_err(io(format!("reading {csum}")));
+        let (uid, gid, mode) = (
+            num(h.uid())?,
+            num(h.gid())?,
+            h.mode().map_err(io(format!("reading {csum}")))?,
+        );
         let kind = match h.entry_type() {
             tar::EntryType::Regular => ContentKind::Regular {
                 size: h.size().map_err(io(format!("reading {csum}")))?,
             },
             tar::EntryType::Symlink => ContentKind::Symlink {
-                target: String::from_utf8_lossy(&e.link_name_bytes().unwrap_or_default()).into_owned(),
+                target: String::from_utf8_lossy(&e.link_name_bytes().unwrap_or_default())
+                    .into_owned(),
             },
-            other => return Err(bad_image(layer, format!("object {csum} is a tar {other:?}"))),
+            other => {
+                return Err(bad_image(
+                    layer,
+                    format!("object {csum} is a tar {other:?}"),
+                ))
+            }
         };
-        let type_bits = if matches!(kind, ContentKind::Symlink { .. }) { 0o120_000 } else { 0o100_000 };
+        let type_bits = if matches!(kind, ContentKind::Symlink { .. }) {
+            0o120_000
+        } else {
+            0o100_000
+        };
         let meta = ContentMeta {
             uid,
             gid,
@@ -294,12 +338,12 @@ fn check_complete(repo: &Repo, tree: &str, path: &str) -> Result<(), ContainerEr
         if !repo.has_content(csum)? {
             return Err(bad_image(
                 "image",
-                format!("content object {csum} (/{path}/{name}) is in no layer"),
+                format!("content object {csum} ({path}/{name}) is in no layer"),
             ));
         }
     }
     for d in &t.dirs {
-        check_complete(repo, &d.tree, &format!("{path}/{}", d.name).trim_start_matches('/').to_string())?;
+        check_complete(repo, &d.tree, &format!("{path}/{}", d.name))?;
     }
     Ok(())
 }
@@ -338,13 +382,19 @@ pub(crate) fn import_layout(
         .take()
         .ok_or_else(|| bad_image(name, "no commit object in the ostree layer"))?;
     if let Some(label) = cfg.labels.get(LABEL_COMMIT).filter(|l| **l != commit) {
-        return Err(bad_image(name, format!("carries commit {commit} but its {LABEL_COMMIT} label says {label}")));
+        return Err(bad_image(
+            name,
+            format!("carries commit {commit} but its {LABEL_COMMIT} label says {label}"),
+        ));
     }
     let signature = match &opts.sigverify {
         SigVerify::Unverified => None,
         SigVerify::Remote(remote) => {
             let detached = rd.commitmeta.as_deref().ok_or_else(|| {
-                bad_image(name, format!("the commit is not signed (remote {remote} requires a signature)"))
+                bad_image(
+                    name,
+                    format!("the commit is not signed (remote {remote} requires a signature)"),
+                )
             })?;
             Some(repo.verify_commit_data(remote, &bytes, detached)?)
         }
@@ -374,7 +424,11 @@ pub(crate) fn import_layout(
 }
 
 /// Imports `image` into `repo`.
-pub fn import(repo: &Repo, image: &ImageRef, opts: &ImportOptions) -> Result<ImportReport, ContainerError> {
+pub fn import(
+    repo: &Repo,
+    image: &ImageRef,
+    opts: &ImportOptions,
+) -> Result<ImportReport, ContainerError> {
     let tmp = tempfile::Builder::new()
         .prefix("cairn-import-")
         .tempdir_in(std::env::temp_dir())
@@ -382,9 +436,9 @@ pub fn import(repo: &Repo, image: &ImageRef, opts: &ImportOptions) -> Result<Imp
     let insecure = opts.sigverify == SigVerify::Unverified;
     let (layout, tag) = local_layout(image, tmp.path(), insecure)?;
     let report = import_layout(repo, &layout, tag.as_deref(), &image.to_string(), opts)?;
-    if let Some(r) = &opts.refname {
-        let _ = r;
-        repo.update_summary().ok();
+    if opts.refname.is_some() {
+        // A ref changed: `ostree pull` from this repository needs a fresh summary.
+        repo.update_summary()?;
     }
     Ok(report)
 }

@@ -98,10 +98,7 @@ impl LayerWriter {
             .dir
             .join(format!("blobs/sha256/.cairn-layer-{}", std::process::id()));
         let f = File::create(&tmp).map_err(io(format!("creating {}", tmp.display())))?;
-        let gz = GzEncoder::new(
-            hashing(BufWriter::new(f)),
-            flate2::Compression::default(),
-        );
+        let gz = GzEncoder::new(hashing(BufWriter::new(f)), flate2::Compression::default());
         let mut tar = tar::Builder::new(hashing(gz));
         tar.mode(tar::HeaderMode::Deterministic);
         Ok(LayerWriter {
@@ -163,14 +160,24 @@ impl LayerWriter {
     }
 
     /// A metadata object (commit, commitmeta, dirtree, dirmeta) from its serialized bytes.
-    pub fn meta_object(&mut self, csum: &str, suffix: &str, bytes: &[u8]) -> Result<(), ContainerError> {
+    pub fn meta_object(
+        &mut self,
+        csum: &str,
+        suffix: &str,
+        bytes: &[u8],
+    ) -> Result<(), ContainerError> {
         self.data(&object_path(csum, suffix), bytes)
     }
 
     /// A content object: its xattrs (`.file-xattrs`, once per layer, and a `.file-xattrs-link`
     /// hard link to them), the object, then hard links at `paths` (repository-relative checkout
     /// paths; empty regular files are written as such, as hard links to them break too easily).
-    pub fn content(&mut self, repo: &Repo, csum: &str, paths: &[String]) -> Result<(), ContainerError> {
+    pub fn content(
+        &mut self,
+        repo: &Repo,
+        csum: &str,
+        paths: &[String],
+    ) -> Result<(), ContainerError> {
         let (meta, reader) = repo.open_content(csum)?;
         let xsum = hex::encode(Sha256::digest(&meta.xattrs));
         let xpath = object_path(&xsum, "file-xattrs");
@@ -184,7 +191,13 @@ impl LayerWriter {
         // as ostree-ext does, so identical input gives identical bytes.
         let h = match (&meta.kind, reader) {
             (ContentKind::Regular { size }, Some(mut r)) => {
-                let mut h = header(tar::EntryType::Regular, meta.uid, meta.gid, meta.mode, *size);
+                let mut h = header(
+                    tar::EntryType::Regular,
+                    meta.uid,
+                    meta.gid,
+                    meta.mode,
+                    *size,
+                );
                 self.tar.append_data(&mut h, &opath, &mut r).map_err(e)?;
                 h
             }
@@ -194,7 +207,9 @@ impl LayerWriter {
                     // Literal: the tar crate would normalize `a//b`, changing the checksum.
                     h.set_link_name_literal(target).map_err(e)?;
                     let e = self.err();
-                    self.tar.append_data(&mut h, &opath, std::io::empty()).map_err(e)?;
+                    self.tar
+                        .append_data(&mut h, &opath, std::io::empty())
+                        .map_err(e)?;
                 } else {
                     self.tar.append_link(&mut h, &opath, target).map_err(e)?;
                 }
@@ -218,7 +233,9 @@ impl LayerWriter {
                 h.set_link_name(&opath).map_err(e)?;
             }
             let e = self.err();
-            self.tar.append_data(&mut h, &dest, std::io::empty()).map_err(e)?;
+            self.tar
+                .append_data(&mut h, &dest, std::io::empty())
+                .map_err(e)?;
         }
         Ok(())
     }

@@ -44,7 +44,9 @@ fn repo_path(p: &str) -> String {
 fn add(owners: &mut Owners, path: &str, pkg: &str) {
     // Several packages may list a path (shared directories, multilib): the first name in
     // sorted order wins, so ownership does not depend on query order.
-    let e = owners.entry(repo_path(path)).or_insert_with(|| pkg.to_string());
+    let e = owners
+        .entry(repo_path(path))
+        .or_insert_with(|| pkg.to_string());
     if pkg < e.as_str() {
         *e = pkg.to_string();
     }
@@ -60,7 +62,8 @@ fn from_rpmdb(
         let (_, reader) = repo.open_content(csum)?;
         if let Some(mut r) = reader {
             let dest = tmp.path().join(name);
-            let mut f = std::fs::File::create(&dest).map_err(io(format!("writing {}", dest.display())))?;
+            let mut f =
+                std::fs::File::create(&dest).map_err(io(format!("writing {}", dest.display())))?;
             std::io::copy(&mut r, &mut f).map_err(io(format!("writing {}", dest.display())))?;
         }
     }
@@ -69,7 +72,9 @@ fn from_rpmdb(
         .arg(tmp.path())
         .args(["-qa", "--qf", "[%{=NAME}\t%{FILENAMES}\n]"])
         .output()
-        .map_err(io("running rpm (install the `rpm` package to chunk rpm-based commits)"))?;
+        .map_err(io(
+            "running rpm (install the `rpm` package to chunk rpm-based commits)",
+        ))?;
     if !out.status.success() {
         return Err(ContainerError::Tool {
             what: "rpm -qa (reading the commit's package database)".into(),
@@ -114,7 +119,10 @@ pub fn read(repo: &Repo, commit: &str) -> Result<Owners, ContainerError> {
     let mut owners = Owners::new();
     for dir in RPMDB_DIRS {
         if let Some(files) = files_under(repo, &root, dir)? {
-            if files.keys().any(|f| f.starts_with("rpmdb") || f == "Packages") {
+            if files
+                .keys()
+                .any(|f| f.starts_with("rpmdb") || f == "Packages")
+            {
                 from_rpmdb(repo, &files, &mut owners)?;
                 return Ok(owners);
             }

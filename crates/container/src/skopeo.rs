@@ -18,9 +18,9 @@ fn skopeo() -> Command {
 }
 
 fn run(mut cmd: Command, what: &str) -> Result<Vec<u8>, ContainerError> {
-    let out = cmd
-        .output()
-        .map_err(io(format!("running skopeo for {what} (install the `skopeo` package)")))?;
+    let out = cmd.output().map_err(io(format!(
+        "running skopeo for {what} (install the `skopeo` package)"
+    )))?;
     if !out.status.success() {
         return Err(ContainerError::Tool {
             what: what.to_string(),

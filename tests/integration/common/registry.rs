@@ -69,7 +69,11 @@ impl Registry {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("registry did not listen on {}: {}", self.addr, self.log_text());
+        panic!(
+            "registry did not listen on {}: {}",
+            self.addr,
+            self.log_text()
+        );
     }
 
     pub fn log_text(&self) -> String {
@@ -99,7 +103,10 @@ impl Drop for Registry {
 /// True when skopeo and docker-registry are installed (else a SKIP; a failure under CI).
 pub fn available() -> bool {
     super::have_tool("skopeo", "install skopeo (scripts/setup.sh)")
-        && super::have_tool("docker-registry", "install docker-registry (scripts/setup.sh)")
+        && super::have_tool(
+            "docker-registry",
+            "install docker-registry (scripts/setup.sh)",
+        )
 }
 
 /// The ostree-ext CLI (ostree-ext 0.15.3 over the ostree crate 0.19), built once per test run

@@ -7,7 +7,10 @@ use serde::Serialize;
 use super::stage::{self, StagedStatus};
 use super::state::{BootCounter, HealthEvent, State};
 use super::sysroot::{Open, SysrootGuard};
-use super::{commit_version, deployment_id, kargs_of, origin_image, origin_refspec, rollback, DeployError, Host};
+use super::{
+    commit_version, deployment_id, kargs_of, origin_image, origin_refspec, rollback, DeployError,
+    Host,
+};
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]

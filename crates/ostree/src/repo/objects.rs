@@ -250,7 +250,9 @@ fn xattrs_variant(bytes: &[u8]) -> Result<glib::Variant, RepoError> {
     let ty = VariantTy::new("a(ayay)").expect("valid type");
     let v = glib::Variant::from_bytes_with_type(&glib::Bytes::from(bytes), ty);
     if !v.is_normal_form() {
-        return Err(bad("extended attributes are not a normal-form a(ayay) GVariant".into()));
+        return Err(bad(
+            "extended attributes are not a normal-form a(ayay) GVariant".into(),
+        ));
     }
     Ok(v)
 }
@@ -297,12 +299,26 @@ impl ObjectWriter<'_> {
         let repo = &self.repo.inner;
         match &meta.kind {
             ContentKind::Symlink { target } => {
-                repo.write_symlink(Some(csum), meta.uid, meta.gid, Some(&xattrs), target, NO_CANCEL)
-                    .ctx(what)?;
+                repo.write_symlink(
+                    Some(csum),
+                    meta.uid,
+                    meta.gid,
+                    Some(&xattrs),
+                    target,
+                    NO_CANCEL,
+                )
+                .ctx(what)?;
             }
             ContentKind::Regular { size } => {
                 let w = repo
-                    .write_regfile(Some(csum), meta.uid, meta.gid, meta.mode, *size, Some(&xattrs))
+                    .write_regfile(
+                        Some(csum),
+                        meta.uid,
+                        meta.gid,
+                        meta.mode,
+                        *size,
+                        Some(&xattrs),
+                    )
                     .ctx(what)?;
                 let mut buf = vec![0u8; 128 * 1024];
                 loop {
@@ -339,7 +355,8 @@ impl ObjectWriter<'_> {
         info.set_attribute_uint32("unix::uid", meta.uid);
         info.set_attribute_uint32("unix::gid", meta.gid);
         info.set_attribute_uint32("unix::mode", meta.mode);
-        let mut spool = tempfile::NamedTempFile::new_in(self.repo.path.join("tmp")).map_err(io_err)?;
+        let mut spool =
+            tempfile::NamedTempFile::new_in(self.repo.path.join("tmp")).map_err(io_err)?;
         match &meta.kind {
             ContentKind::Symlink { target } => {
                 info.set_file_type(gio::FileType::SymbolicLink);
@@ -351,7 +368,9 @@ impl ObjectWriter<'_> {
                 std::io::copy(data, spool.as_file_mut()).map_err(io_err)?;
             }
         }
-        let input = gio::File::for_path(spool.path()).read(NO_CANCEL).ctx(what)?;
+        let input = gio::File::for_path(spool.path())
+            .read(NO_CANCEL)
+            .ctx(what)?;
         let (stream, len) =
             ostree::raw_file_to_content_stream(&input, &info, Some(xattrs), NO_CANCEL).ctx(what)?;
         self.repo
