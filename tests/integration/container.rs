@@ -386,6 +386,8 @@ fn upgrade_fetches_only_changed_layers(
     assert_eq!(u["result"], "deployed");
     assert_eq!(u["to"], c2.as_str());
     let want_bytes: u64 = changed.iter().map(|l| l.2).sum();
+    let total: u64 = l2.iter().map(|l| l.2).sum();
+    eprintln!("upgrade: {want_bytes} of {total} layer bytes change ({} of {} layers)", changed.len(), l2.len());
     assert_eq!(u["pull"]["layersFetched"], 2);
     assert_eq!(u["pull"]["bytesFetched"], want_bytes);
     // The registry's own access log: exactly the changed layers were downloaded.
