@@ -387,7 +387,11 @@ fn upgrade_fetches_only_changed_layers(
     assert_eq!(u["to"], c2.as_str());
     let want_bytes: u64 = changed.iter().map(|l| l.2).sum();
     let total: u64 = l2.iter().map(|l| l.2).sum();
-    eprintln!("upgrade: {want_bytes} of {total} layer bytes change ({} of {} layers)", changed.len(), l2.len());
+    eprintln!(
+        "upgrade: {want_bytes} of {total} layer bytes change ({} of {} layers)",
+        changed.len(),
+        l2.len()
+    );
     assert_eq!(u["pull"]["layersFetched"], 2);
     assert_eq!(u["pull"]["bytesFetched"], want_bytes);
     // The registry's own access log: exactly the changed layers were downloaded.
@@ -416,4 +420,115 @@ fn upgrade_fetches_only_changed_layers(
         "rollback",
     );
     assert_eq!(f.checksums()[0], c1);
+}
+
+/// `ostree-remote-image`: the commit's GPG signature travels in the image (its detached
+/// metadata) and is checked against a remote's keys by cairn and by ostree-ext alike.
+#[test]
+fn signed_image_is_verified_against_the_remote_keys() {
+    if !have_tool("gpg", "package gnupg")
+        || !have_tool("skopeo", "install skopeo (scripts/setup.sh)")
+    {
+        return;
+    }
+    let t = tempdir();
+    let p = |s: &str| t.path().join(s);
+    let (home, key) = crate::signing::gpg_key(t.path());
+    let tree = make_tree(&p("tree"));
+    ostree_init(&p("repo"), "bare-user");
+    let repo = format!("--repo={}", p("repo").display());
+    let commit = |branch: &str| {
+        ostree_ok([
+            "commit",
+            &repo,
+            "-b",
+            branch,
+            &format!("--tree=dir={}", tree.display()),
+        ])
+        .trim()
+        .to_string()
+    };
+    let signed = commit("os/signed");
+    ostree_ok([
+        "gpg-sign",
+        &repo,
+        &format!("--gpg-homedir={}", home.display()),
+        &signed,
+        &key,
+    ]);
+    std::fs::write(tree.join("usr/bin/extra"), "unsigned\n").unwrap();
+    let unsigned = commit("os/unsigned");
+    let export = |rev: &str, tag: &str| {
+        let img = format!("oci:{}:{tag}", p("img").display());
+        let r = p("repo").display().to_string();
+        cairn_json([
+            "container",
+            "export",
+            rev,
+            "--repo",
+            &r,
+            "--to",
+            &img,
+            "--json",
+        ]);
+        img
+    };
+    let (good, bad) = (export(&signed, "signed"), export(&unsigned, "unsigned"));
+
+    // A client repository whose remote `origin` trusts the key.
+    let client = p("client");
+    ostree_init(&client, "bare-user");
+    ostree_ok([
+        format!("--repo={}", client.display()),
+        "remote".into(),
+        "add".into(),
+        "--set=gpg-verify=true".into(),
+        format!("--gpg-import={}", p("keys/cairn-test.asc").display()),
+        "origin".into(),
+        "file:///nonexistent".into(),
+    ]);
+    let verify = |img: &str| {
+        cairn()
+            .args([
+                "container",
+                "import",
+                img,
+                "--ref",
+                "verified",
+                "--verify-remote",
+                "origin",
+                "--json",
+            ])
+            .arg("--repo")
+            .arg(&client)
+            .output()
+            .unwrap()
+    };
+    let ok_doc = json_ok(&verify(&good), "import of the signed image");
+    assert_eq!(ok_doc["commit"], signed.as_str());
+    assert!(
+        ok_doc["signature"]
+            .as_str()
+            .unwrap()
+            .contains(&key[key.len() - 16..]),
+        "{ok_doc}"
+    );
+    let refused = verify(&bad);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("not signed"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(rev_parse(&client, "verified"), signed);
+
+    // ostree-ext verifies the same signature in cairn's image.
+    let out = ostree_ext(&[
+        "container",
+        "unencapsulate",
+        "--repo",
+        &client.display().to_string(),
+        &format!("ostree-remote-image:origin:{good}"),
+    ]);
+    assert!(out.contains(&format!("Imported: {signed}")), "{out}");
 }
