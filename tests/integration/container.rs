@@ -12,7 +12,7 @@ use crate::common::compose::{rpm_repo, Rpm};
 use crate::common::registry::{self, Registry};
 use crate::common::repo::{assert_fsck_clean, make_tree, ostree_ok, rev_parse};
 use crate::common::sysroot::{Fixture, OS};
-use crate::common::{cairn, cairn_json, have_tool, make_removable, ok, stderr, stdout, tempdir};
+use crate::common::{cairn, cairn_json, have_tool, ok, stderr, stdout, tempdir};
 
 fn ostree_init(repo: &Path, mode: &str) {
     ostree_ok([
@@ -344,7 +344,37 @@ fn registry_deploy_upgrade_fetches_only_changed_layers_and_rolls_back() {
     assert_eq!(f.status()["deployments"][0]["origin"], image.as_str());
 
     upgrade_fetches_only_changed_layers(&f, &reg, &image, src, &c1, &l1, &push);
-    make_removable(f.dir.path());
+    agent_follows_the_tag(&f, &reg, src, &push);
+}
+
+/// One pass of the update agent (`upgrade --reboot`) pulls a newly pushed tag, stages it and
+/// reboots into it.
+fn agent_follows_the_tag(
+    f: &Fixture,
+    reg: &Registry,
+    src: &Path,
+    push: &dyn Fn(&str, bool) -> Value,
+) {
+    for d in ["rpms/repo", "rpms/rpmbuild"] {
+        std::fs::remove_dir_all(src.join(d)).unwrap();
+    }
+    rpm_repo(&src.join("rpms"), &rpms("1.2"));
+    let c3 = compose(src, true);
+    push(&c3, true);
+    let marker = f.dir.path().join("rebooted");
+    let mut cmd = cairn();
+    cmd.env("CONTAINERS_REGISTRIES_CONF", &reg.conf)
+        .env(
+            "CAIRN_REBOOT_COMMAND",
+            format!("echo $CAIRN_REBOOT_TO >> {}", marker.display()),
+        )
+        .args(["upgrade", "--reboot", "--sysroot"])
+        .arg(&f.sysroot)
+        .args(["--os", OS]);
+    let o = cmd.output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(std::fs::read_to_string(&marker).unwrap().trim(), c3);
+    assert_eq!(f.checksums()[0], c3);
 }
 
 fn upgrade_fetches_only_changed_layers(
@@ -475,18 +505,8 @@ fn signed_image_is_verified_against_the_remote_keys() {
     };
     let (good, bad) = (export(&signed, "signed"), export(&unsigned, "unsigned"));
 
-    // A client repository whose remote `origin` trusts the key.
     let client = p("client");
-    ostree_init(&client, "bare-user");
-    ostree_ok([
-        format!("--repo={}", client.display()),
-        "remote".into(),
-        "add".into(),
-        "--set=gpg-verify=true".into(),
-        format!("--gpg-import={}", p("keys/cairn-test.asc").display()),
-        "origin".into(),
-        "file:///nonexistent".into(),
-    ]);
+    trusting_client(&client, &p("keys/cairn-test.asc"));
     let verify = |img: &str| {
         cairn()
             .args([
@@ -531,4 +551,18 @@ fn signed_image_is_verified_against_the_remote_keys() {
         &format!("ostree-remote-image:origin:{good}"),
     ]);
     assert!(out.contains(&format!("Imported: {signed}")), "{out}");
+}
+
+/// A repository whose remote `origin` trusts the key in `pubkey` (and pulls from nowhere).
+fn trusting_client(client: &Path, pubkey: &Path) {
+    ostree_init(client, "bare-user");
+    ostree_ok([
+        format!("--repo={}", client.display()),
+        "remote".into(),
+        "add".into(),
+        "--set=gpg-verify=true".into(),
+        format!("--gpg-import={}", pubkey.display()),
+        "origin".into(),
+        "file:///nonexistent".into(),
+    ]);
 }
