@@ -111,7 +111,7 @@ fn export_import_round_trip_and_ostree_ext_agree() {
     assert_eq!(labels["ostree.final-diffid"], doc["layers"][0]["diffId"]);
     assert_eq!(labels["org.opencontainers.image.version"], "1.0");
     assert_eq!(labels["ostree.bootable"], "true");
-    assert_eq!(labels["containers.bootc"], "1");
+    assert_eq!(labels["containers.bootc"], "1", "{labels}");
     assert_eq!(labels["ostree.linux"], "6.1.0-cairn");
 
     // Back into fresh repositories of both kinds: the same commit, fsck clean.
@@ -330,6 +330,9 @@ fn registry_deploy_upgrade_fetches_only_changed_layers_and_rolls_back() {
     push(&c1, false);
     let labels = skopeo_json(&["inspect", &tag], Some(&reg.conf))["Labels"].clone();
     assert_eq!(labels["ostree.commit"], c1.as_str());
+    // No ostree.bootable metadata in a cairn compose: the kernel in the tree makes it bootable.
+    assert_eq!(labels["containers.bootc"], "1", "{labels}");
+    assert_eq!(labels["ostree.linux"], "6.1.0-cairn");
 
     let f = Fixture::new();
     let image = format!("ostree-unverified-registry:{}/cairn/os:stable", reg.addr);

@@ -187,7 +187,37 @@ fn chunk_layer(
     lw.finish()
 }
 
-/// The labels ostree-ext writes, from the commit's metadata.
+/// The kernel version of a tree that has `usr/lib/modules/VERSION/vmlinuz` (what libostree
+/// deploys from), if any.
+fn kernel_of(repo: &Repo, root: &str) -> Result<Option<String>, ContainerError> {
+    let mut tree = root.to_string();
+    for part in ["usr", "lib", "modules"] {
+        match repo
+            .dirtree(&tree)?
+            .dirs
+            .into_iter()
+            .find(|d| d.name == part)
+        {
+            Some(d) => tree = d.tree,
+            None => return Ok(None),
+        }
+    }
+    for d in repo.dirtree(&tree)?.dirs {
+        if repo
+            .dirtree(&d.tree)?
+            .files
+            .iter()
+            .any(|(n, _)| n == "vmlinuz")
+        {
+            return Ok(Some(d.name));
+        }
+    }
+    Ok(None)
+}
+
+/// The labels ostree-ext writes, from the commit's metadata. A commit without the
+/// `ostree.bootable`/`ostree.linux` keys (cairn compose does not write them) that carries a
+/// kernel where libostree looks for one is labelled bootable all the same.
 fn labels_of(repo: &Repo, commit: &str) -> Result<BTreeMap<String, String>, ContainerError> {
     let info = repo.commit_info(commit)?;
     let mut labels = BTreeMap::new();
@@ -195,16 +225,24 @@ fn labels_of(repo: &Repo, commit: &str) -> Result<BTreeMap<String, String>, Cont
     if let Some(v) = &info.version {
         labels.insert("org.opencontainers.image.version".into(), v.clone());
     }
-    if let Some(b) = info
+    let bootable = info
         .metadata
         .get("ostree.bootable")
-        .and_then(|v| v.as_bool())
-    {
+        .and_then(|v| v.as_bool());
+    let mut linux = info
+        .metadata
+        .get("ostree.linux")
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
+    if bootable.is_none() && linux.is_none() {
+        linux = kernel_of(repo, &repo.commit_root(commit)?.0)?;
+    }
+    if let Some(b) = bootable.or(linux.as_ref().map(|_| true)) {
         labels.insert("ostree.bootable".into(), b.to_string());
         labels.insert("containers.bootc".into(), "1".into());
     }
-    if let Some(l) = info.metadata.get("ostree.linux").and_then(|v| v.as_str()) {
-        labels.insert("ostree.linux".into(), l.to_string());
+    if let Some(l) = linux {
+        labels.insert("ostree.linux".into(), l);
     }
     Ok(labels)
 }
@@ -349,10 +387,7 @@ pub fn export(
     opts: &ExportOptions,
 ) -> Result<ExportReport, ContainerError> {
     let commit = repo.require(rev)?;
-    let tmp = tempfile::Builder::new()
-        .prefix("cairn-export-")
-        .tempdir_in(std::env::temp_dir())
-        .map_err(io("creating a temporary image directory"))?;
+    let tmp = crate::scratch("cairn-export-")?;
     let (layout, tag) = match dest {
         ImageRef::OciDir { path, tag } => (Layout::ensure(path)?, tag.as_deref()),
         _ => (Layout::ensure(tmp.path())?, Some("cairn")),

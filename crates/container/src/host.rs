@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::imgref::{ImageRef, OstreeImageRef, SigVerify};
 use crate::import::{self, ImportOptions};
 use crate::oci::Layout;
-use crate::{io, skopeo, ContainerError, LABEL_COMMIT};
+use crate::{skopeo, ContainerError, LABEL_COMMIT};
 
 const CACHE_TAG: &str = "deployed";
 
@@ -83,7 +83,7 @@ pub fn pull(sysroot: &Path, image: &OstreeImageRef) -> Result<PullReport, Contai
             (r, missing.len(), bytes)
         }
         local => {
-            let tmp = tempfile::tempdir().map_err(io("creating a temporary directory"))?;
+            let tmp = crate::scratch("cairn-pull-")?;
             let (layout, tag) = import::local_layout(local, tmp.path(), insecure)?;
             let r =
                 import::import_layout(&repo, &layout, tag.as_deref(), &local.to_string(), &opts)?;
@@ -108,7 +108,7 @@ pub fn remote_commit(image: &OstreeImageRef) -> Result<String, ContainerError> {
     let cfg = match &image.image {
         ImageRef::Registry(_) => skopeo::raw_config(&name)?,
         local => {
-            let tmp = tempfile::tempdir().map_err(io("creating a temporary directory"))?;
+            let tmp = crate::scratch("cairn-pull-")?;
             let (layout, tag) = import::local_layout(local, tmp.path(), true)?;
             let (m, _) = layout.manifest(tag.as_deref())?;
             layout.read_blob(&m.config.digest)?

@@ -429,10 +429,7 @@ pub fn import(
     image: &ImageRef,
     opts: &ImportOptions,
 ) -> Result<ImportReport, ContainerError> {
-    let tmp = tempfile::Builder::new()
-        .prefix("cairn-import-")
-        .tempdir_in(std::env::temp_dir())
-        .map_err(io("creating a temporary image directory"))?;
+    let tmp = crate::scratch("cairn-import-")?;
     let insecure = opts.sigverify == SigVerify::Unverified;
     let (layout, tag) = local_layout(image, tmp.path(), insecure)?;
     let report = import_layout(repo, &layout, tag.as_deref(), &image.to_string(), opts)?;

@@ -56,6 +56,21 @@ pub enum ContainerError {
     Deploy(#[from] cairn_ostree::deploy::DeployError),
 }
 
+/// A scratch directory for whole images: under `$TMPDIR`, else `/var/tmp` (images are large and
+/// /tmp is often a small tmpfs).
+pub(crate) fn scratch(prefix: &str) -> Result<tempfile::TempDir, ContainerError> {
+    let base = std::env::var_os("TMPDIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/tmp"));
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(&base)
+        .map_err(io(format!(
+            "creating a scratch directory in {}",
+            base.display()
+        )))
+}
+
 pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ContainerError {
     let what = what.into();
     move |source| ContainerError::Io { what, source }
