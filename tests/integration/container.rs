@@ -569,3 +569,48 @@ fn trusting_client(client: &Path, pubkey: &Path) {
         "file:///nonexistent".into(),
     ]);
 }
+
+/// dpkg's file lists (where cairn compose keeps /var: usr/share/factory) chunk a merged-/usr
+/// tree: `/bin/foo` in foo's list names the file stored at usr/bin/foo.
+#[test]
+fn dpkg_lists_chunk_a_merged_usr_tree() {
+    let t = tempdir();
+    let p = |s: &str| t.path().join(s);
+    let tree = p("tree");
+    let info = tree.join("usr/share/factory/var/lib/dpkg/info");
+    std::fs::create_dir_all(tree.join("usr/bin")).unwrap();
+    std::fs::create_dir_all(&info).unwrap();
+    std::os::unix::fs::symlink("usr/bin", tree.join("bin")).unwrap();
+    std::fs::write(tree.join("usr/bin/foo"), "foo\n").unwrap();
+    std::fs::write(tree.join("usr/bin/bar"), "bar\n").unwrap();
+    std::fs::write(tree.join("usr/bin/unowned"), "x\n").unwrap();
+    std::fs::write(info.join("foo:amd64.list"), "/.\n/bin/foo\n").unwrap();
+    std::fs::write(info.join("bar.list"), "/usr/bin/bar\n").unwrap();
+    ostree_init(&p("repo"), "bare-user");
+    let repo = format!("--repo={}", p("repo").display());
+    let c = ostree_ok([
+        "commit",
+        &repo,
+        "-b",
+        "t",
+        &format!("--tree=dir={}", tree.display()),
+    ]);
+    let img = format!("oci:{}:t", p("img").display());
+    let r = p("repo").display().to_string();
+    let doc = cairn_json([
+        "container",
+        "export",
+        "t",
+        "--repo",
+        &r,
+        "--to",
+        &img,
+        "--json",
+    ]);
+    let l = layers(&doc);
+    let pk: Vec<&str> = l.iter().map(|l| l.1.as_str()).collect();
+    assert_eq!(pk, vec!["", "bar", "foo"], "{doc}");
+    assert_eq!(doc["layers"][2]["objects"], 1);
+    ostree_init(&p("back"), "bare-user");
+    assert_eq!(import(&img, &p("back"))["commit"], c.trim());
+}

@@ -9,8 +9,18 @@ use cairn_ostree::repo::Repo;
 
 use crate::{io, ContainerError};
 
-const RPMDB_DIRS: &[&str] = &["usr/lib/sysimage/rpm", "usr/share/rpm", "var/lib/rpm"];
-const DPKG_INFO_DIRS: &[&str] = &["usr/share/dpkg/database/info", "var/lib/dpkg/info"];
+// cairn compose moves /var content to usr/share/factory/var (recreated by tmpfiles at boot).
+const RPMDB_DIRS: &[&str] = &[
+    "usr/lib/sysimage/rpm",
+    "usr/share/rpm",
+    "usr/share/factory/var/lib/rpm",
+    "var/lib/rpm",
+];
+const DPKG_INFO_DIRS: &[&str] = &[
+    "usr/share/factory/var/lib/dpkg/info",
+    "usr/share/dpkg/database/info",
+    "var/lib/dpkg/info",
+];
 
 /// Repository paths (`usr/bin/sh`, `usr/etc/x` for /etc) -> package name.
 pub type Owners = HashMap<String, String>;
@@ -113,26 +123,66 @@ fn from_dpkg(
     Ok(())
 }
 
+/// Symlinks at the top of the tree that point into it (merged /usr: `bin -> usr/bin`), as
+/// name -> target without leading `/`.
+fn top_symlinks(repo: &Repo, root: &str) -> Result<HashMap<String, String>, ContainerError> {
+    let mut out = HashMap::new();
+    for (name, csum) in repo.dirtree(root)?.files {
+        if let (meta, None) = repo.open_content(&csum)? {
+            if let cairn_ostree::repo::ContentKind::Symlink { target } = meta.kind {
+                let t = target.trim_start_matches('/').trim_end_matches('/');
+                if !t.is_empty() && !t.contains("..") {
+                    out.insert(name, t.to_string());
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Package paths through a top-level directory symlink (`bin/sh` when /bin links to usr/bin,
+/// as dpkg lists files on merged-/usr Debian) also name the file where the commit stores it.
+fn resolve_top_symlinks(owners: &mut Owners, links: &HashMap<String, String>) {
+    let extra: Vec<(String, String)> = owners
+        .iter()
+        .filter_map(|(path, pkg)| {
+            let (top, rest) = path.split_once('/')?;
+            links.get(top).map(|t| (format!("{t}/{rest}"), pkg.clone()))
+        })
+        .collect();
+    for (path, pkg) in extra {
+        let e = owners.entry(path).or_insert_with(|| pkg.clone());
+        if pkg < *e {
+            *e = pkg;
+        }
+    }
+}
+
 /// The file owners of `commit`; empty when it carries no package database cairn can read.
 pub fn read(repo: &Repo, commit: &str) -> Result<Owners, ContainerError> {
     let (root, _) = repo.commit_root(commit)?;
     let mut owners = Owners::new();
-    for dir in RPMDB_DIRS {
-        if let Some(files) = files_under(repo, &root, dir)? {
-            if files
-                .keys()
-                .any(|f| f.starts_with("rpmdb") || f == "Packages")
-            {
-                from_rpmdb(repo, &files, &mut owners)?;
-                return Ok(owners);
+    'found: {
+        for dir in RPMDB_DIRS {
+            if let Some(files) = files_under(repo, &root, dir)? {
+                if files
+                    .keys()
+                    .any(|f| f.starts_with("rpmdb") || f == "Packages")
+                {
+                    from_rpmdb(repo, &files, &mut owners)?;
+                    break 'found;
+                }
+            }
+        }
+        for dir in DPKG_INFO_DIRS {
+            if let Some(files) = files_under(repo, &root, dir)? {
+                from_dpkg(repo, &files, &mut owners)?;
+                break 'found;
             }
         }
     }
-    for dir in DPKG_INFO_DIRS {
-        if let Some(files) = files_under(repo, &root, dir)? {
-            from_dpkg(repo, &files, &mut owners)?;
-            return Ok(owners);
-        }
+    if !owners.is_empty() {
+        resolve_top_symlinks(&mut owners, &top_symlinks(repo, &root)?);
     }
     Ok(owners)
 }
@@ -151,5 +201,21 @@ mod tests {
         assert_eq!(o["usr/etc/cairn.conf"], "alpha");
         assert_eq!(o["usr/bin/sh"], "sh");
         assert_eq!(o["etcetera"], "x");
+    }
+
+    #[test]
+    fn merged_usr_paths_resolve_through_top_symlinks() {
+        let mut o = Owners::new();
+        add(&mut o, "/bin/bash", "bash");
+        add(&mut o, "/lib/x86_64-linux-gnu/libc.so.6", "libc6");
+        add(&mut o, "/usr/bin/env", "coreutils");
+        let links = HashMap::from([
+            ("bin".to_string(), "usr/bin".to_string()),
+            ("lib".to_string(), "usr/lib".to_string()),
+        ]);
+        resolve_top_symlinks(&mut o, &links);
+        assert_eq!(o["usr/bin/bash"], "bash");
+        assert_eq!(o["usr/lib/x86_64-linux-gnu/libc.so.6"], "libc6");
+        assert_eq!(o["usr/bin/env"], "coreutils");
     }
 }
