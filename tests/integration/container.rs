@@ -306,8 +306,29 @@ fn registry_deploy_upgrade_fetches_only_changed_layers_and_rolls_back() {
     for (i, l) in raw["layers"].as_array().unwrap().iter().enumerate().skip(1) {
         assert_eq!(l["annotations"]["ostree.components"], l1[i].1.as_str());
     }
-    // ostree-ext imports the chunked image to the same commit.
+    // cairn and ostree-ext import the chunked image to the same commit.
+    ostree_init(&t.path().join("back"), "archive");
+    assert_eq!(import(&img, &t.path().join("back"))["commit"], c1.as_str());
+    assert_fsck_clean(&t.path().join("back"));
     assert_eq!(ostree_ext_imports(&t.path().join("ext"), &img), c1);
+    // The text report names every layer's packages.
+    let text = stdout(&crate::common::cairn_ok([
+        "container",
+        "export",
+        &c1,
+        "--repo",
+        &repo,
+        "--to",
+        &img,
+    ]));
+    assert!(text.contains("5 layers"), "{text}");
+    for pkg in ["cairn-app", "cairn-base", "cairn-kernel", "cairn-sh"] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("  layer ") && l.ends_with(&format!(": {pkg}"))),
+            "{text}"
+        );
+    }
 
     let reg = Registry::start();
     let tag = format!("docker://{}/cairn/os:stable", reg.addr);
