@@ -408,13 +408,13 @@ fn check_image(
         .find(|d| d.default && host.os.as_deref().is_none_or(|o| o == d.osname))
         .map(|d| d.checksum.clone())
         .ok_or_else(|| anyhow::anyhow!("no default deployment in {}", host.sysroot.display()))?;
-    let res = if newest == from {
+    let res = if newest.commit == from {
         UpgradeOutcome::NoUpdate { checksum: from }
     } else {
         UpgradeOutcome::Available {
             from,
-            to: newest,
-            version: None,
+            to: newest.commit,
+            version: newest.version,
         }
     };
     if json {

@@ -434,6 +434,7 @@ fn upgrade_fetches_only_changed_layers(
     );
     assert_eq!(c["result"], "available");
     assert_eq!(c["to"], c2.as_str());
+    assert_eq!(c["version"], "1.1", "the image's version label");
 
     let before = reg.log_text().len();
     let u = json_ok(&cairn_reg(reg, &["upgrade", "--json"], Some(f)), "upgrade");

@@ -405,7 +405,7 @@ impl Agent<'_> {
     /// the ref check that follows then sees it like any new commit.
     fn pull_image(&self, host: &Host, image: &str, st: &AgentState) -> Result<(), AgentError> {
         let image: cairn_container::OstreeImageRef = image.parse()?;
-        let newest = cairn_container::host::remote_commit(&image)?;
+        let newest = cairn_container::host::remote_commit(&image)?.commit;
         let have = deploy::status(host)?
             .deployments
             .iter()

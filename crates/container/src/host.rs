@@ -102,8 +102,16 @@ pub fn pull(sysroot: &Path, image: &OstreeImageRef) -> Result<PullReport, Contai
     })
 }
 
+/// What an image carries, from its configuration labels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageCommit {
+    pub commit: String,
+    /// `org.opencontainers.image.version`.
+    pub version: Option<String>,
+}
+
 /// The commit the image currently carries (its `ostree.commit` label), without fetching layers.
-pub fn remote_commit(image: &OstreeImageRef) -> Result<String, ContainerError> {
+pub fn remote_commit(image: &OstreeImageRef) -> Result<ImageCommit, ContainerError> {
     let name = image.image.to_string();
     let cfg = match &image.image {
         ImageRef::Registry(_) => skopeo::raw_config(&name)?,
@@ -114,12 +122,16 @@ pub fn remote_commit(image: &OstreeImageRef) -> Result<String, ContainerError> {
             layout.read_blob(&m.config.digest)?
         }
     };
-    let cfg = import::parse_config(&cfg, &name)?;
-    cfg.labels
-        .get(LABEL_COMMIT)
-        .cloned()
+    let mut cfg = import::parse_config(&cfg, &name)?;
+    let commit = cfg
+        .labels
+        .remove(LABEL_COMMIT)
         .ok_or_else(|| ContainerError::BadImage {
             image: name,
             why: format!("no {LABEL_COMMIT} label"),
-        })
+        })?;
+    Ok(ImageCommit {
+        commit,
+        version: cfg.labels.remove("org.opencontainers.image.version"),
+    })
 }
