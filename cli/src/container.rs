@@ -30,6 +30,13 @@ pub enum Cmd {
         cairn container import oci:/srv/images/os:42 --repo repo --ref os/x86_64/stable"
     )]
     Import(ImportArgs),
+    /// Show an image's commit, labels and layers (with their packages); fetches no layer.
+    Inspect {
+        /// oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker://HOST/NAME:TAG.
+        image: String,
+        #[command(flatten)]
+        out: Json,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -73,6 +80,7 @@ pub fn run(cmd: Cmd) -> anyhow::Result<Status> {
     match cmd {
         Cmd::Export(a) => export(a),
         Cmd::Import(a) => import(a),
+        Cmd::Inspect { image, out } => inspect(&image, out),
     }
 }
 
@@ -141,5 +149,33 @@ fn import(a: ImportArgs) -> anyhow::Result<Status> {
         res.objects_written,
         res.objects_present
     );
+    Ok(0)
+}
+
+fn inspect(image: &str, o: Json) -> anyhow::Result<Status> {
+    let info = cairn_container::inspect(&image.parse()?)?;
+    if o.json {
+        print_doc("ContainerImage", &info)?;
+        return Ok(0);
+    }
+    out!(
+        "{}: commit {}, {} layers",
+        info.image,
+        info.commit
+            .as_deref()
+            .unwrap_or("(none: not an ostree image)"),
+        info.layers.len()
+    );
+    for (k, v) in &info.labels {
+        out!("  label {k}={v}");
+    }
+    for (i, l) in info.layers.iter().enumerate() {
+        let what = if l.packages.is_empty() {
+            "-".to_string()
+        } else {
+            l.packages.join(",")
+        };
+        out!("  layer {i}: {} {} bytes: {what}", l.digest, l.size);
+    }
     Ok(0)
 }

@@ -288,6 +288,7 @@ fn build_cases(w: &World) -> Vec<Case> {
             "ContainerImport",
             &[&img, &repo, "--ref", "os/imported"],
         ),
+        case("container inspect", "ContainerImage", &[&img]),
         case(
             "compose",
             "ComposeResult",

@@ -311,6 +311,16 @@ fn registry_deploy_upgrade_fetches_only_changed_layers_and_rolls_back() {
     assert_eq!(import(&img, &t.path().join("back"))["commit"], c1.as_str());
     assert_fsck_clean(&t.path().join("back"));
     assert_eq!(ostree_ext_imports(&t.path().join("ext"), &img), c1);
+    // `container inspect` shows the same layers and packages from the manifest alone.
+    let info = cairn_json(["container", "inspect", &img, "--json"]);
+    assert_eq!(info["commit"], c1.as_str());
+    for (i, l) in l1.iter().enumerate() {
+        assert_eq!(info["layers"][i]["digest"], l.0.as_str());
+        assert_eq!(
+            info["layers"][i]["packages"].as_array().unwrap().len(),
+            usize::from(!l.1.is_empty())
+        );
+    }
     // The text report names every layer's packages.
     let text = stdout(&crate::common::cairn_ok([
         "container",
@@ -351,6 +361,12 @@ fn registry_deploy_upgrade_fetches_only_changed_layers_and_rolls_back() {
     push(&c1, false);
     let labels = skopeo_json(&["inspect", &tag], Some(&reg.conf))["Labels"].clone();
     assert_eq!(labels["ostree.commit"], c1.as_str());
+    let info = json_ok(
+        &cairn_reg(&reg, &["container", "inspect", &tag, "--json"], None),
+        "inspect",
+    );
+    assert_eq!(info["commit"], c1.as_str());
+    assert_eq!(info["layers"].as_array().unwrap().len(), 5);
     // No ostree.bootable metadata in a cairn compose: the kernel in the tree makes it bootable.
     assert_eq!(labels["containers.bootc"], "1", "{labels}");
     assert_eq!(labels["ostree.linux"], "6.1.0-cairn");

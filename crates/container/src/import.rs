@@ -439,3 +439,53 @@ pub fn import(
     }
     Ok(report)
 }
+
+/// One layer of an image as `cairn container inspect` shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LayerInfo {
+    pub digest: String,
+    pub size: u64,
+    /// From the `ostree.components` annotation (empty for the ostree layer).
+    pub packages: Vec<String>,
+}
+
+/// An image's labels and layers, read without fetching any layer.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageInfo {
+    pub image: String,
+    pub commit: Option<String>,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub layers: Vec<LayerInfo>,
+}
+
+/// Labels and layers of `image` (manifest and config only).
+pub fn inspect(image: &ImageRef) -> Result<ImageInfo, ContainerError> {
+    let name = image.to_string();
+    let manifest = read_manifest(image)?;
+    let cfg = match image {
+        ImageRef::OciDir { path, .. } => Layout::open(path)?.read_blob(&manifest.config.digest)?,
+        _ => skopeo::raw_config(&name)?,
+    };
+    let cfg = parse_config(&cfg, &name)?;
+    let layers = manifest
+        .layers
+        .iter()
+        .map(|l| LayerInfo {
+            digest: l.digest.clone(),
+            size: l.size,
+            packages: l
+                .annotations
+                .get(crate::ANNOTATION_COMPONENTS)
+                .map(|s| s.split(',').map(str::to_string).collect())
+                .unwrap_or_default(),
+        })
+        .collect();
+    Ok(ImageInfo {
+        image: name,
+        commit: cfg.labels.get(LABEL_COMMIT).cloned(),
+        labels: cfg.labels.into_iter().collect(),
+        layers,
+    })
+}

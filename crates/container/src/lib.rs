@@ -21,7 +21,7 @@ use std::path::PathBuf;
 pub use chunking::DEFAULT_MAX_LAYERS;
 pub use export::{export, ExportOptions, ExportReport, LayerReport};
 pub use imgref::{is_ostree_image_ref, ImageRef, OstreeImageRef, SigVerify};
-pub use import::{import, ImportOptions, ImportReport};
+pub use import::{import, inspect, ImageInfo, ImportOptions, ImportReport, LayerInfo};
 
 use cairn_ostree::repo::RepoError;
 
