@@ -283,62 +283,7 @@ fn registry_deploy_upgrade_fetches_only_changed_layers_and_rolls_back() {
     let c1 = compose(src, false);
     let repo = src.join("ostree").display().to_string();
 
-    // Chunked by package: the ostree layer plus one layer per package, named in annotations.
-    let img = format!("oci:{}:v1", t.path().join("img").display());
-    let doc = cairn_json([
-        "container",
-        "export",
-        &c1,
-        "--repo",
-        &repo,
-        "--to",
-        &img,
-        "--json",
-    ]);
-    let l1 = layers(&doc);
-    let packages: BTreeSet<&str> = l1.iter().map(|l| l.1.as_str()).collect();
-    assert_eq!(
-        packages,
-        BTreeSet::from(["", "cairn-app", "cairn-base", "cairn-kernel", "cairn-sh"]),
-        "{doc}"
-    );
-    let raw = skopeo_json(&["inspect", "--raw", &img], None);
-    for (i, l) in raw["layers"].as_array().unwrap().iter().enumerate().skip(1) {
-        assert_eq!(l["annotations"]["ostree.components"], l1[i].1.as_str());
-    }
-    // cairn and ostree-ext import the chunked image to the same commit.
-    ostree_init(&t.path().join("back"), "archive");
-    assert_eq!(import(&img, &t.path().join("back"))["commit"], c1.as_str());
-    assert_fsck_clean(&t.path().join("back"));
-    assert_eq!(ostree_ext_imports(&t.path().join("ext"), &img), c1);
-    // `container inspect` shows the same layers and packages from the manifest alone.
-    let info = cairn_json(["container", "inspect", &img, "--json"]);
-    assert_eq!(info["commit"], c1.as_str());
-    for (i, l) in l1.iter().enumerate() {
-        assert_eq!(info["layers"][i]["digest"], l.0.as_str());
-        assert_eq!(
-            info["layers"][i]["packages"].as_array().unwrap().len(),
-            usize::from(!l.1.is_empty())
-        );
-    }
-    // The text report names every layer's packages.
-    let text = stdout(&crate::common::cairn_ok([
-        "container",
-        "export",
-        &c1,
-        "--repo",
-        &repo,
-        "--to",
-        &img,
-    ]));
-    assert!(text.contains("5 layers"), "{text}");
-    for pkg in ["cairn-app", "cairn-base", "cairn-kernel", "cairn-sh"] {
-        assert!(
-            text.lines()
-                .any(|l| l.starts_with("  layer ") && l.ends_with(&format!(": {pkg}"))),
-            "{text}"
-        );
-    }
+    let l1 = chunked_image(t.path(), &repo, &c1);
 
     let reg = Registry::start();
     let tag = format!("docker://{}/cairn/os:stable", reg.addr);
@@ -415,6 +360,72 @@ fn agent_follows_the_tag(
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     assert_eq!(std::fs::read_to_string(&marker).unwrap().trim(), c3);
     assert_eq!(f.checksums()[0], c3);
+}
+
+/// The composed commit exported to an OCI directory: chunked by package (the ostree layer plus
+/// one layer per package, named in annotations), importable by cairn and ostree-ext, shown by
+/// `container inspect` and the text report. Returns the layers.
+fn chunked_image(t: &Path, repo: &str, c1: &str) -> Vec<(String, String, u64)> {
+    // Owned, so `&c1`/`&repo` sit in argument arrays beside string literals.
+    let (c1, repo) = (c1.to_string(), repo.to_string());
+    // Chunked by package: the ostree layer plus one layer per package, named in annotations.
+    let img = format!("oci:{}:v1", t.join("img").display());
+    let doc = cairn_json([
+        "container",
+        "export",
+        &c1,
+        "--repo",
+        &repo,
+        "--to",
+        &img,
+        "--json",
+    ]);
+    let l1 = layers(&doc);
+    let packages: BTreeSet<&str> = l1.iter().map(|l| l.1.as_str()).collect();
+    assert_eq!(
+        packages,
+        BTreeSet::from(["", "cairn-app", "cairn-base", "cairn-kernel", "cairn-sh"]),
+        "{doc}"
+    );
+    let raw = skopeo_json(&["inspect", "--raw", &img], None);
+    for (i, l) in raw["layers"].as_array().unwrap().iter().enumerate().skip(1) {
+        assert_eq!(l["annotations"]["ostree.components"], l1[i].1.as_str());
+    }
+    // cairn and ostree-ext import the chunked image to the same commit.
+    ostree_init(&t.join("back"), "archive");
+    assert_eq!(import(&img, &t.join("back"))["commit"], c1.as_str());
+    assert_fsck_clean(&t.join("back"));
+    assert_eq!(ostree_ext_imports(&t.join("ext"), &img), c1);
+    // `container inspect` shows the same layers and packages from the manifest alone.
+    let info = cairn_json(["container", "inspect", &img, "--json"]);
+    assert_eq!(info["commit"], c1.as_str());
+    for (i, l) in l1.iter().enumerate() {
+        assert_eq!(info["layers"][i]["digest"], l.0.as_str());
+        assert_eq!(
+            info["layers"][i]["packages"].as_array().unwrap().len(),
+            usize::from(!l.1.is_empty())
+        );
+    }
+    // The text report names every layer's packages.
+    let text = stdout(&crate::common::cairn_ok([
+        "container",
+        "export",
+        &c1,
+        "--repo",
+        &repo,
+        "--to",
+        &img,
+    ]));
+    assert!(text.contains("5 layers"), "{text}");
+    for pkg in ["cairn-app", "cairn-base", "cairn-kernel", "cairn-sh"] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("  layer ") && l.ends_with(&format!(": {pkg}"))),
+            "{text}"
+        );
+    }
+
+    l1
 }
 
 fn upgrade_fetches_only_changed_layers(
