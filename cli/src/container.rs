@@ -53,7 +53,7 @@ pub struct ExportArgs {
     #[arg(long, value_name = "IMAGE")]
     previous: Option<String>,
     /// Layers in all, the ostree layer included.
-    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = cairn_container::DEFAULT_MAX_LAYERS as u16, value_parser = clap::value_parser!(u16).range(1..))]
     max_layers: u16,
     #[command(flatten)]
     out: Json,

@@ -1,6 +1,6 @@
 //! `cairn container export`: a commit as an ostree-native container image (format v1).
 //!
-//! Layer 1 (the "ostree layer") holds the commit, its detached metadata, every dirtree and
+//! The first layer (the "ostree layer") holds the commit, its detached metadata, every dirtree and
 //! dirmeta, the directory entries of the checkout, and the content no package owns; the
 //! following layers hold content chunked by package. The config label `ostree.final-diffid`
 //! names the last layer that belongs to the commit (later layers would be derived ones).
@@ -15,8 +15,9 @@ use crate::chunking::{self, Chunking, ObjInfo};
 use crate::imgref::ImageRef;
 use crate::layer::{LayerBlob, LayerWriter};
 use crate::oci::{self, Descriptor, Layout, Manifest};
-use crate::LABEL_FINAL_DIFFID;
-use crate::{io, owners, skopeo, ContainerError, ANNOTATION_COMPONENTS, LABEL_COMMIT};
+use crate::{
+    io, owners, skopeo, ContainerError, ANNOTATION_COMPONENTS, LABEL_COMMIT, LABEL_FINAL_DIFFID,
+};
 
 #[derive(Debug, Clone)]
 pub struct ExportOptions {
