@@ -30,6 +30,9 @@ REQUIRED=(
   python3:python3 python3-venv:- attr:setfattr jq:jq
   # the lockfile test checks rpm-ostree's lockfile schema with it
   python3-jsonschema:-
+  # OCI images: skopeo moves them, docker-registry is the loopback registry the container tests
+  # start; libzstd-dev builds ostree-ext for the interoperability check (tests/interop/)
+  skopeo:skopeo docker-registry:docker-registry libzstd-dev:-
 )
 
 export DEBIAN_FRONTEND=noninteractive

@@ -5,6 +5,7 @@ mod agent;
 mod cli;
 mod common;
 mod compose;
+mod container;
 mod deploy;
 mod fleet;
 mod fuzz;

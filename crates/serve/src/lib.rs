@@ -400,8 +400,8 @@ async fn event(
     };
     let mut ev = serde_json::json!({"ts": log::now(), "event": kind, "mac": mac.to_string(),
         "host": entry.fqdn, "remote": remote.to_string()});
-    if let Some(l) = log {
-        ev["log"] = serde_json::Value::String(l);
+    if let (Some(l), Some(fields)) = (log, ev.as_object_mut()) {
+        fields.insert("log".to_owned(), serde_json::Value::String(l));
     }
     let app2 = app.clone();
     match tokio::task::spawn_blocking(move || app2.events.append(&ev)).await {
