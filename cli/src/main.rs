@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod agent;
 mod args;
 mod compose;
+mod container;
 mod deploy;
 mod fleet;
 mod health;
@@ -94,6 +95,9 @@ pub enum Command {
     /// Fleet rollouts: the FleetLock reboot-lock server (etcd-backed) and its node side.
     #[command(subcommand)]
     Fleetlock(fleet::Cmd),
+    /// OSTree commits as OCI container images (ostree-native format): export, import.
+    #[command(subcommand)]
+    Container(container::Cmd),
 }
 
 /// Exit status a command asks for on success (e.g. 77 for "nothing changed" where documented).
@@ -142,5 +146,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Install(args) => install::run(*args, &cli.global),
         Command::Agent(args) => agent::run(args),
         Command::Fleetlock(cmd) => fleet::run(cmd, &cli.global),
+        Command::Container(cmd) => container::run(cmd),
     }
 }

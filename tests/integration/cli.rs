@@ -252,6 +252,7 @@ fn build_cases(w: &World) -> Vec<Case> {
     )
     .unwrap();
     let arch = ["--arch", "x86_64"];
+    let img = format!("oci:{}:t", w.path("img"));
     let (lock_a, lock_b) = (w.path("a.lock.json"), w.path("b.lock.json"));
     std::fs::write(
         &lock_a,
@@ -282,6 +283,17 @@ fn build_cases(w: &World) -> Vec<Case> {
         case("repo delta list", "DeltaList", &[&repo]),
         case("repo prune", "PruneResult", &["--keep", "5", &repo]),
         case("repo verify", "VerifyReport", &[&repo]),
+        case(
+            "container export",
+            "ContainerExport",
+            &["os/x", &repo, "--to", &img],
+        ),
+        case(
+            "container import",
+            "ContainerImport",
+            &[&img, &repo, "--ref", "os/imported"],
+        ),
+        case("container inspect", "ContainerImage", &[&img]),
         case(
             "compose",
             "ComposeResult",

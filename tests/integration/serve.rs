@@ -638,6 +638,51 @@ fn timeouts_close_connections_that_stall() {
     );
 }
 
+/// A request whose body stops coming holds nothing: no endpoint reads a request body, so the
+/// answer comes at once and the connection closes (an unread body is never kept alive), well
+/// inside --body-timeout and long before the 30 s header and keep-alive timeouts could act.
+#[test]
+fn a_stalled_request_body_does_not_hold_the_connection() {
+    use std::io::{Read, Write};
+    let d = tempdir();
+    let inv = write(d.path(), "inv.yaml", &hosts(""));
+    let log = d.path().join("builds.jsonl");
+    let s = Server::start(
+        d.path(),
+        &[
+            "-i",
+            inv.to_str().unwrap(),
+            "--log",
+            log.to_str().unwrap(),
+            "--body-timeout",
+            "2",
+            "--header-timeout",
+            "30",
+            "--keepalive-timeout",
+            "30",
+        ],
+    );
+    let mut c = std::net::TcpStream::connect(s.addr).unwrap();
+    write!(
+        c,
+        "POST /built/52:54:00:aa:00:01 HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789"
+    )
+    .unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let t = std::time::Instant::now();
+    let mut got = Vec::new();
+    let r = c.read_to_end(&mut got);
+    let took = t.elapsed();
+    assert!(
+        r.is_ok(),
+        "{r:?} after {took:?}: the connection stayed open"
+    );
+    assert!(took < Duration::from_secs(2), "closed after {took:?}");
+    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"));
+    // And the event was recorded once, from the headers alone.
+    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 1);
+}
+
 fn rss_kb(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();

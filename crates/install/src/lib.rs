@@ -37,16 +37,20 @@ pub const TOOLS: &[&str] = &[
     "mount",
     "umount",
     "extlinux",
+    "grub-mkstandalone",
+    "mcopy",
     "cp",
 ];
 
-/// Files the BIOS boot loader install copies from the installer environment (Debian's
-/// syslinux-common and extlinux packages).
+/// Files (and one directory) the boot loader installs read from the installer environment:
+/// syslinux's for BIOS (Debian's syslinux-common and extlinux), GRUB's x86_64-efi modules, from
+/// which grub-mkstandalone builds the UEFI loader (grub-efi-amd64-bin).
 pub const FILES: &[&str] = &[
     "/usr/lib/syslinux/mbr/gptmbr.bin",
     "/usr/lib/syslinux/modules/bios/menu.c32",
     "/usr/lib/syslinux/modules/bios/libutil.c32",
     "/usr/lib/syslinux/modules/bios/libcom32.c32",
+    "/usr/lib/grub/x86_64-efi",
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -502,6 +502,20 @@ fn write_disk(job: &Job, s: &mut Session) -> Result<InstallResult, InstallError>
             .arg("--install")
             .arg(root.join("boot/syslinux")),
     )?;
+    // UEFI beside BIOS: the ESP's GRUB reads the same ostree-maintained loader/syslinux.cfg that
+    // extlinux reads, so upgrades and rollbacks change both menus with no cairn code involved.
+    log.step("installing the UEFI boot loader into the ESP".into());
+    // mtools writes the FAT filesystem without mounting it: the installer's kernel need not have
+    // vfat (this build machine's does not).
+    let esp = work.join("esp");
+    cairn_image::uefi::populate_esp(&esp, &uuids["/boot"])?;
+    disk::run(
+        Command::new("mcopy")
+            .env("MTOOLS_SKIP_CHECK", "1")
+            .args(["-s", "-o", "-i", &devs["/boot/efi"]])
+            .arg(esp.join("EFI"))
+            .arg("::/"),
+    )?;
 
     Ok(InstallResult {
         target: opts.target.clone(),

@@ -4,6 +4,15 @@
 //! SIGHUP rebuilds the whole state off to the side and swaps it in only if it is valid;
 //! SIGTERM/SIGINT stop accepting and let in-flight requests finish.
 
+// User data (files, requests) must never panic the program: no unwrap/expect/indexing outside
+// tests; clippy (-D warnings in CI) enforces it, and a provably safe site says why with #[allow].
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
+#[cfg(test)]
+mod check_prop;
 mod files;
 mod http;
 mod limits;
@@ -228,6 +237,13 @@ fn build_app(opts: &Options, addr: SocketAddr) -> Result<App, ServeError> {
     })
 }
 
+/// The router behind every request that is not the hot `/ks/<mac>` lookup, built from `opts`
+/// without binding a socket (`opts.listen` stands in for the bound address): it drives the
+/// request path, query and MAC parsing in-process (fuzz/serve_request).
+pub fn router_for(opts: &Options) -> Result<Router, ServeError> {
+    Ok(router(Arc::new(build_app(opts, opts.listen)?)))
+}
+
 fn router(app: Shared) -> Router {
     Router::new()
         .route("/ks/{mac}", get(ks_path))
@@ -384,8 +400,8 @@ async fn event(
     };
     let mut ev = serde_json::json!({"ts": log::now(), "event": kind, "mac": mac.to_string(),
         "host": entry.fqdn, "remote": remote.to_string()});
-    if let Some(l) = log {
-        ev["log"] = serde_json::Value::String(l);
+    if let (Some(l), Some(fields)) = (log, ev.as_object_mut()) {
+        fields.insert("log".to_owned(), serde_json::Value::String(l));
     }
     let app2 = app.clone();
     match tokio::task::spawn_blocking(move || app2.events.append(&ev)).await {

@@ -161,7 +161,9 @@ impl Repo {
                 });
             }
             let at = last_path.borrow().clone();
-            return Err(e).ctx(|| format!("committing {} (near {at})", rootfs.display()));
+            // Name the repository too: a full disk is the repository's, not the tree's.
+            let (tree, repo) = (rootfs.display(), self.path.display());
+            return Err(e).ctx(|| format!("committing {tree} into {repo} (near {at})"));
         }
         let root = repo
             .write_mtree(&mtree, NO_CANCEL)
