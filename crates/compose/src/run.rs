@@ -614,6 +614,8 @@ fn postprocess_tree(
     spec.db = Some(installed.db);
     spec.version = report.version.clone();
     spec.source_date_epoch = job.sde;
+    // --force-nocache rebuilds everything, the initramfs included.
+    spec.initramfs_cache = (!job.opts.force_nocache).then(|| job.cachedir.clone());
     let (pp, took) = phase(Phase::Postprocess, events, |events| {
         let mut note = |n: Note| events(n.into());
         Ok(postprocess::run(rootfs, &spec, &mut note)?)

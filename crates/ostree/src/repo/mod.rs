@@ -10,17 +10,19 @@ use ostree::gio;
 use ostree::glib;
 
 mod commit;
+mod content;
 mod delta;
 mod diff;
 pub mod failpoint;
 mod info;
 mod packages;
 mod prune;
+mod scan;
 mod sign;
 mod variant;
 mod verify;
 
-pub use commit::{CommitOptions, CommitResult, Parent};
+pub use commit::{CommitOptions, CommitProgress, CommitResult, Parent};
 pub use delta::DeltaInfo;
 pub use diff::{FileDiff, TreeDiff};
 pub use info::{CommitInfo, LogEntry, Signature};
