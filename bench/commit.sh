@@ -34,17 +34,15 @@ cp "$TARGET/release/cairn" "$BIN"
 WORK=$(mktemp -d "$CACHE/run.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 
-secs() { # run "$@", print elapsed seconds
-  local t0 t1
-  t0=$(date +%s.%N)
-  "$@" >/dev/null
-  t1=$(date +%s.%N)
-  echo "$t1 - $t0" | bc -l
+secs() { # run "$@"; print "wall cpu" seconds (cpu = user + sys, which the load barely changes)
+  local t
+  t=$( { /usr/bin/time -f '%e %U %S' "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -n1)
+  awk '{ printf "%.2f %.2f", $1, $2 + $3 }' <<<"$t"
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.2f", m}'; }
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-declare -a O_FRESH C_FRESH O_RE C_RE
+declare -a O_FRESH C_FRESH O_RE C_RE R_FRESH R_RE CPU_FRESH CPU_RE
 for i in $(seq "$ROUNDS"); do
   rm -rf "$WORK"/o "$WORK"/c
   ostree init --repo="$WORK/o" --mode=archive
@@ -60,7 +58,12 @@ for i in $(seq "$ROUNDS"); do
   fi
   O_RE+=("$(secs ostree commit --repo="$WORK/o" --canonical-permissions -b bench "$CACHE/rootfs")")
   C_RE+=("$(secs "$BIN" -q commit "$CACHE/rootfs" --repo "$WORK/c" --ref bench)")
-  echo "round $i: fresh ostree ${O_FRESH[-1]}s cairn ${C_FRESH[-1]}s; recommit ostree ${O_RE[-1]}s cairn ${C_RE[-1]}s" >&2
+  read -r ofw ofc <<<"${O_FRESH[-1]}"; read -r cfw cfc <<<"${C_FRESH[-1]}"
+  read -r orw orc <<<"${O_RE[-1]}"; read -r crw crc <<<"${C_RE[-1]}"
+  O_FRESH[-1]=$ofw; C_FRESH[-1]=$cfw; O_RE[-1]=$orw; C_RE[-1]=$crw
+  R_FRESH+=("$(echo "$cfw / $ofw" | bc -l)"); R_RE+=("$(echo "$crw / $orw" | bc -l)")
+  CPU_FRESH+=("$(echo "$cfc / $ofc" | bc -l)"); CPU_RE+=("$(echo "$crc / $orc" | bc -l)")
+  echo "round $i: fresh ostree ${ofw}s (cpu ${ofc}s) cairn ${cfw}s (cpu ${cfc}s); recommit ostree ${orw}s (cpu ${orc}s) cairn ${crw}s (cpu ${crc}s); load $(cut -d' ' -f1 /proc/loadavg)" >&2
 done
 
 # Same content either way (the checksum of the root tree + metadata).
@@ -72,9 +75,10 @@ of=$(median "${O_FRESH[@]}"); cf=$(median "${C_FRESH[@]}")
 orr=$(median "${O_RE[@]}"); cr=$(median "${C_RE[@]}")
 size=$(du -sh "$CACHE/rootfs" | cut -f1)
 echo "tree: $CACHE/rootfs ($size), $ROUNDS rounds, archive repos"
-fr=$(echo "$cf / $of" | bc -l); rr=$(echo "$cr / $orr" | bc -l)
-printf 'fresh commit:    ostree %ss  cairn %ss  ratio cairn/ostree %.2fx\n' "$of" "$cf" "$fr"
-printf 'recommit (same): ostree %ss  cairn %ss  ratio cairn/ostree %.2fx\n' "$orr" "$cr" "$rr"
+# The ratio per round (both tools ran back to back under the same load), then the median.
+fr=$(median "${R_FRESH[@]}"); rr=$(median "${R_RE[@]}")
+printf 'fresh commit:    ostree %ss  cairn %ss  median ratio cairn/ostree %.2fx (cpu time %.2fx)\n' "$of" "$cf" "$fr" "$(median "${CPU_FRESH[@]}")"
+printf 'recommit (same): ostree %ss  cairn %ss  median ratio cairn/ostree %.2fx (cpu time %.2fx)\n' "$orr" "$cr" "$rr" "$(median "${CPU_RE[@]}")"
 echo "load average (1/5/15 min): before $LOAD_BEFORE, after $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) cores"
 met() { awk -v v="$1" -v g="$2" 'BEGIN { print (v <= g) ? "yes" : "NO" }'; }
 echo
