@@ -35,9 +35,9 @@ WORK=$(mktemp -d "$CACHE/run.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 
 secs() { # run "$@"; print "wall cpu" seconds (cpu = user + sys, which the load barely changes)
-  local t
-  t=$( { /usr/bin/time -f '%e %U %S' "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -n1)
-  awk '{ printf "%.2f %.2f", $1, $2 + $3 }' <<<"$t"
+  /usr/bin/time -o "$WORK/time" -f '%e %U %S' "$@" >/dev/null 2>"$WORK/stderr" \
+    || { echo "bench: $* failed:" >&2; cat "$WORK/stderr" >&2; exit 1; }
+  awk '{ printf "%.2f %.2f", $1, $2 + $3 }' "$WORK/time"
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.2f", m}'; }
 
