@@ -15,6 +15,12 @@ REQUIRED=(
   # images and VMs
   packer:packer qemu-utils:qemu-img qemu-system-x86:qemu-system-x86_64 e2fsprogs:mkfs.ext4
   dosfstools:mkfs.vfat gdisk:sgdisk fdisk:sfdisk extlinux:extlinux syslinux-common:-
+  # UEFI: GRUB for the ESP (grub-mkstandalone), FAT without a mount (mtools), OVMF for the boot
+  # test, and Debian's signed shim and GRUB for `image build --secure-boot` (their postinst does
+  # nothing on a machine not booted by UEFI)
+  grub-efi-amd64-bin:- grub-common:grub-mkstandalone mtools:mcopy ovmf:- shim-signed:- grub-efi-amd64-signed:-
+  # cairn install (cairn_install::TOOLS): LVM metadata and XFS, besides the image tools above
+  lvm2:lvm xfsprogs:mkfs.xfs util-linux:losetup
   # serving and benchmarks
   curl:curl nginx:nginx wrk:wrk hyperfine:hyperfine
   # fleetlock: etcd is the lock store (tests start their own members) and etcdctl the test
@@ -24,6 +30,9 @@ REQUIRED=(
   python3:python3 python3-venv:- attr:setfattr jq:jq
   # the lockfile test checks rpm-ostree's lockfile schema with it
   python3-jsonschema:-
+  # OCI images: skopeo moves them, docker-registry is the loopback registry the container tests
+  # start; libzstd-dev builds ostree-ext for the interoperability check (tests/interop/)
+  skopeo:skopeo docker-registry:docker-registry libzstd-dev:-
 )
 
 export DEBIAN_FRONTEND=noninteractive

@@ -236,6 +236,9 @@ pub fn run(cmd: HostCmd, global: &Global) -> anyhow::Result<Status> {
 }
 
 fn deploy_cmd(a: DeployArgs, global: &Global) -> anyhow::Result<Status> {
+    if cairn_container::is_ostree_image_ref(&a.rev) {
+        return deploy_image(a, global);
+    }
     let opts = deploy::DeployOptions {
         rev: a.rev,
         remote: a.remote.map(|name| Remote {
@@ -247,16 +250,71 @@ fn deploy_cmd(a: DeployArgs, global: &Global) -> anyhow::Result<Status> {
         presets: a.presets,
         preset_dir: a.preset_dir,
         dry_run: a.dry_run,
+        container_image: None,
     };
     say(
         global,
         format!("deploying {} into {}", opts.rev, a.host.sysroot.display()),
     );
     let res = deploy::deploy(&a.host.host(), &opts)?;
-    if a.out.json {
-        print_doc("DeployResult", &res)?;
+    print_deployed(&res, a.out.json, None)?;
+    Ok(0)
+}
+
+/// `cairn deploy ostree-unverified-registry:...`: pull the image's commit into the sysroot
+/// repository, then deploy it with an origin that remembers the image.
+fn deploy_image(a: DeployArgs, global: &Global) -> anyhow::Result<Status> {
+    if a.remote.is_some() || a.dry_run {
+        anyhow::bail!(
+            "{}: --remote and --dry-run apply to OSTree refs, not container images",
+            a.rev
+        );
+    }
+    let image: cairn_container::OstreeImageRef = a.rev.parse()?;
+    say(global, format!("pulling {image}"));
+    let pull = cairn_container::host::pull(&a.host.sysroot, &image)?;
+    say(global, pull_summary(&pull));
+    let opts = deploy::DeployOptions {
+        rev: pull.refname.clone(),
+        kargs: a.kargs,
+        presets: a.presets,
+        preset_dir: a.preset_dir,
+        container_image: Some(image.to_string()),
+        ..Default::default()
+    };
+    let res = deploy::deploy(&a.host.host(), &opts)?;
+    print_deployed(&res, a.out.json, Some(&pull))?;
+    Ok(0)
+}
+
+fn pull_summary(p: &cairn_container::host::PullReport) -> String {
+    format!(
+        "pulled {} ({} of {} layers fetched, {} bytes)",
+        p.commit, p.layers_fetched, p.layers, p.bytes_fetched
+    )
+}
+
+/// A result document with the image pull's report under `pull` (container hosts only).
+fn with_pull<T: serde::Serialize>(
+    body: &T,
+    pull: Option<&cairn_container::host::PullReport>,
+) -> anyhow::Result<serde_json::Value> {
+    let mut v = serde_json::to_value(body)?;
+    if let (Some(p), Some(obj)) = (pull, v.as_object_mut()) {
+        obj.insert("pull".into(), serde_json::to_value(p)?);
+    }
+    Ok(v)
+}
+
+fn print_deployed(
+    res: &DeployOutcome,
+    json: bool,
+    pull: Option<&cairn_container::host::PullReport>,
+) -> anyhow::Result<()> {
+    if json {
+        print_doc("DeployResult", &with_pull(res, pull)?)?;
     } else if res.dry_run {
-        print_deploy_plan(&res);
+        print_deploy_plan(res);
     } else {
         out!(
             "deployed {}{} for {} as the new default",
@@ -268,7 +326,7 @@ fn deploy_cmd(a: DeployArgs, global: &Global) -> anyhow::Result<Status> {
             out!("  wrote {}", f.display());
         }
     }
-    Ok(0)
+    Ok(())
 }
 
 fn print_deploy_plan(res: &DeployOutcome) {
@@ -305,8 +363,19 @@ fn upgrade(a: UpgradeArgs) -> anyhow::Result<Status> {
         cfg.id = a.id;
         return crate::agent::run_config(&cfg, true, None);
     }
+    let host = a.host.host();
+    let mut pull = None;
+    if let Some(image) = deploy::tracked_image(&host)? {
+        let image: cairn_container::OstreeImageRef = image.parse()?;
+        if a.check {
+            return check_image(&host, &image, a.out.json);
+        }
+        let p = cairn_container::host::pull(&host.sysroot, &image)?;
+        err!("{}", pull_summary(&p));
+        pull = Some(p);
+    }
     let res = deploy::upgrade(
-        &a.host.host(),
+        &host,
         UpgradeOptions {
             check: a.check,
             download_only: a.download_only,
@@ -314,12 +383,47 @@ fn upgrade(a: UpgradeArgs) -> anyhow::Result<Status> {
         },
     )?;
     if a.out.json {
-        print_doc("UpgradeResult", &res)?;
+        print_doc("UpgradeResult", &with_pull(&res, pull.as_ref())?)?;
     } else {
         out!("{}", upgrade_summary(&res));
     }
     Ok(match res {
         UpgradeOutcome::NoUpdate { .. } | UpgradeOutcome::AlreadyStaged { .. } => EXIT_NOTHING_NEW,
+        _ => 0,
+    })
+}
+
+/// `upgrade --check` for a host following an image: compare the image's `ostree.commit` label
+/// with the default deployment, fetching no layers.
+fn check_image(
+    host: &Host,
+    image: &cairn_container::OstreeImageRef,
+    json: bool,
+) -> anyhow::Result<Status> {
+    let newest = cairn_container::host::remote_commit(image)?;
+    let st = deploy::status(host)?;
+    let from = st
+        .deployments
+        .iter()
+        .find(|d| d.default && host.os.as_deref().is_none_or(|o| o == d.osname))
+        .map(|d| d.checksum.clone())
+        .ok_or_else(|| anyhow::anyhow!("no default deployment in {}", host.sysroot.display()))?;
+    let res = if newest.commit == from {
+        UpgradeOutcome::NoUpdate { checksum: from }
+    } else {
+        UpgradeOutcome::Available {
+            from,
+            to: newest.commit,
+            version: newest.version,
+        }
+    };
+    if json {
+        print_doc("UpgradeResult", &res)?;
+    } else {
+        out!("{}", upgrade_summary(&res));
+    }
+    Ok(match res {
+        UpgradeOutcome::NoUpdate { .. } => EXIT_NOTHING_NEW,
         _ => 0,
     })
 }

@@ -13,12 +13,12 @@ use cairn_image::{self as image, Format};
 
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
-    /// Build a bootable BIOS disk image from an OSTree commit (no VM, no installer).
+    /// Build a disk image that boots under BIOS and UEFI from an OSTree commit (no VM, no installer).
     ///
-    /// GPT disk: a BIOS boot partition, /boot (ext4, extlinux) and the root (ext4) holding an
-    /// OSTree sysroot with the commit deployed through libostree. The bootloader menu is ostree's
-    /// own syslinux configuration, so upgrades and rollbacks inside the machine keep it current.
-    /// Needs root (extlinux is installed through a loop mount).
+    /// GPT disk: a BIOS boot partition, an EFI system partition (GRUB), /boot (ext4, extlinux)
+    /// and the root (ext4) holding an OSTree sysroot with the commit deployed through libostree.
+    /// Both loaders read ostree's own syslinux configuration, so upgrades and rollbacks inside the
+    /// machine keep the menu current. Needs root (extlinux is installed through a loop mount).
     #[command(after_help = "\
 Examples:
   cairn image build --repo repo --ref cairn/debian/12/x86_64 --format qcow2 --size 8G \\
@@ -57,6 +57,10 @@ pub struct BuildArgs {
     /// Remote the machine upgrades from, NAME=URL; the deployment's origin becomes NAME:REF.
     #[arg(long, value_name = "NAME=URL", value_parser = parse_remote)]
     remote: Option<(String, String)>,
+    /// UEFI Secure Boot: the ESP gets Debian's signed shim and GRUB instead of unsigned GRUB
+    /// (Debian-signed kernels boot with Secure Boot on; see docs/image.md).
+    #[arg(long)]
+    secure_boot: bool,
     #[command(flatten)]
     out: Json,
 }
@@ -87,6 +91,11 @@ fn build(a: BuildArgs, global: &Global) -> anyhow::Result<Status> {
         kargs: a.kargs,
         osname: a.osname,
         remote: a.remote,
+        esp_loader: if a.secure_boot {
+            image::uefi::EspLoader::SecureBoot
+        } else {
+            image::uefi::EspLoader::Grub
+        },
     };
     let started = std::time::Instant::now();
     let bar = (!global.quiet && std::io::stderr().is_terminal()).then(|| {

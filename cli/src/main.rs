@@ -8,10 +8,12 @@ use clap::{Parser, Subcommand};
 mod agent;
 mod args;
 mod compose;
+mod container;
 mod deploy;
 mod fleet;
 mod health;
 mod image;
+mod install;
 mod kickstart;
 mod output;
 mod packer;
@@ -86,11 +88,16 @@ pub enum Command {
     /// Build bootable disk images (raw, qcow2, vhd) from an OSTree commit, without a VM.
     #[command(subcommand)]
     Image(image::Cmd),
+    /// Install a machine's disk from a kickstart (file or cairn serve URL): the anaconda role.
+    Install(Box<install::Args>),
     /// The update agent: stage, take a reboot slot or wait for a window, drain, reboot, check.
     Agent(agent::AgentArgs),
     /// Fleet rollouts: the FleetLock reboot-lock server (etcd-backed) and its node side.
     #[command(subcommand)]
     Fleetlock(fleet::Cmd),
+    /// OSTree commits as OCI container images (ostree-native format): export, import.
+    #[command(subcommand)]
+    Container(container::Cmd),
 }
 
 /// Exit status a command asks for on success (e.g. 77 for "nothing changed" where documented).
@@ -136,7 +143,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Health(cmd) => health::run(cmd, &cli.global),
         Command::Packer(cmd) => packer::run(cmd, &cli.global),
         Command::Image(cmd) => image::run(cmd, &cli.global),
+        Command::Install(args) => install::run(*args, &cli.global),
         Command::Agent(args) => agent::run(args),
         Command::Fleetlock(cmd) => fleet::run(cmd, &cli.global),
+        Command::Container(cmd) => container::run(cmd),
     }
 }

@@ -69,6 +69,11 @@ const NOT_RUN: &[(&str, &str)] = &[
          asserts its apiVersion and kind on every build",
     ),
     (
+        "install",
+        "partitions a loop-backed disk image and pulls a commit over HTTP from cairn serve (root, \
+         ~20 s); tests/integration/install.rs asserts its kind on every successful install",
+    ),
+    (
         "snapshot",
         "downloads a treefile's resolution (RPMs built by rpmbuild, or Debian packages); \
          tests/integration/lockfile.rs and snapshot.rs assert its apiVersion and kind",
@@ -247,6 +252,7 @@ fn build_cases(w: &World) -> Vec<Case> {
     )
     .unwrap();
     let arch = ["--arch", "x86_64"];
+    let img = format!("oci:{}:t", w.path("img"));
     let (lock_a, lock_b) = (w.path("a.lock.json"), w.path("b.lock.json"));
     std::fs::write(
         &lock_a,
@@ -277,6 +283,17 @@ fn build_cases(w: &World) -> Vec<Case> {
         case("repo delta list", "DeltaList", &[&repo]),
         case("repo prune", "PruneResult", &["--keep", "5", &repo]),
         case("repo verify", "VerifyReport", &[&repo]),
+        case(
+            "container export",
+            "ContainerExport",
+            &["os/x", &repo, "--to", &img],
+        ),
+        case(
+            "container import",
+            "ContainerImport",
+            &[&img, &repo, "--ref", "os/imported"],
+        ),
+        case("container inspect", "ContainerImage", &[&img]),
         case(
             "compose",
             "ComposeResult",

@@ -62,7 +62,7 @@ fn gpt(raw: &Path) -> Vec<(u32, u64, u64, String, String)> {
 }
 
 #[test]
-fn qcow2_image_holds_a_deployed_sysroot_and_a_bios_bootloader() {
+fn qcow2_image_holds_a_deployed_sysroot_a_bios_bootloader_and_an_esp() {
     let dir = tempdir();
     let commit = make_commit(dir.path());
     let report = build(
@@ -84,19 +84,30 @@ fn qcow2_image_holds_a_deployed_sysroot_and_a_bios_bootloader() {
         .arg(&img)
         .arg(&raw));
     let parts = gpt(&raw);
-    assert_eq!(parts.len(), 3, "{parts:?}");
+    assert_eq!(parts.len(), 4, "{parts:?}");
     assert_eq!((parts[0].3.as_str(), parts[0].4.as_str()), ("EF02", "bios"));
-    assert_eq!((parts[1].3.as_str(), parts[1].4.as_str()), ("8300", "boot"));
-    assert_eq!((parts[2].3.as_str(), parts[2].4.as_str()), ("8300", "root"));
-    assert_eq!(parts[1].1 % 2048, 0, "boot partition is MiB-aligned");
-    let attrs = ok(Command::new("sgdisk").args(["-A", "2:show"]).arg(&raw));
+    assert_eq!((parts[1].3.as_str(), parts[1].4.as_str()), ("EF00", "esp"));
+    assert_eq!((parts[2].3.as_str(), parts[2].4.as_str()), ("8300", "boot"));
+    assert_eq!((parts[3].3.as_str(), parts[3].4.as_str()), ("8300", "root"));
+    for p in &parts {
+        assert_eq!(p.1 % 2048, 0, "partition {} starts MiB-aligned", p.0);
+        assert_eq!((p.2 + 1) % 2048, 0, "partition {} ends MiB-aligned", p.0);
+    }
+    assert_eq!(parts[1].2 + 1 - parts[1].1, 64 * 2048, "a 64 MiB ESP");
+    let attrs = ok(Command::new("sgdisk").args(["-A", "3:show"]).arg(&raw));
     assert!(attrs.contains("legacy BIOS bootable"), "{attrs}");
-    let boot_off = parts[1].1 * 512;
-    let root_off = parts[2].1 * 512;
+    let esp_off = parts[1].1 * 512;
+    let boot_off = parts[2].1 * 512;
+    let root_off = parts[3].1 * 512;
 
     root_fs_holds_the_deployment(&raw, root_off, boot_off, &commit, &report);
     let root_uuid = report["rootUuid"].as_str().unwrap();
     boot_fs_holds_the_entry_and_extlinux(&raw, boot_off, root_uuid);
+    let boot_uuid = report["bootUuid"].as_str().unwrap();
+    let esp = Esp::extract(&raw, esp_off, dir.path());
+    esp.holds_standalone_grub_for(boot_uuid);
+    assert_eq!(report["espUuid"], esp.volume_id());
+    assert_eq!(report["secureBoot"], false);
 
     // MBR boot code is syslinux's gptmbr.bin; the boot sector knows where its partition starts.
     let mbr = std::fs::read("/usr/lib/syslinux/mbr/gptmbr.bin").unwrap();
@@ -107,7 +118,7 @@ fn qcow2_image_holds_a_deployed_sysroot_and_a_bios_bootloader() {
             .try_into()
             .unwrap(),
     );
-    assert_eq!(u64::from(hidden), parts[1].1);
+    assert_eq!(u64::from(hidden), parts[2].1);
     // No staging leftovers next to the output.
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
@@ -255,7 +266,11 @@ fn vhd_is_fixed_and_mib_aligned_and_remote_becomes_the_origin() {
         &commit,
         "vhd",
         &(700 * MIB + 1).to_string(),
-        &["--remote", "cairn=http://10.0.2.2:8080/repo"],
+        &[
+            "--remote",
+            "cairn=http://10.0.2.2:8080/repo",
+            "--secure-boot",
+        ],
     );
     let img = dir.path().join("disk.vhd");
     let info = vhd_info(&img);
@@ -271,7 +286,11 @@ fn vhd_is_fixed_and_mib_aligned_and_remote_becomes_the_origin() {
         .args(["convert", "-f", "vpc", "-O", "raw"])
         .arg(&img)
         .arg(&raw));
-    let root_off = gpt(&raw)[2].1 * 512;
+    let parts = gpt(&raw);
+    let root_off = parts[3].1 * 512;
+    let esp = Esp::extract(&raw, parts[1].1 * 512, dir.path());
+    esp.holds_shim_and_signed_grub_for(report["bootUuid"].as_str().unwrap());
+    assert_eq!(report["secureBoot"], true);
     let config = debugfs(&raw, root_off, "cat /ostree/repo/config");
     assert!(config.contains("[remote \"cairn\"]"), "{config}");
     assert!(config.contains("url=http://10.0.2.2:8080/repo"), "{config}");
@@ -281,6 +300,115 @@ fn vhd_is_fixed_and_mib_aligned_and_remote_becomes_the_origin() {
         "ls -l /ostree/repo/refs/remotes/cairn/cairn/test",
     );
     assert!(r.contains("x86_64"), "{r}");
+}
+
+/// The ESP, copied out of the raw disk (`dd`), read with mtools (no mount) and checked by
+/// `fsck.vfat -n`.
+struct Esp(std::path::PathBuf);
+
+impl Esp {
+    fn extract(raw: &Path, offset: u64, dir: &Path) -> Esp {
+        let img = dir.join("esp.vfat");
+        ok(Command::new("dd")
+            .arg(format!("if={}", raw.display()))
+            .arg(format!("of={}", img.display()))
+            .args(["bs=1M", "count=64", "status=none"])
+            .arg(format!("skip={}", offset / MIB)));
+        let fsck = ok(Command::new("fsck.vfat").arg("-n").arg(&img));
+        assert!(!fsck.contains("differ"), "{fsck}");
+        Esp(img)
+    }
+
+    fn mtools(&self, tool: &str, args: &[&str]) -> Vec<u8> {
+        let o = Command::new(tool)
+            .arg("-i")
+            .arg(&self.0)
+            .args(args)
+            .env("MTOOLS_SKIP_CHECK", "1")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{tool} {args:?}: {}", stderr(&o));
+        o.stdout
+    }
+
+    fn file(&self, path: &str) -> Vec<u8> {
+        self.mtools("mtype", &[&format!("::/{path}")])
+    }
+
+    fn volume_id(&self) -> String {
+        let info = String::from_utf8(self.mtools("minfo", &[])).unwrap();
+        let id = info
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("serial number:"))
+            .unwrap_or_else(|| panic!("{info}"))
+            .trim()
+            .to_owned();
+        format!("{}-{}", &id[..4], &id[4..]).to_uppercase()
+    }
+
+    /// An x86_64 UEFI application: PE ("MZ" ... "PE\0\0", machine 0x8664, subsystem 10).
+    fn assert_efi_app(&self, path: &str) -> Vec<u8> {
+        let b = self.file(path);
+        assert_eq!(&b[..2], b"MZ", "{path}");
+        let pe = u32::from_le_bytes(b[0x3c..0x40].try_into().unwrap()) as usize;
+        assert_eq!(&b[pe..pe + 4], b"PE\0\0", "{path}");
+        assert_eq!(u16::from_le_bytes([b[pe + 4], b[pe + 5]]), 0x8664, "{path}");
+        // The optional header starts 24 bytes in; Subsystem is at offset 68 of it.
+        let subsystem = u16::from_le_bytes([b[pe + 24 + 68], b[pe + 24 + 69]]);
+        assert_eq!(subsystem, 10, "{path}: EFI application");
+        b
+    }
+
+    /// The config finds the boot filesystem by UUID and follows ostree's syslinux menu there.
+    fn assert_config(&self, path: &str, boot_uuid: &str) {
+        let cfg = String::from_utf8(self.file(path)).unwrap();
+        assert!(
+            cfg.contains(&format!(
+                "search --no-floppy --fs-uuid --set=root {boot_uuid}\n"
+            )),
+            "{cfg}"
+        );
+        assert!(cfg.contains("source /loader/syslinux.cfg\n"), "{cfg}");
+    }
+
+    fn holds_standalone_grub_for(&self, boot_uuid: &str) {
+        let listing = String::from_utf8(self.mtools("mdir", &["-/", "-b", "::/"])).unwrap();
+        let mut files: Vec<&str> = listing.lines().map(str::trim).collect();
+        files.sort_unstable();
+        assert_eq!(
+            files,
+            [
+                "::/EFI/",
+                "::/EFI/BOOT/",
+                "::/EFI/BOOT/BOOTX64.EFI",
+                "::/EFI/BOOT/grub.cfg"
+            ],
+            "{listing}"
+        );
+        let grub = self.assert_efi_app("EFI/BOOT/BOOTX64.EFI");
+        // grub-mkstandalone's memdisk holds the one line that hands over to grub.cfg beside it.
+        let needle = b"source $cmdpath/grub.cfg";
+        assert!(grub.windows(needle.len()).any(|w| w == needle));
+        self.assert_config("EFI/BOOT/grub.cfg", boot_uuid);
+    }
+
+    fn holds_shim_and_signed_grub_for(&self, boot_uuid: &str) {
+        for (path, package_file) in [
+            ("EFI/BOOT/BOOTX64.EFI", "/usr/lib/shim/shimx64.efi.signed"),
+            (
+                "EFI/BOOT/grubx64.efi",
+                "/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed",
+            ),
+            ("EFI/BOOT/mmx64.efi", "/usr/lib/shim/mmx64.efi.signed"),
+        ] {
+            let b = self.assert_efi_app(path);
+            assert!(
+                b == std::fs::read(package_file).unwrap(),
+                "{path} is {package_file}"
+            );
+        }
+        self.assert_config("EFI/debian/grub.cfg", boot_uuid);
+    }
 }
 
 #[test]
@@ -332,7 +460,7 @@ fn boot_test_enabled(what: &str) -> bool {
     }
     eprintln!(
         "\n*** SKIP: {what} needs CAIRN_BOOT_TEST=1 (composes Debian 12 and boots it under TCG \
-         several times; about 10 minutes on 2 cores; see README) ***\n"
+         seven times under SeaBIOS and OVMF; 20-45 minutes on 2 cores; see README) ***\n"
     );
     crate::common::record_skip(&format!("{what}: opt-in, needs CAIRN_BOOT_TEST=1"));
     false
@@ -386,15 +514,65 @@ impl Drop for Serve {
     }
 }
 
-/// Boots `img` under TCG until the guest powers off (or `limit` passes), calling `tick` about once
-/// a second meanwhile; returns the serial log.
+/// The firmware QEMU boots with: SeaBIOS (its default), OVMF, or OVMF with Secure Boot enforced
+/// and Microsoft's keys enrolled (Debian's `ovmf`: the `secboot` code needs SMM, hence q35).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Firmware {
+    Bios,
+    Uefi,
+    SecureBoot,
+}
+
+impl Firmware {
+    /// QEMU's arguments; UEFI variables live in a writable copy of the template next to `img`.
+    fn qemu_args(self, img: &Path) -> Vec<String> {
+        let (code, vars) = match self {
+            Firmware::Bios => return Vec::new(),
+            Firmware::Uefi => ("OVMF_CODE_4M.fd", "OVMF_VARS_4M.fd"),
+            Firmware::SecureBoot => ("OVMF_CODE_4M.secboot.fd", "OVMF_VARS_4M.ms.fd"),
+        };
+        let ovmf = Path::new("/usr/share/OVMF");
+        assert!(
+            ovmf.join(code).exists(),
+            "{code} is required with CAIRN_BOOT_TEST=1 (Debian package ovmf; scripts/setup.sh)"
+        );
+        let vars_copy = img.with_extension("vars.fd");
+        std::fs::copy(ovmf.join(vars), &vars_copy).unwrap();
+        let mut args = Vec::new();
+        if self == Firmware::SecureBoot {
+            args.extend(
+                [
+                    "-machine",
+                    "q35,smm=on",
+                    "-global",
+                    "driver=cfi.pflash01,property=secure,value=on",
+                ]
+                .map(String::from),
+            );
+        }
+        args.extend([
+            "-drive".to_owned(),
+            format!(
+                "if=pflash,format=raw,unit=0,readonly=on,file={}",
+                ovmf.join(code).display()
+            ),
+            "-drive".to_owned(),
+            format!("if=pflash,format=raw,unit=1,file={}", vars_copy.display()),
+        ]);
+        args
+    }
+}
+
+/// Boots `img` under TCG with `firmware` until the guest powers off (or `limit` passes), calling
+/// `tick` about once a second meanwhile; returns the serial log.
 fn boot_until_poweroff(
-    img: &Path,
+    (img, firmware): (&Path, Firmware),
     log: &Path,
     limit: std::time::Duration,
     tick: &mut dyn FnMut(),
 ) -> String {
     let mut child = Command::new("qemu-system-x86_64")
+        .args(firmware.qemu_args(img))
         .args([
             "-accel",
             "tcg",
@@ -513,8 +691,10 @@ impl Watch {
 /// with the ostree deployment booted; inside, `cairn agent` (fleetlock strategy) stages v2 from the
 /// host's `cairn serve`, takes a slot from the host's `cairn fleetlock serve` on etcd (QEMU user
 /// networking, host = 10.0.2.2), finalizes and reboots itself -> v2, health check, slot released;
-/// `cairn rollback` -> reboot -> v1. Then a real `packer build` of the qemu-disk template turns
-/// the same image into qcow2 and vhd.
+/// `cairn rollback` -> reboot -> v1. Then UEFI: the same pristine image under OVMF (GRUB from the
+/// ESP), `cairn upgrade` -> v2 -> `cairn rollback` -> v1; a `--secure-boot` image under OVMF with
+/// Secure Boot enforced. Then a real `packer build` of the qemu-disk template turns the image into
+/// qcow2 and vhd.
 #[test]
 fn boot_upgrade_rollback_and_packer_build_under_tcg() {
     if !boot_test_enabled("the TCG boot test") {
@@ -552,10 +732,10 @@ fn boot_upgrade_rollback_and_packer_build_under_tcg() {
     let img = d.join("debian.qcow2");
     build_boot_test_image(
         &cairn,
-        &repo,
-        &refname,
+        (&repo, &refname),
         (serve.port, &fleet.guest_url()),
         &img,
+        &[],
     );
     let base = d.join("base.qcow2");
     std::fs::copy(&img, &base).unwrap();
@@ -567,16 +747,21 @@ fn boot_upgrade_rollback_and_packer_build_under_tcg() {
     let log = d.join("serial.log");
     let mut watch = Watch::default();
     let serial = boot_until_poweroff(
-        &img,
+        (&img, Firmware::Bios),
         &log,
         std::time::Duration::from_secs(40 * 60),
         &mut || watch.tick(&fleet, &log),
     );
-    drop(serve);
     assert_booted_v1_v2_v1(&serial, &v1, &v2);
     assert_agent_upgraded(&serial, &watch, &fleet, &v2);
 
-    // 4. Packer template 2 from the pristine image, under TCG.
+    // 4. The same pristine image under OVMF: GRUB from the ESP, `cairn upgrade`, `cairn rollback`.
+    uefi_upgrade_and_rollback(d, &base, &v1, &v2);
+    // 5. A `--secure-boot` image (now of v2) under OVMF with Secure Boot enforced.
+    secure_boot_boots(&cairn, (&repo, &refname), serve.port, d, &v2);
+    drop(serve);
+
+    // 6. Packer template 2 from the pristine image, under TCG.
     packer_build_from(&cairn, d, &base);
     eprintln!("boot test: total {:.0}s", t_all.elapsed().as_secs_f64());
 }
@@ -731,13 +916,14 @@ fn compose_boot_test_tree(cairn: &Path, d: &Path, repo: &Path) -> String {
 }
 
 /// The image that boots `refname` and upgrades from `cairn serve` on the host's `port`, its agent
-/// asking the lock server at `lock` (`cairn.fleetlock=`, read by cairn-boot-test.sh).
+/// asking the lock server at `lock` (`cairn.fleetlock=`, read by cairn-boot-test.sh); `extra`
+/// flags go to `cairn image build` as well.
 fn build_boot_test_image(
     cairn: &Path,
-    repo: &Path,
-    refname: &str,
+    (repo, refname): (&Path, &str),
     (port, lock): (u16, &str),
     img: &Path,
+    extra: &[&str],
 ) {
     let t = std::time::Instant::now();
     let o = run_with(
@@ -766,7 +952,9 @@ fn build_boot_test_image(
             &format!("cairn.fleetlock={lock}"),
             "--remote",
             &format!("cairn=http://10.0.2.2:{port}/repo/"),
-        ],
+        ]
+        .into_iter()
+        .chain(extra.iter().copied()),
     );
     assert!(o.status.success(), "image build: {}", stderr(&o));
     eprintln!("boot test: image build {:.0}s", t.elapsed().as_secs_f64());
@@ -848,6 +1036,137 @@ fn assert_booted_v1_v2_v1(serial: &str, v1: &str, v2: &str) {
     assert!(
         serial.contains("Reached target") && serial.contains("Multi-User System"),
         "multi-user not reached"
+    );
+}
+
+/// The boot-test lines of the serial log: (step, ostree-booted, commit, firmware, secureboot).
+fn boot_reports(serial: &str) -> Vec<[String; 5]> {
+    serial
+        .lines()
+        .filter_map(|l| l.split("CAIRN-BOOT-TEST: step=").nth(1))
+        .map(|rest| {
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let get = |k: &str| {
+                f.iter()
+                    .find_map(|x| x.strip_prefix(k))
+                    .unwrap_or("")
+                    .to_owned()
+            };
+            [
+                f[0].to_owned(),
+                get("ostree-booted="),
+                get("commit="),
+                get("firmware="),
+                get("secureboot="),
+            ]
+        })
+        .collect()
+}
+
+/// What GRUB printed as it started each entry (`Booting `TITLE'`), OVMF's console mirrored on
+/// the serial port.
+fn grub_boots(serial: &str) -> Vec<String> {
+    serial
+        .split("Booting `")
+        .skip(1)
+        .map(|rest| rest.split('\'').next().unwrap_or("").to_owned())
+        .collect()
+}
+
+/// A copy of the pristine image `base` under OVMF: three boots through GRUB from the ESP, each of
+/// ostree's default deployment (v1; v2 after `cairn upgrade`; v1 after `cairn rollback`).
+fn uefi_upgrade_and_rollback(d: &Path, base: &Path, v1: &str, v2: &str) {
+    let t = std::time::Instant::now();
+    let img = d.join("uefi.qcow2");
+    std::fs::copy(base, &img).unwrap();
+    let serial = boot_until_poweroff(
+        (&img, Firmware::Uefi),
+        &d.join("serial-uefi.log"),
+        std::time::Duration::from_secs(40 * 60),
+        &mut || {},
+    );
+    let lines = || {
+        serial
+            .lines()
+            .filter(|l| l.contains("CAIRN-BOOT-TEST") || l.contains("Booting `"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let row = |step: &str, commit: &str| [step, "yes", commit, "uefi", "0"].map(String::from);
+    assert_eq!(
+        boot_reports(&serial),
+        vec![row("0", v1), row("1", v2), row("2", v1)],
+        "serial log:\n{}",
+        lines()
+    );
+    assert!(
+        serial.contains("CAIRN-BOOT-TEST: upgrade rc=0"),
+        "{}",
+        lines()
+    );
+    assert!(
+        serial.contains("CAIRN-BOOT-TEST: rollback rc=0"),
+        "{}",
+        lines()
+    );
+    assert!(
+        serial.contains("CAIRN-BOOT-TEST: done agent=inactive"),
+        "{}",
+        lines()
+    );
+    // GRUB started ostree's default entry every time: the first LABEL of loader/syslinux.cfg.
+    let grub = grub_boots(&serial);
+    assert_eq!(grub.len(), 3, "{grub:?}");
+    assert!(grub.iter().all(|t| t.ends_with("(ostree:0)")), "{grub:?}");
+    let cmdlines = serial.lines().filter(|l| l.contains("Command line:"));
+    assert!(
+        cmdlines.clone().count() == 3
+            && cmdlines
+                .clone()
+                .all(|l| l.contains(" ostree=/ostree/boot.")),
+        "{:?}",
+        cmdlines.collect::<Vec<_>>()
+    );
+    eprintln!(
+        "boot test: UEFI (OVMF) boot, upgrade, reboot, rollback, reboot, poweroff {:.0}s",
+        t.elapsed().as_secs_f64()
+    );
+}
+
+/// `cairn image build --secure-boot` (shim, Debian's signed GRUB) of the ref's commit `v2`,
+/// booted once under OVMF with Secure Boot enforced: the kernel reports it, the guest sees the
+/// SecureBoot variable set and reaches the boot-test unit with the deployment booted.
+fn secure_boot_boots(cairn: &Path, (repo, refname): (&Path, &str), port: u16, d: &Path, v2: &str) {
+    let img = d.join("secure-boot.qcow2");
+    build_boot_test_image(
+        cairn,
+        (repo, refname),
+        (port, "none"),
+        &img,
+        &["--secure-boot", "--karg", "cairn.boottest.once"],
+    );
+    let t = std::time::Instant::now();
+    let serial = boot_until_poweroff(
+        (&img, Firmware::SecureBoot),
+        &d.join("serial-sb.log"),
+        std::time::Duration::from_secs(30 * 60),
+        &mut || {},
+    );
+    let row = ["0", "yes", v2, "uefi", "1"].map(String::from);
+    assert_eq!(
+        boot_reports(&serial),
+        vec![row],
+        "{}",
+        serial_tail(&d.join("serial-sb.log"))
+    );
+    assert!(
+        serial.contains("Secure boot enabled"),
+        "the kernel saw no Secure Boot"
+    );
+    assert_eq!(grub_boots(&serial).len(), 1);
+    eprintln!(
+        "boot test: Secure Boot (OVMF secboot, shim + signed GRUB) boot to poweroff {:.0}s",
+        t.elapsed().as_secs_f64()
     );
 }
 

@@ -147,12 +147,16 @@ fn build_events_are_appended_to_the_json_log() {
     );
     assert_eq!(http(s.addr, "POST", "/built/52-54-00-AA-00-03").0, 200);
     assert_eq!(http(s.addr, "POST", "/failed/52:54:00:aa:00:01").0, 200);
+    // A failure report's body (cairn install's log tail) is kept, its last 8 KiB.
+    let long = format!("{}\nerror: disk too small\n", "x".repeat(9000));
+    let u = format!("{}/failed/52:54:00:aa:00:01", s.url);
+    assert_eq!(curl(&["-X", "POST", "--data-binary", &long, &u]).0, 200);
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&log)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines.len(), 4, "{lines:?}");
     assert_eq!(
         lines[0]["earlier"], true,
         "existing content kept: append-only"
@@ -162,6 +166,10 @@ fn build_events_are_appended_to_the_json_log() {
     assert_eq!(lines[1]["host"], "node2");
     assert_eq!(lines[2]["event"], "failed");
     assert!(lines[2]["ts"].as_str().unwrap().ends_with('Z'));
+    assert!(lines[2].get("log").is_none(), "no body, no log");
+    let log = lines[3]["log"].as_str().unwrap();
+    assert_eq!(log.len(), 8 * 1024);
+    assert!(log.ends_with("error: disk too small\n"), "{log}");
 }
 
 #[test]
@@ -628,6 +636,51 @@ fn timeouts_close_connections_that_stall() {
         got.len() < big,
         "the whole response arrived: no send timeout"
     );
+}
+
+/// A request whose body stops coming holds nothing: no endpoint reads a request body, so the
+/// answer comes at once and the connection closes (an unread body is never kept alive), well
+/// inside --body-timeout and long before the 30 s header and keep-alive timeouts could act.
+#[test]
+fn a_stalled_request_body_does_not_hold_the_connection() {
+    use std::io::{Read, Write};
+    let d = tempdir();
+    let inv = write(d.path(), "inv.yaml", &hosts(""));
+    let log = d.path().join("builds.jsonl");
+    let s = Server::start(
+        d.path(),
+        &[
+            "-i",
+            inv.to_str().unwrap(),
+            "--log",
+            log.to_str().unwrap(),
+            "--body-timeout",
+            "2",
+            "--header-timeout",
+            "30",
+            "--keepalive-timeout",
+            "30",
+        ],
+    );
+    let mut c = std::net::TcpStream::connect(s.addr).unwrap();
+    write!(
+        c,
+        "POST /built/52:54:00:aa:00:01 HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789"
+    )
+    .unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let t = std::time::Instant::now();
+    let mut got = Vec::new();
+    let r = c.read_to_end(&mut got);
+    let took = t.elapsed();
+    assert!(
+        r.is_ok(),
+        "{r:?} after {took:?}: the connection stayed open"
+    );
+    assert!(took < Duration::from_secs(2), "closed after {took:?}");
+    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"));
+    // And the event was recorded once, from the headers alone.
+    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 1);
 }
 
 fn rss_kb(pid: u32) -> u64 {

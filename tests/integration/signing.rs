@@ -8,7 +8,7 @@ use std::process::Command;
 use crate::common::{cairn, have_tool, run_cairn, stderr, stdout, tempdir};
 
 /// A GnuPG home with one passphrase-less signing key; returns (home, fingerprint).
-fn gpg_key(dir: &Path) -> (PathBuf, String) {
+pub(crate) fn gpg_key(dir: &Path) -> (PathBuf, String) {
     let home = dir.join("gnupg");
     std::fs::create_dir_all(&home).unwrap();
     std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();

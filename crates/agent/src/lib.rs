@@ -19,6 +19,12 @@ pub use hooks::{hostname, reboot, reboot_command};
 pub use machine::{next_delay, run, Agent, Clock, Event, EventKind, Outcome, SystemClock};
 pub use state::{boot_id, AgentState, Phase};
 
+impl From<cairn_container::ContainerError> for AgentError {
+    fn from(e: cairn_container::ContainerError) -> Self {
+        AgentError::Container(Box::new(e))
+    }
+}
+
 /// Every failure of the agent domain.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -32,6 +38,9 @@ pub enum AgentError {
     Deploy(#[from] cairn_ostree::deploy::DeployError),
     #[error(transparent)]
     Fleet(#[from] cairn_fleet::FleetError),
+    /// Boxed: image pull errors are large and rare.
+    #[error(transparent)]
+    Container(Box<cairn_container::ContainerError>),
     #[error("{what} failed: {why}")]
     Command { what: String, why: String },
 }

@@ -361,6 +361,9 @@ impl Agent<'_> {
                 return Ok(Ok(s.checksum));
             }
         }
+        if let Some(image) = deploy::tracked_image(&host)? {
+            self.pull_image(&host, &image, st)?;
+        }
         let check = UpgradeOptions {
             check: true,
             ..Default::default()
@@ -395,6 +398,22 @@ impl Agent<'_> {
             }
             _ => Ok(Err(idle)),
         }
+    }
+
+    /// A host following a container image: pull the tag's commit into the sysroot repository
+    /// (only its changed layers), unless it is one the host already has or a known bad one;
+    /// the ref check that follows then sees it like any new commit.
+    fn pull_image(&self, host: &Host, image: &str, st: &AgentState) -> Result<(), AgentError> {
+        let image: cairn_container::OstreeImageRef = image.parse()?;
+        let newest = cairn_container::host::remote_commit(&image)?.commit;
+        let have = deploy::status(host)?
+            .deployments
+            .iter()
+            .any(|d| d.checksum == newest);
+        if !have && !st.bad.contains(&newest) {
+            cairn_container::host::pull(&host.sysroot, &image)?;
+        }
+        Ok(())
     }
 
     /// Look for an update; when one is staged and the strategy allows, drain, finalize, reboot.

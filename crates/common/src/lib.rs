@@ -2,6 +2,13 @@
 //! named failpoints for crash tests, notices (what domains tell the operator, printed by the
 //! program, never by them), and the version every `--json` document carries.
 
+// User data (files, requests) must never panic the program: no unwrap/expect/indexing outside
+// tests; clippy (-D warnings in CI) enforces it, and a provably safe site says why with #[allow].
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
 pub mod failpoint;
 pub mod fsutil;
 pub mod kv;

@@ -23,6 +23,8 @@ pub enum Notice {
     /// Text libostree printed itself (`g_print`, e.g. "Freed objects: ..."), one line, without
     /// its newline.
     Libostree { text: String },
+    /// A step of a long operation (`cairn install`'s partitioning, pull, boot loader...).
+    Progress { command: &'static str, text: String },
     /// A server is bound and accepting (`url` is `http://ADDR`; port 0 resolved).
     Listening { url: String },
 }
@@ -48,6 +50,7 @@ impl fmt::Display for Notice {
             ),
             Notice::Libostree { text } => f.write_str(text),
             Notice::Listening { url } => write!(f, "listening on {url}"),
+            Notice::Progress { command, text } => write!(f, "{command}: {text}"),
         }
     }
 }

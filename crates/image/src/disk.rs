@@ -1,5 +1,5 @@
-//! The disk: GPT layout (sgdisk), filesystem images (`mkfs.ext4 -d`), assembly (`dd`) and
-//! conversion (`qemu-img`). No step mounts anything except extlinux's install (see bootloader.rs).
+//! The disk: GPT layout (sgdisk), filesystem images (`mkfs.ext4 -d`, `mkfs.vfat` + `mcopy`),
+//! assembly (`dd`) and conversion (`qemu-img`). No step mounts anything except extlinux's install (see bootloader.rs).
 
 use std::path::Path;
 use std::process::Command;
@@ -17,7 +17,7 @@ const SECTOR: u64 = 512;
 pub struct Partition {
     pub number: u32,
     pub name: &'static str,
-    /// sgdisk type code: EF02 BIOS boot, 8300 Linux filesystem.
+    /// sgdisk type code: EF02 BIOS boot, EF00 EFI system, 8300 Linux filesystem.
     pub type_code: &'static str,
     pub offset: u64,
     pub size: u64,
@@ -28,9 +28,15 @@ pub struct Partition {
 pub struct Layout {
     pub disk_size: u64,
     pub bios_boot: Partition,
+    /// The EFI system partition (FAT32): the UEFI boot loader.
+    pub esp: Partition,
     pub boot: Partition,
     pub root: Partition,
 }
+
+/// The ESP's size: FAT32 needs at least 65525 clusters (33 MiB with 512-byte clusters), and the
+/// loaders take under 5 MiB; 64 MiB leaves room for a firmware update capsule or two.
+pub const ESP_SIZE: u64 = 64 * MIB;
 
 /// Everything MiB-aligned: partitions start on 1 MiB boundaries (what every partitioner does) and
 /// the disk is a whole number of MiB (what Azure demands of a VHD). The last MiB stays free for
@@ -45,25 +51,32 @@ pub fn layout(disk_size: u64, boot_size: u64) -> Result<Layout, ImageError> {
         offset: MIB,
         size: MIB,
     };
-    let boot = Partition {
+    let esp = Partition {
         number: 2,
+        name: "esp",
+        type_code: "EF00",
+        offset: 2 * MIB,
+        size: ESP_SIZE,
+    };
+    let boot = Partition {
+        number: 3,
         name: "boot",
         type_code: "8300",
-        offset: 2 * MIB,
+        offset: esp.offset + esp.size,
         size: boot_size,
     };
     let root_offset = boot.offset + boot.size;
     let min_root = 64 * MIB;
     if disk_size < root_offset + min_root + MIB {
         return Err(ImageError::Size(format!(
-            "{} MiB is too small: /boot alone takes {} MiB; give at least {} MiB",
+            "{} MiB is too small: the ESP and /boot take {} MiB; give at least {} MiB",
             disk_size / MIB,
             root_offset / MIB,
             (root_offset + min_root + MIB) / MIB
         )));
     }
     let root = Partition {
-        number: 3,
+        number: 4,
         name: "root",
         type_code: "8300",
         offset: root_offset,
@@ -72,6 +85,7 @@ pub fn layout(disk_size: u64, boot_size: u64) -> Result<Layout, ImageError> {
     Ok(Layout {
         disk_size,
         bios_boot,
+        esp,
         boot,
         root,
     })
@@ -112,7 +126,7 @@ pub fn sparse_file(path: &Path, size: u64) -> Result<(), ImageError> {
 pub fn partition(disk: &Path, l: &Layout) -> Result<(), ImageError> {
     let mut cmd = Command::new("sgdisk");
     cmd.arg("--clear");
-    for p in [&l.bios_boot, &l.boot, &l.root] {
+    for p in [&l.bios_boot, &l.esp, &l.boot, &l.root] {
         let first = p.offset / SECTOR;
         let last = (p.offset + p.size) / SECTOR - 1;
         cmd.arg(format!("--new={}:{first}:{last}", p.number))
@@ -162,6 +176,37 @@ pub fn mkfs_ext4(
         }
         e => e,
     })?;
+    Ok(())
+}
+
+/// A FAT32 filesystem image of `size` bytes holding `tree` (`mkfs.vfat`, then `mcopy -s`: no
+/// mount). `volume_id` is the 8-hex-digit serial, shown as the filesystem's UUID (`XXXX-XXXX`).
+pub fn mkfs_vfat(
+    image: &Path,
+    size: u64,
+    tree: &Path,
+    volume_id: &str,
+    label: &str,
+) -> Result<(), ImageError> {
+    sparse_file(image, size)?;
+    run(Command::new("mkfs.vfat")
+        .args(["-F", "32", "-S", "512", "-i", volume_id, "-n", label])
+        .arg(image))?;
+    let entries: Vec<std::path::PathBuf> = std::fs::read_dir(tree)
+        .map_err(|e| ImageError::io(tree, e))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| ImageError::io(tree, e))?;
+    if entries.is_empty() {
+        return Ok(());
+    }
+    // -s recursive, -p keep attributes, -Q stop at the first error; `::/` is the image's root.
+    run(Command::new("mcopy")
+        .args(["-s", "-p", "-Q", "-i"])
+        .arg(image)
+        .args(&entries)
+        .arg("::/")
+        .env("MTOOLS_SKIP_CHECK", "1"))?;
     Ok(())
 }
 
@@ -281,10 +326,12 @@ mod tests {
     fn layout_is_mib_aligned_and_leaves_room_for_the_backup_gpt() {
         let l = layout(2 * 1024 * MIB + 123, 256 * MIB).unwrap();
         assert_eq!(l.disk_size, 2049 * MIB);
-        for p in [&l.bios_boot, &l.boot, &l.root] {
+        for p in [&l.bios_boot, &l.esp, &l.boot, &l.root] {
             assert_eq!(p.offset % MIB, 0);
             assert_eq!(p.size % MIB, 0);
         }
+        assert_eq!(l.esp.offset, l.bios_boot.offset + l.bios_boot.size);
+        assert_eq!(l.boot.offset, l.esp.offset + l.esp.size);
         assert_eq!(l.root.offset, l.boot.offset + l.boot.size);
         assert_eq!(l.root.offset + l.root.size, l.disk_size - MIB);
         assert!(layout(300 * MIB, 256 * MIB).is_err());

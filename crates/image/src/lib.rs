@@ -2,13 +2,14 @@
 //!
 //! Steps: pick filesystem UUIDs; deploy the commit into a staging sysroot through libostree (kargs
 //! `root=UUID=...`); split its `boot/` off; `mkfs.ext4 -d` each tree into its own image; install
-//! extlinux into the boot image; lay out a sparse GPT disk with sgdisk and `dd` the images in at
+//! extlinux into the boot image; fill an ESP image with GRUB for UEFI (`uefi`); lay out a sparse GPT disk with sgdisk and `dd` the images in at
 //! their partition offsets; convert with qemu-img. Everything is MiB-aligned, so a VHD is valid
 //! for Azure as is.
 
-mod bootloader;
+pub mod bootloader;
 mod disk;
 mod staging;
+pub mod uefi;
 
 use std::path::{Path, PathBuf};
 
@@ -84,6 +85,8 @@ pub struct BuildOptions {
     pub osname: String,
     /// Remote (name, URL) the image upgrades from; its origin becomes `NAME:REF`.
     pub remote: Option<(String, String)>,
+    /// The ESP's boot chain: unsigned GRUB, or shim + Debian's signed GRUB (`--secure-boot`).
+    pub esp_loader: uefi::EspLoader,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -99,6 +102,9 @@ pub struct BuildReport {
     pub kargs: Vec<String>,
     pub root_uuid: String,
     pub boot_uuid: String,
+    /// The ESP's FAT volume serial as `blkid` shows it (`XXXX-XXXX`).
+    pub esp_uuid: String,
+    pub secure_boot: bool,
     pub layout: Layout,
 }
 
@@ -129,8 +135,26 @@ fn valid_osname(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
-/// Builds the image; `progress` receives one line per step.
-pub fn build(opts: &BuildOptions, progress: &dyn Fn(&str)) -> Result<BuildReport, ImageError> {
+/// The ESP's FAT image in `work`, holding the UEFI loader for the boot filesystem `boot_uuid`;
+/// returns it with its volume serial as `blkid` shows it.
+fn make_esp(
+    work: &Path,
+    layout: &Layout,
+    boot_uuid: &str,
+    loader: uefi::EspLoader,
+) -> Result<(PathBuf, String), ImageError> {
+    let esp_img = work.join("esp.vfat");
+    let esp_tree = work.join("esp");
+    uefi::populate_esp_with(&esp_tree, boot_uuid, loader)?;
+    // The FAT serial comes from the boot filesystem's UUID: unique per image, no second draw.
+    let serial: String = boot_uuid.chars().filter(|c| *c != '-').take(8).collect();
+    disk::mkfs_vfat(&esp_img, layout.esp.size, &esp_tree, &serial, "ESP")?;
+    let shown = format!("{}-{}", &serial[..4], &serial[4..]).to_uppercase();
+    Ok((esp_img, shown))
+}
+
+/// Refuses what would fail late or build an unbootable image: not root, bad kargs, bad `--os`.
+fn check_inputs(opts: &BuildOptions) -> Result<(), ImageError> {
     if !rustix::process::geteuid().is_root() {
         return Err(ImageError::NotRoot);
     }
@@ -145,6 +169,12 @@ pub fn build(opts: &BuildOptions, progress: &dyn Fn(&str)) -> Result<BuildReport
     if !valid_osname(&opts.osname) {
         return Err(ImageError::BadOsName(opts.osname.clone()));
     }
+    Ok(())
+}
+
+/// Builds the image; `progress` receives one line per step.
+pub fn build(opts: &BuildOptions, progress: &dyn Fn(&str)) -> Result<BuildReport, ImageError> {
+    check_inputs(opts)?;
     let layout = disk::layout(opts.size, opts.boot_size)?;
     let out_dir = match opts.out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -201,6 +231,9 @@ pub fn build(opts: &BuildOptions, progress: &dyn Fn(&str)) -> Result<BuildReport
     progress("installing extlinux");
     bootloader::install_extlinux(&boot_img, work)?;
 
+    progress("making the EFI system partition");
+    let (esp_img, esp_uuid) = make_esp(work, &layout, &boot_uuid, opts.esp_loader)?;
+
     progress("making the root filesystem");
     let root_img = work.join("root.ext4");
     disk::mkfs_ext4(&root_img, layout.root.size, &root, &root_uuid, "root", &[])?;
@@ -210,11 +243,13 @@ pub fn build(opts: &BuildOptions, progress: &dyn Fn(&str)) -> Result<BuildReport
     let raw = work.join("disk.raw");
     disk::sparse_file(&raw, layout.disk_size)?;
     disk::partition(&raw, &layout)?;
+    disk::dd_into(&esp_img, &raw, layout.esp.offset)?;
     disk::dd_into(&boot_img, &raw, layout.boot.offset)?;
     disk::dd_into(&root_img, &raw, layout.root.offset)?;
     bootloader::finish_disk(&raw, layout.boot.offset)?;
-    let _ = std::fs::remove_file(&boot_img);
-    let _ = std::fs::remove_file(&root_img);
+    for f in [&esp_img, &boot_img, &root_img] {
+        let _ = std::fs::remove_file(f);
+    }
 
     // Written next to the output and renamed, so a failed build never leaves a partial image.
     let tmp_out = work.join("out.img");
@@ -238,6 +273,8 @@ pub fn build(opts: &BuildOptions, progress: &dyn Fn(&str)) -> Result<BuildReport
         kargs: deployed.kargs,
         root_uuid,
         boot_uuid,
+        esp_uuid,
+        secure_boot: opts.esp_loader == uefi::EspLoader::SecureBoot,
         layout,
     })
 }

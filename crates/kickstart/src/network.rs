@@ -26,10 +26,14 @@ impl Mac {
         let mut out = [0u8; 6];
         for (i, byte) in out.iter_mut().enumerate() {
             let at = i * 3;
-            if i > 0 && b[at - 1] != b':' {
+            // Two digits, then `:` unless this is the last group.
+            if i < 5 && b.get(at + 2) != Some(&b':') {
                 return None;
             }
-            *byte = hex(b[at])? << 4 | hex(b[at + 1])?;
+            let Some(&[hi, lo]) = b.get(at..at + 2) else {
+                return None;
+            };
+            *byte = hex(hi)? << 4 | hex(lo)?;
         }
         Some(Mac(out))
     }
@@ -99,13 +103,19 @@ impl FromStr for Mac {
         } else {
             return Err(err("no separators"));
         };
+        // Groups were measured in bytes: a multi-byte character can fill one, so the digits are
+        // checked as bytes before any pairing (slicing the string could split a character).
+        let digit = |c: &u8| (*c as char).to_digit(16);
         let mut out = [0u8; 6];
-        for (i, byte) in out.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&hex[i * 2..i * 2 + 2], 16)
-                .map_err(|_| err("non-hexadecimal digit"))?;
-        }
-        if hex.bytes().any(|c| !c.is_ascii_hexdigit()) {
-            return Err(err("non-hexadecimal digit"));
+        let mut pairs = hex.as_bytes().chunks_exact(2);
+        for byte in out.iter_mut() {
+            *byte = match pairs.next() {
+                Some([hi, lo]) => match (digit(hi), digit(lo)) {
+                    (Some(h), Some(l)) => (h << 4 | l) as u8,
+                    _ => return Err(err("non-hexadecimal digit")),
+                },
+                _ => return Err(err("expected 12 hexadecimal digits")),
+            };
         }
         Ok(Mac(out))
     }
@@ -241,6 +251,9 @@ mod tests {
             ("a:bb:cc:dd:ee:fff", "exactly 2"),
             ("aabb.ccdd.eef", "dotted"),
             ("+a:bb:cc:dd:ee:ff", "non-hexadecimal"),
+            // Found by fuzz/serve_request: a 2-byte character filling a group was sliced in half.
+            ("aabb.ccdd.\u{29a};e", "non-hexadecimal"),
+            ("\u{29a}:bb:cc:dd:ee:ff", "non-hexadecimal"),
         ] {
             let e = s.parse::<Mac>().unwrap_err();
             assert!(e.to_string().contains(why), "{s}: {e}");

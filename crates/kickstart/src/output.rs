@@ -37,8 +37,36 @@ pub struct RenderReport {
 /// The marker that says a directory is a cairn render output, safe to replace wholesale.
 pub const MARKER: &str = ".cairn-render";
 
-/// The per-MAC subdirectories, in the order of [`names`].
-const SUBDIRS: [&str; 4] = ["ks", "pxelinux.cfg", "grub", "ipxe"];
+/// One per-MAC subdirectory: its name, which document of a host goes in it, and the file name
+/// that document gets for one MAC.
+struct Kind {
+    dir: &'static str,
+    doc: fn(&HostDocs) -> &str,
+    file: fn(&super::Mac) -> String,
+}
+
+const SUBDIRS: [Kind; 4] = [
+    Kind {
+        dir: "ks",
+        doc: |d| &d.kickstart,
+        file: |m| m.to_string(),
+    },
+    Kind {
+        dir: "pxelinux.cfg",
+        doc: |d| &d.pxelinux,
+        file: |m| format!("01-{}", m.dashed()),
+    },
+    Kind {
+        dir: "grub",
+        doc: |d| &d.grub,
+        file: |m| format!("grub.cfg-01-{}", m.dashed()),
+    },
+    Kind {
+        dir: "ipxe",
+        doc: |d| &d.ipxe,
+        file: |m| m.to_string(),
+    },
+];
 
 /// Renders every host into `out`, atomically: everything is written to a temp dir beside `out`
 /// and swapped in with one rename, so a failure leaves the previous output untouched and readers
@@ -83,20 +111,20 @@ pub fn render_to_dir(
         .tempdir_in(&parent)
         .map_err(werr(&parent))?;
     let root = tmp.path();
-    let mut dirs = Vec::with_capacity(SUBDIRS.len());
-    let mut old = Vec::with_capacity(SUBDIRS.len());
-    for sub in SUBDIRS {
-        let new = root.join(sub);
+    let mut subs = Vec::with_capacity(SUBDIRS.len());
+    for kind in &SUBDIRS {
+        let new = root.join(kind.dir);
         std::fs::create_dir(&new).map_err(werr(&new))?;
-        dirs.push(open_dir(&new).map_err(werr(&new))?);
-        // A previous output we may link unchanged files from; without one, everything is new.
-        old.push(previous.then(|| open_dir(&out.join(sub)).ok()).flatten());
+        subs.push(Sub {
+            kind,
+            dir: open_dir(&new).map_err(werr(&new))?,
+            // A previous output we may link unchanged files from; without one, all is new.
+            old: previous
+                .then(|| open_dir(&out.join(kind.dir)).ok())
+                .flatten(),
+        });
     }
-    let target = Target {
-        root,
-        dirs: dirs.try_into().expect("one fd per subdir"),
-        old: old.try_into().expect("one fd per subdir"),
-    };
+    let target = Target { root, subs };
     let (files, reused) = render_hosts_parallel(inv, templates, &target)?;
     std::fs::write(root.join("boot.ipxe"), templates.render_boot_ipxe(server)?)
         .map_err(werr(&root.join("boot.ipxe")))?;
@@ -108,7 +136,7 @@ pub fn render_to_dir(
                 "hostname": h.fqdn,
                 "macs": h.macs,
                 "roles": h.roles,
-                "kickstart": format!("ks/{}", h.macs[0]),
+                "kickstart": format!("ks/{}", h.mac),
             })
         })
         .collect();
@@ -156,8 +184,14 @@ pub fn render_to_dir(
 /// previous output's.
 struct Target<'a> {
     root: &'a Path,
-    dirs: [OwnedFd; 4],
-    old: [Option<OwnedFd>; 4],
+    subs: Vec<Sub>,
+}
+
+/// A subdirectory being written, and the same one in the previous output.
+struct Sub {
+    kind: &'static Kind,
+    dir: OwnedFd,
+    old: Option<OwnedFd>,
 }
 
 fn open_dir(p: &Path) -> std::io::Result<OwnedFd> {
@@ -197,19 +231,20 @@ fn render_hosts_parallel(
             .collect();
         let mut all = Vec::with_capacity(inv.hosts.len());
         for w in workers {
-            all.extend(w.join().expect("render worker panicked")?);
+            // A worker's panic is this thread's: carry it on, with its own message.
+            all.extend(w.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?);
         }
         Ok::<_, KickstartError>(all)
     })?;
-    let writers = threads.min(SUBDIRS.len());
+    let writers = threads.min(target.subs.len());
     std::thread::scope(|s| {
         let workers: Vec<_> = (0..writers)
             .map(|w| {
                 let docs = &docs;
                 s.spawn(move || {
                     let (mut files, mut reused) = (0, 0);
-                    for k in (w..SUBDIRS.len()).step_by(writers) {
-                        let (f, r) = write_subdir(inv, docs, target, k)?;
+                    for sub in target.subs.iter().skip(w).step_by(writers) {
+                        let (f, r) = write_subdir(inv, docs, target.root, sub)?;
                         files += f;
                         reused += r;
                     }
@@ -219,7 +254,7 @@ fn render_hosts_parallel(
             .collect();
         let (mut files, mut reused) = (0, 0);
         for w in workers {
-            let (f, r) = w.join().expect("render writer panicked")?;
+            let (f, r) = w.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
             files += f;
             reused += r;
         }
@@ -227,46 +262,35 @@ fn render_hosts_parallel(
     })
 }
 
-/// The file name of each document of one MAC, in [`SUBDIRS`] order.
-fn names(mac: &super::Mac) -> [String; 4] {
-    let d = mac.dashed();
-    [
-        mac.to_string(),
-        format!("01-{d}"),
-        format!("grub.cfg-01-{d}"),
-        mac.to_string(),
-    ]
-}
-
-/// Writes every host's document of kind `k` (an index into [`SUBDIRS`]).
+/// Writes every host's document of one kind into its subdirectory.
 fn write_subdir(
     inv: &Inventory,
     docs: &[HostDocs],
-    t: &Target<'_>,
-    k: usize,
+    root: &Path,
+    sub: &Sub,
 ) -> Result<(usize, usize), KickstartError> {
     let (mut files, mut reused) = (0, 0);
     let mut scratch = Vec::new();
-    let dir = &t.dirs[k];
+    let (dir, kind) = (&sub.dir, sub.kind);
     for (h, d) in inv.hosts.iter().zip(docs) {
-        let body = [&d.kickstart, &d.pxelinux, &d.grub, &d.ipxe][k].as_bytes();
-        let first = &names(&h.macs[0])[k];
+        let body = (kind.doc)(d).as_bytes();
+        let first = (kind.file)(&h.mac);
         for (i, mac) in h.macs.iter().enumerate() {
-            let name = &names(mac)[k];
+            let name = &(kind.file)(mac);
             let linked = if i == 0 {
                 // The host's first MAC: reuse the previous output's file if it is unchanged.
-                t.old[k].as_ref().is_some_and(|old| {
+                sub.old.as_ref().is_some_and(|old| {
                     same_content(old, name, body, &mut scratch) && link(old, name, dir, name)
                 })
             } else {
                 // Further MACs of the host get the same documents: one inode for all.
-                link(dir, first, dir, name)
+                link(dir, &first, dir, name)
             };
             if linked {
                 reused += usize::from(i == 0);
             } else {
                 create(dir, name, body).map_err(|source| KickstartError::Write {
-                    path: t.root.join(SUBDIRS[k]).join(name),
+                    path: root.join(kind.dir).join(name),
                     source,
                 })?;
             }

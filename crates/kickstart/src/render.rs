@@ -201,7 +201,7 @@ struct PxeCtx {
 
 fn context<'a>(inv: &'a Inventory, h: &'a Host, token: Option<&'a str>) -> Ctx<'a> {
     let server = inv.server.as_deref();
-    let mac = h.macs[0];
+    let mac = h.mac;
     let base = server.unwrap_or("");
     let q = token.map(|t| format!("?token={t}")).unwrap_or_default();
     let n = &h.network;

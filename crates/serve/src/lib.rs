@@ -4,6 +4,15 @@
 //! SIGHUP rebuilds the whole state off to the side and swaps it in only if it is valid;
 //! SIGTERM/SIGINT stop accepting and let in-flight requests finish.
 
+// User data (files, requests) must never panic the program: no unwrap/expect/indexing outside
+// tests; clippy (-D warnings in CI) enforces it, and a provably safe site says why with #[allow].
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
+#[cfg(test)]
+mod check_prop;
 mod files;
 mod http;
 mod limits;
@@ -228,6 +237,13 @@ fn build_app(opts: &Options, addr: SocketAddr) -> Result<App, ServeError> {
     })
 }
 
+/// The router behind every request that is not the hot `/ks/<mac>` lookup, built from `opts`
+/// without binding a socket (`opts.listen` stands in for the bound address): it drives the
+/// request path, query and MAC parsing in-process (fuzz/serve_request).
+pub fn router_for(opts: &Options) -> Result<Router, ServeError> {
+    Ok(router(Arc::new(build_app(opts, opts.listen)?)))
+}
+
 fn router(app: Shared) -> Router {
     Router::new()
         .route("/ks/{mac}", get(ks_path))
@@ -343,18 +359,35 @@ async fn built(
     ci: ConnectInfo<SocketAddr>,
     UrlPath(mac): UrlPath<String>,
 ) -> Response {
-    event(app, ci.0, &mac, "built").await
+    event(app, ci.0, &mac, "built", None).await
 }
+
+/// The most of a failure report's body (`cairn install` sends its log's tail) the event keeps.
+const FAILED_LOG_MAX: usize = 8 * 1024;
 
 async fn failed(
     State(app): State<Shared>,
     ci: ConnectInfo<SocketAddr>,
     UrlPath(mac): UrlPath<String>,
+    body: Bytes,
 ) -> Response {
-    event(app, ci.0, &mac, "failed").await
+    let text = String::from_utf8_lossy(&body);
+    // The end of a log says what went wrong: keep the tail, on a character boundary.
+    let mut start = text.len().saturating_sub(FAILED_LOG_MAX);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    let log = Some(text[start..].to_string()).filter(|t| !t.trim().is_empty());
+    event(app, ci.0, &mac, "failed", log).await
 }
 
-async fn event(app: Shared, remote: SocketAddr, raw: &str, kind: &'static str) -> Response {
+async fn event(
+    app: Shared,
+    remote: SocketAddr,
+    raw: &str,
+    kind: &'static str,
+    log: Option<String>,
+) -> Response {
     let mac: Mac = match raw.parse() {
         Ok(m) => m,
         Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
@@ -365,8 +398,11 @@ async fn event(app: Shared, remote: SocketAddr, raw: &str, kind: &'static str) -
             format!("no host with MAC {mac} in the inventory\n"),
         );
     };
-    let ev = serde_json::json!({"ts": log::now(), "event": kind, "mac": mac.to_string(),
+    let mut ev = serde_json::json!({"ts": log::now(), "event": kind, "mac": mac.to_string(),
         "host": entry.fqdn, "remote": remote.to_string()});
+    if let (Some(l), Some(fields)) = (log, ev.as_object_mut()) {
+        fields.insert("log".to_owned(), serde_json::Value::String(l));
+    }
     let app2 = app.clone();
     match tokio::task::spawn_blocking(move || app2.events.append(&ev)).await {
         Ok(Ok(())) => text(StatusCode::OK, "recorded\n"),

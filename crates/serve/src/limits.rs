@@ -126,11 +126,9 @@ impl Table {
                 .map(|(a, c)| (*a, c.len()));
             match greediest {
                 Some((g, n)) if n > mine + 1 => {
-                    let conns = t
-                        .by_addr
-                        .get_mut(&g)
-                        .expect("the greediest address is listed");
-                    if let Some((_, kick)) = conns.pop_last() {
+                    // Just found in the map, under the same lock.
+                    let newest = t.by_addr.get_mut(&g).and_then(BTreeMap::pop_last);
+                    if let Some((_, kick)) = newest {
                         kick.notify_one();
                         t.total -= 1;
                     }
@@ -384,5 +382,19 @@ mod tests {
         assert_eq!(w.deadline(&l), (t0 + l.header_timeout, Expired::Header));
         w.write_blocked.set(Some(t0 - l.send_timeout));
         assert_eq!(w.deadline(&l), (t0, Expired::Send));
+    }
+
+    #[test]
+    fn a_handler_waiting_on_the_body_gets_the_body_timeout() {
+        let l = Limits::default();
+        let t0 = Instant::now();
+        let w = Watch::new(t0);
+        w.handler_started();
+        // Working, not waiting on the client: no deadline falls due before a body_timeout.
+        assert!(w.deadline(&l).0 >= t0 + l.body_timeout);
+        assert_eq!(w.deadline(&l).1, Expired::Body);
+        // Blocked on the client's body since t0: due body_timeout later, whatever else runs.
+        w.read_blocked.set(Some(t0));
+        assert_eq!(w.deadline(&l), (t0 + l.body_timeout, Expired::Body));
     }
 }

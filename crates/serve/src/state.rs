@@ -229,7 +229,7 @@ fn new_token() -> Result<String, ServeError> {
 /// Loads, validates and pre-renders everything. `tokens` carries the previous table in and the
 /// new one out: unused, unexpired tokens survive a reload (a machine mid-boot keeps working);
 /// used or expired ones are replaced, which is how a host is re-armed for another build.
-fn build(
+pub(crate) fn build(
     loader: &Loader,
     generation: u64,
     tokens: &mut HashMap<Mac, Token>,
@@ -240,7 +240,7 @@ fn build(
     let mut next = HashMap::new();
     let mut by_mac = HashMap::new();
     for h in &inv.hosts {
-        let primary = h.macs[0];
+        let primary = h.mac;
         let token = match loader.tokens {
             None => None,
             Some(policy) => {

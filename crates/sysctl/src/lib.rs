@@ -13,6 +13,13 @@
 //! Owns the presets, their validation and the one check of a preset name ([`unknown_preset`]);
 //! writing the files into a tree or a deployment is the caller's. It does not link libostree.
 
+// User data (files, requests) must never panic the program: no unwrap/expect/indexing outside
+// tests; clippy (-D warnings in CI) enforces it, and a provably safe site says why with #[allow].
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
 mod builtin;
 pub mod known;
 mod validate;
@@ -226,6 +233,11 @@ pub fn load_file(path: &Path) -> Result<OwnedPreset, SysctlError> {
         .unwrap_or_default();
     let name = stem.strip_suffix(".conf").unwrap_or(stem).to_string();
     validate::parse(&name, path, &text)
+}
+
+/// A preset named `name` from sysctl.d text; `path` only names positions in errors.
+pub fn parse_preset(name: &str, path: &Path, text: &str) -> Result<OwnedPreset, SysctlError> {
+    validate::parse(name, path, text)
 }
 
 /// All user presets in `dir` (`*.conf` files and extension-less files), sorted by name.

@@ -73,7 +73,7 @@ pub(super) fn parse(name: &str, path: &Path, text: &str) -> Result<OwnedPreset, 
 pub fn components(key: &str) -> Vec<String> {
     let key = key.strip_prefix('-').unwrap_or(key);
     let first_sep = key.find(['.', '/']);
-    let slash_form = first_sep.is_some_and(|i| key.as_bytes()[i] == b'/');
+    let slash_form = first_sep.is_some_and(|i| key.as_bytes().get(i) == Some(&b'/'));
     if slash_form {
         key.split('/').map(str::to_string).collect()
     } else {
@@ -228,9 +228,9 @@ fn is_int(v: &str) -> bool {
 /// A key whose current value is numbers takes numbers.
 fn kind_of(current: &str) -> Kind {
     let words: Vec<&str> = current.split_whitespace().collect();
-    match words.len() {
-        0 => Kind::Text,
-        1 if is_int(words[0]) => Kind::Int,
+    match words.as_slice() {
+        [] => Kind::Text,
+        [one] if is_int(one) => Kind::Int,
         _ if words.iter().all(|w| is_int(w)) => Kind::Ints,
         _ => Kind::Text,
     }

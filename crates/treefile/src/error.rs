@@ -186,10 +186,13 @@ impl TreefileError {
 
     /// One error as is, several as `Many`.
     pub(crate) fn from_list(mut errs: Vec<TreefileError>) -> TreefileError {
-        if errs.len() == 1 {
-            errs.pop().unwrap()
-        } else {
-            TreefileError::Many(errs)
+        match errs.pop() {
+            Some(one) if errs.is_empty() => one,
+            Some(last) => {
+                errs.push(last);
+                TreefileError::Many(errs)
+            }
+            None => TreefileError::Many(errs),
         }
     }
 }

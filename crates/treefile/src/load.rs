@@ -8,7 +8,6 @@
 //! into this one, in order (see schema.rs for the merge rules).
 
 use std::collections::{BTreeMap, HashMap};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 use indexmap::IndexMap;
@@ -16,6 +15,7 @@ use indexmap::IndexMap;
 use super::cond::{self, EvalError, VarValue};
 use super::error::{Diagnostic, TreefileError};
 use super::schema::{self, Field, KeySpec, Layer, Lookup, KEYS};
+use super::source::Source;
 use super::validate::{invalid, type_err, UnknownKeyHandler};
 use cairn_common::suggest::did_you_mean;
 use cairn_yaml::{Key, Loc, Node, Value};
@@ -29,7 +29,8 @@ pub(crate) struct Var {
     pub value: VarValue,
 }
 
-pub(crate) struct Loader {
+pub(crate) struct Loader<'s> {
+    source: &'s dyn Source,
     pub arch: String,
     pub vars: IndexMap<String, Var>,
     /// (dev, ino) -> where the file was first included.
@@ -117,9 +118,10 @@ fn display_path(p: &Path) -> PathBuf {
     p.components().filter(|c| *c != Component::CurDir).collect()
 }
 
-impl Loader {
-    pub fn new(arch: String, vars: IndexMap<String, Var>) -> Loader {
+impl<'s> Loader<'s> {
+    pub fn new(source: &'s dyn Source, arch: String, vars: IndexMap<String, Var>) -> Loader<'s> {
         Loader {
+            source,
             arch,
             vars,
             seen: HashMap::new(),
@@ -146,8 +148,8 @@ impl Loader {
         let site_loc = site
             .map(|n| n.loc.clone())
             .unwrap_or_else(|| Loc::file(&shown));
-        let meta = match std::fs::metadata(path) {
-            Ok(m) => m,
+        let id = match self.source.identify(path) {
+            Ok(id) => id,
             Err(e) => {
                 let err = match (site, e.kind()) {
                     (Some(n), std::io::ErrorKind::NotFound) => TreefileError::MissingInclude {
@@ -165,9 +167,13 @@ impl Loader {
                 return None;
             }
         };
-        let id = (meta.dev(), meta.ino());
         if let Some(pos) = self.stack.iter().position(|(i, _)| *i == id) {
-            let mut chain: Vec<String> = self.stack[pos..].iter().map(|(_, n)| n.clone()).collect();
+            let mut chain: Vec<String> = self
+                .stack
+                .iter()
+                .skip(pos)
+                .map(|(_, n)| n.clone())
+                .collect();
             chain.push(shown.display().to_string());
             self.error(TreefileError::Cycle {
                 loc: site_loc,
@@ -185,7 +191,7 @@ impl Loader {
             return None;
         }
         self.seen.insert(id, site_loc.clone());
-        let src = match std::fs::read_to_string(path) {
+        let src = match self.source.read(path) {
             Ok(s) => s,
             Err(e) => {
                 self.error(TreefileError::Read {
@@ -196,8 +202,8 @@ impl Loader {
                 return None;
             }
         };
-        self.files
-            .push(std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()));
+        let canonical = self.source.canonical(path);
+        self.files.push(canonical);
 
         // From here on, positions are inside the included file: errors carry the include site.
         let pushed = site.is_some();

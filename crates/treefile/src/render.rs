@@ -163,7 +163,7 @@ fn external(path: PathBuf, loc: &Loc, what: &str, warnings: &mut Vec<Diagnostic>
 pub(crate) fn finish(
     path: &Path,
     mut layer: Layer,
-    loader: Loader,
+    loader: Loader<'_>,
     errors: &mut Vec<TreefileError>,
     warnings: &mut Vec<Diagnostic>,
 ) -> Treefile {

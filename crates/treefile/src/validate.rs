@@ -157,14 +157,16 @@ fn check_item(item: Item, key: &str, node: &Node) -> Result<(), TreefileError> {
     match item {
         Item::Str => check_ty(Ty::Str, key, node),
         Item::AddFile => {
-            let pair = node
+            let Some([_, to]) = node
                 .as_seq()
-                .filter(|s| s.len() == 2 && s.iter().all(|n| n.as_str().is_some()))
-                .ok_or_else(|| type_err(key, node, "a list of [source, destination] pairs"))?;
-            let dest = pair[1].as_str().unwrap_or_default();
+                .filter(|s| s.iter().all(|n| n.as_str().is_some()))
+            else {
+                return Err(type_err(key, node, "a list of [source, destination] pairs"));
+            };
+            let dest = to.as_str().unwrap_or_default();
             if !add_files_dest_ok(dest) {
                 return Err(invalid(
-                    &pair[1].loc,
+                    &to.loc,
                     format!(
                         "add-files destination `{dest}` is outside what OSTree manages; use a path under /usr (not /usr/local) or /etc"
                     ),

@@ -39,7 +39,10 @@ mkdir -p "$dir"
 step=$(cat "$dir/step" 2>/dev/null || echo 0)
 booted=no; [ -e /run/ostree-booted ] && booted=yes
 commit=$(ostree admin status 2>/dev/null | sed -n 's/^\* [^ ]* \([0-9a-f]\{64\}\)\..*/\1/p')
-say "step=$step ostree-booted=$booted commit=$commit"
+# The firmware that booted us, and whether Secure Boot was on (the last byte of the EFI variable).
+firmware=bios; [ -d /sys/firmware/efi ] && firmware=uefi
+sb=$(od -An -tu1 -j4 -N1 /sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c 2>/dev/null | tr -d ' ')
+say "step=$step ostree-booted=$booted commit=$commit firmware=$firmware secureboot=${sb:-none}"
 lock=$(sed -n 's/.*cairn\.fleetlock=\([^ ]*\).*/\1/p' /proc/cmdline)
 
 # The agent's config and a drop-in sending its events to /var. Both are in this deployment's /etc,
@@ -75,6 +78,27 @@ StandardError=append:$dir/agent.stderr
 EOF
   systemctl daemon-reload
 }
+
+# Under UEFI (the same image, booted by OVMF): `cairn upgrade` -> reboot -> `cairn rollback` ->
+# reboot -> poweroff, no agent; with `cairn.boottest.once` (the Secure Boot image) one boot only.
+if grep -q 'cairn\.boottest\.once' /proc/cmdline; then
+  say "done agent=$(systemctl is-active cairn-agent.service)"
+  systemctl poweroff
+  exit 0
+fi
+if [ "$firmware" = uefi ]; then
+  case "$step" in
+    0) echo 1 > "$dir/step"; sync
+       run cairn upgrade; say "upgrade rc=$?"
+       systemctl reboot ;;
+    1) echo 2 > "$dir/step"; sync
+       run cairn rollback; say "rollback rc=$?"
+       systemctl reboot ;;
+    *) say "done agent=$(systemctl is-active cairn-agent.service)"
+       systemctl poweroff ;;
+  esac
+  exit 0
+fi
 
 case "$step" in
   0) echo 1 > "$dir/step"; sync

@@ -6,6 +6,7 @@ pub mod etcd;
 pub mod http;
 pub mod image;
 pub mod metal;
+pub mod registry;
 pub mod repo;
 pub mod sysroot;
 pub mod treefile;

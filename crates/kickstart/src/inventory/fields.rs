@@ -306,11 +306,12 @@ pub(super) fn resolve_bond(n: &Node, d: &mut Diags) -> Option<Bond> {
             "bond needs a non-empty `slaves` list of interface names",
         ),
     }
-    let options = n.get("options").and_then(Node::as_str).map(String::from);
-    if let Some(o) = &options {
+    let options_node = n.get("options");
+    let options = options_node.and_then(Node::as_str).map(String::from);
+    if let (Some(o), Some(on)) = (&options, options_node) {
         if o.contains(char::is_whitespace) || o.contains('"') {
             d.push(
-                &n.get("options").unwrap().loc,
+                &on.loc,
                 "bond",
                 "bond options are comma-separated key=value, without spaces",
             );
@@ -357,8 +358,10 @@ pub(super) fn size(
                 "T" | "TiB" | "TB" => 1024 * 1024,
                 _ => return bad(d),
             };
-            match num.parse::<u64>() {
-                Ok(v) if v > 0 => Some(v * mult),
+            // Found by fuzz/render: `2000000000000000000GiB` overflowed (a panic in debug
+            // builds, a wrapped size in release ones).
+            match num.parse::<u64>().ok().and_then(|v| v.checked_mul(mult)) {
+                Some(v) if v > 0 => Some(v),
                 _ => bad(d),
             }
         }

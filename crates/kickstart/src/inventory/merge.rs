@@ -124,10 +124,19 @@ pub(super) fn resolve(
     if d.0.len() > before {
         return None;
     }
+    let Some(&mac) = macs.first() else {
+        d.push(
+            &item.loc,
+            "missing",
+            format!("host `{hostname}` has no MAC"),
+        );
+        return None;
+    };
     Some(Host {
         hostname,
         fqdn,
         macs,
+        mac,
         roles,
         network,
         disk,

@@ -50,6 +50,10 @@ pub struct Host {
     pub fqdn: String,
     /// Normalised; the first one is the primary (its form names the callbacks).
     pub macs: Vec<Mac>,
+    /// The primary MAC, `macs[0]`: a host without one is refused, so render and serve name
+    /// files and tokens after it without a check.
+    #[serde(skip)]
+    pub mac: Mac,
     pub roles: Vec<String>,
     pub network: Network,
     pub disk: Disk,
@@ -525,6 +529,22 @@ mod tests {
                 "inv.yaml:6:43: bond mode must be balance-rr, active-backup, balance-xor, broadcast, 802.3ad, balance-tlb or balance-alb, not `active-backp` (did you mean `active-backup`?)",
                 "inv.yaml:4:34: fstype must be xfs, ext4, ext3 or btrfs, not `ext5` (did you mean `ext4`?)",
             ]
+        );
+    }
+
+    #[test]
+    fn a_size_too_large_for_64_bits_is_refused_not_wrapped() {
+        let src = with_network("{}").replace(
+            "device: sda",
+            "device: sda, var-size: 2000000000000000000GiB",
+        );
+        let errs = load_str(&src).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].contains("must be a size"), "{errs:?}");
+        let src = with_network("{}").replace("device: sda", "device: sda, var-size: 16384TiB");
+        assert_eq!(
+            load_str(&src).unwrap().hosts[0].disk.var_size,
+            Some(16384 << 20)
         );
     }
 

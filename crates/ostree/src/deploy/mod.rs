@@ -13,6 +13,7 @@ mod error;
 mod health;
 pub mod kargs;
 mod provision;
+mod provision_remote;
 mod pull;
 mod rollback;
 mod stage;
@@ -33,6 +34,7 @@ pub use error::DeployError;
 pub use health::{check as health_check, CheckResult, HealthOptions, HealthReport};
 pub use kargs::KargEdits;
 pub use provision::{provision, BeforeDeploy, ProvisionOptions, Provisioned};
+pub use provision_remote::{provision_from_remote, RemoteChange, RemoteProvisionOptions};
 pub use pull::Remote;
 pub use stage::{finalize, FinalizeOutcome, Mechanism, StagedStatus, FINALIZATION_LOCK};
 use state::write_atomic;
@@ -66,6 +68,9 @@ pub struct DeployOptions {
     pub preset_dir: Option<PathBuf>,
     /// Validate and report the plan; change nothing.
     pub dry_run: bool,
+    /// The container image `rev` was pulled from (`ostree-unverified-registry:...`): recorded in
+    /// the origin as `container-image-reference`, so `upgrade` pulls the image again.
+    pub container_image: Option<String>,
 }
 
 /// What a deploy did (or, with `dry_run`, would do).
@@ -114,6 +119,34 @@ pub(crate) fn origin_refspec(d: &ostree::Deployment) -> Option<String> {
         .string("origin", "refspec")
         .ok()
         .map(|s| s.to_string())
+}
+
+/// The origin key of a deployment that follows a container image (rpm-ostree and bootc use it).
+pub const ORIGIN_CONTAINER_IMAGE: &str = "container-image-reference";
+
+/// The container image a deployment follows, if it came from one.
+pub(crate) fn origin_image(d: &ostree::Deployment) -> Option<String> {
+    d.origin()?
+        .string("origin", ORIGIN_CONTAINER_IMAGE)
+        .ok()
+        .map(|s| s.to_string())
+}
+
+/// Initializes `sysroot` when it is an empty directory and returns its repository's path, for
+/// callers that write objects themselves (container image pulls) before deploying.
+pub fn prepare_sysroot(sysroot: &Path) -> Result<PathBuf, DeployError> {
+    let guard = SysrootGuard::open(sysroot, Open::LockCreate)?;
+    Ok(guard.path().join("ostree/repo"))
+}
+
+/// The container image the next upgrade of `host` pulls: the one its merge deployment (or, on
+/// a sysroot that is not booted, its default deployment) follows; `None` for an OSTree ref.
+pub fn tracked_image(host: &Host) -> Result<Option<String>, DeployError> {
+    let guard = SysrootGuard::open(&host.sysroot, Open::Read)?;
+    let os = os_name(&guard, host.os.as_deref())?;
+    let default = default_deployment(&guard, &os, host)?;
+    let merge = guard.merge_deployment(Some(&os)).unwrap_or(default);
+    Ok(origin_image(&merge))
 }
 
 /// The commit's `version` metadata.
@@ -260,6 +293,9 @@ pub fn deploy(host: &Host, opts: &DeployOptions) -> Result<DeployOutcome, Deploy
     }
     let merge = guard.merge_deployment(Some(&os));
     let origin = guard.origin_new_from_refspec(&refspec);
+    if let Some(image) = &opts.container_image {
+        origin.set_string("origin", ORIGIN_CONTAINER_IMAGE, image);
+    }
     let new_kargs = (!opts.kargs.is_empty()).then(|| merged_kargs(merge.as_ref(), &opts.kargs));
     let (deployment, files) = write_new_deployment(
         &mut guard,
@@ -277,7 +313,7 @@ pub fn deploy(host: &Host, opts: &DeployOptions) -> Result<DeployOutcome, Deploy
         osname: os,
         version: commit_version(&repo, &csum),
         checksum: Some(csum),
-        origin: refspec,
+        origin: opts.container_image.clone().unwrap_or(refspec),
         merge: merge.as_ref().map(deployment_id),
         deployment: Some(deployment),
         kargs: new_kargs,

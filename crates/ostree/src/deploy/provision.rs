@@ -51,26 +51,10 @@ pub fn provision(root: &Path, opts: &ProvisionOptions) -> Result<Provisioned, De
     for k in opts.kargs {
         kargs::validate(k)?;
     }
-    let guard = SysrootGuard::open(root, Open::LockCreate)?;
-    if let Some(prepare) = opts.before_deploy {
-        prepare(guard.path()).ctx(|| {
-            format!(
-                "preparing {} for its first deployment",
-                guard.path().display()
-            )
-        })?;
-    }
+    let guard = prepare(root, opts.osname, opts.before_deploy)?;
     let sysroot = &guard.sysroot;
     let cancellable = gio::Cancellable::NONE;
-    sysroot
-        .init_osname(opts.osname, cancellable)
-        .ctx(|| format!("creating stateroot {}", opts.osname))?;
-    sysroot
-        .load(cancellable)
-        .ctx(|| "loading the sysroot".into())?;
     let repo = sysroot.repo();
-    // A new machine's disk is written once and synced as a whole; per-object fsync only slows it.
-    repo.set_disable_fsync(true);
 
     let src = std::fs::canonicalize(opts.repo).ctx(|| format!("{}", opts.repo.display()))?;
     let src_repo = ostree::Repo::new_for_path(&src);
@@ -108,8 +92,60 @@ pub fn provision(root: &Path, opts: &ProvisionOptions) -> Result<Provisioned, De
         }
         None => None,
     };
+    let first = First {
+        rev: opts.rev,
+        osname: opts.osname,
+        kargs: opts.kargs,
+    };
+    deploy_first(sysroot, &first, &commit, remote_name)
+}
+
+/// Opens (creating) the sysroot at `root`, runs the hook and creates the stateroot.
+pub(super) fn prepare(
+    root: &Path,
+    osname: &str,
+    before_deploy: Option<BeforeDeploy>,
+) -> Result<SysrootGuard, DeployError> {
+    let guard = SysrootGuard::open(root, Open::LockCreate)?;
+    if let Some(prepare) = before_deploy {
+        prepare(guard.path()).ctx(|| {
+            format!(
+                "preparing {} for its first deployment",
+                guard.path().display()
+            )
+        })?;
+    }
+    let sysroot = &guard.sysroot;
+    let cancellable = gio::Cancellable::NONE;
+    sysroot
+        .init_osname(osname, cancellable)
+        .ctx(|| format!("creating stateroot {osname}"))?;
+    sysroot
+        .load(cancellable)
+        .ctx(|| "loading the sysroot".into())?;
+    // A new machine's disk is written once and synced as a whole; per-object fsync only slows it.
+    sysroot.repo().set_disable_fsync(true);
+    Ok(guard)
+}
+
+/// What the first deployment is: the same for a local and a remote source.
+pub(super) struct First<'a> {
+    pub rev: &'a str,
+    pub osname: &'a str,
+    pub kargs: &'a [String],
+}
+
+/// Writes the ref and the origin, deploys `commit` and writes the boot configuration.
+pub(super) fn deploy_first(
+    sysroot: &ostree::Sysroot,
+    opts: &First,
+    commit: &str,
+    remote_name: Option<&str>,
+) -> Result<Provisioned, DeployError> {
+    let cancellable = gio::Cancellable::NONE;
+    let repo = sysroot.repo();
     if !is_checksum(opts.rev) {
-        repo.set_ref_immediate(remote_name, opts.rev, Some(&commit), cancellable)
+        repo.set_ref_immediate(remote_name, opts.rev, Some(commit), cancellable)
             .ctx(|| format!("writing ref {}", opts.rev))?;
     }
     let origin_refspec = match remote_name {
@@ -121,7 +157,7 @@ pub fn provision(root: &Path, opts: &ProvisionOptions) -> Result<Provisioned, De
     let dep = sysroot
         .deploy_tree(
             Some(opts.osname),
-            &commit,
+            commit,
             Some(&origin),
             None,
             &argv,
@@ -138,7 +174,7 @@ pub fn provision(root: &Path, opts: &ProvisionOptions) -> Result<Provisioned, De
         )
         .ctx(|| "writing the boot configuration".into())?;
     Ok(Provisioned {
-        commit,
+        commit: commit.to_owned(),
         deployment: PathBuf::from(sysroot.deployment_dirpath(&dep).as_str()),
         origin_refspec,
         kargs: opts.kargs.to_vec(),

@@ -7,7 +7,10 @@ use serde::Serialize;
 use super::stage::{self, StagedStatus};
 use super::state::{BootCounter, HealthEvent, State};
 use super::sysroot::{Open, SysrootGuard};
-use super::{commit_version, deployment_id, kargs_of, origin_refspec, rollback, DeployError, Host};
+use super::{
+    commit_version, deployment_id, kargs_of, origin_image, origin_refspec, rollback, DeployError,
+    Host,
+};
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -35,7 +38,8 @@ pub struct DeploymentStatus {
     pub id: String,
     /// The commit's `version` metadata, when set.
     pub version: Option<String>,
-    /// What `cairn upgrade` follows (`remote:ref`, a local ref, or a bare commit).
+    /// What `cairn upgrade` follows (`remote:ref`, a local ref, a bare commit, or a container
+    /// image reference such as `ostree-unverified-registry:HOST/NAME:TAG`).
     pub origin: Option<String>,
     pub booted: bool,
     pub default: bool,
@@ -89,7 +93,7 @@ pub(crate) fn status_of(guard: &SysrootGuard, os: Option<&str>) -> Result<HostSt
             checksum: d.csum().to_string(),
             deployserial: d.deployserial(),
             version: commit_version(&repo, &d.csum()),
-            origin: origin_refspec(d),
+            origin: origin_image(d).or_else(|| origin_refspec(d)),
             booted: booted.as_ref().is_some_and(|b| b.equal(d)),
             default: stage::next_default(guard, &osname).is_some_and(|n| n.equal(d)),
             rollback: rollback::target(guard, &osname).is_some_and(|t| t.equal(d)),

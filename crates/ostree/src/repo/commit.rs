@@ -106,6 +106,26 @@ impl Repo {
         self.commit_tree_with_progress(rootfs, opts, &mut |_| {})
     }
 
+    /// `e` with "committing TREE into REPO" in front, unless it is about the tree's files only.
+    fn naming_repo(&self, e: RepoError, rootfs: &Path) -> RepoError {
+        let at = format!(
+            "committing {} into {}",
+            rootfs.display(),
+            self.path.display()
+        );
+        match e {
+            RepoError::Ostree { what, source } => RepoError::Ostree {
+                what: format!("{at}: {what}"),
+                source,
+            },
+            RepoError::Io { what, source } => RepoError::Io {
+                what: format!("{at}: {what}"),
+                source,
+            },
+            other => other,
+        }
+    }
+
     /// [`Repo::commit_tree`], reporting files and bytes hashed as it goes (from the calling
     /// thread, about ten times a second, and once at the end).
     pub fn commit_tree_with_progress(
@@ -142,11 +162,17 @@ impl Repo {
             .ctx(|| format!("{}: starting a transaction", self.path.display()))?;
         // libostree reads no xattrs with canonical permissions or `core.disable-xattrs`.
         let xattrs = content::Xattrs(!canonical && !self.xattrs_disabled());
-        let written = content::write_files(repo, &tree.files, tree.bytes, xattrs, progress)?;
-        let mtree = self.build_mtree(&tree, &written.checksums, xattrs)?;
+        // A full disk is the repository's, not the tree's: errors name both.
+        let into = |e| self.naming_repo(e, rootfs);
+        let written =
+            content::write_files(repo, &tree.files, tree.bytes, xattrs, progress).map_err(into)?;
+        let mtree = self
+            .build_mtree(&tree, &written.checksums, xattrs)
+            .map_err(into)?;
         let root = repo
             .write_mtree(&mtree, NO_CANCEL)
-            .ctx(|| format!("committing {}: writing the root tree", rootfs.display()))?;
+            .ctx(|| format!("committing {}: writing the root tree", rootfs.display()))
+            .map_err(into)?;
         let root = root
             .downcast::<ostree::RepoFile>()
             .map_err(|_| RepoError::BadInput("libostree returned a non-repo root".into()))?;
@@ -160,7 +186,8 @@ impl Repo {
                 timestamp,
                 NO_CANCEL,
             )
-            .ctx(|| format!("committing {}: writing the commit object", rootfs.display()))?
+            .ctx(|| format!("committing {}: writing the commit object", rootfs.display()))
+            .map_err(into)?
             .to_string();
         if let Some(key) = &opts.gpg_key {
             super::sign::gpg_sign(self, &checksum, key, opts.gpg_homedir.as_deref())?;
