@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use cairn_common::named::Named;
-use cairn_ostree::repo::{CommitOptions, Mode, Parent, Repo, SignType, Signature, VerifyOptions};
+use cairn_ostree::repo::{
+    CommitOptions, CommitResult, Mode, Parent, Repo, SignType, Signature, VerifyOptions,
+};
 use clap::{Args, Subcommand};
 
 use crate::args::Json;
@@ -261,7 +263,7 @@ fn commit(a: CommitArgs, global: &Global) -> anyhow::Result<Status> {
             opts.refname
         );
     }
-    let res = r.commit_tree(&a.rootfs, &opts)?;
+    let res = commit_with_bar(&r, &a.rootfs, &opts, global)?;
     if a.out.json {
         print_doc("CommitResult", &res)?;
         return Ok(0);
@@ -276,6 +278,40 @@ fn commit(a: CommitArgs, global: &Global) -> anyhow::Result<Status> {
     }
     out!("{}", res.checksum);
     Ok(0)
+}
+
+/// Files and bytes hashed, as a bar on a terminal; nothing off a terminal or with `--quiet`.
+fn commit_with_bar(
+    r: &Repo,
+    rootfs: &Path,
+    opts: &CommitOptions,
+    global: &Global,
+) -> anyhow::Result<CommitResult> {
+    use std::io::IsTerminal;
+    let bar = (!global.quiet && std::io::stderr().is_terminal()).then(|| {
+        let b = indicatif::ProgressBar::new(0);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} {bytes}/{total_bytes} {msg} ({bytes_per_sec}, {eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let res = r.commit_tree_with_progress(rootfs, opts, &mut |p| {
+        if let Some(b) = &bar {
+            b.set_length(p.bytes_total);
+            b.set_position(p.bytes_done);
+            b.set_message(format!(
+                "{}/{} files, {} new objects",
+                p.files_done, p.files_total, p.objects_written
+            ));
+        }
+    });
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    Ok(res?)
 }
 
 fn init(path: &Path, mode: Mode, global: &Global) -> anyhow::Result<Status> {

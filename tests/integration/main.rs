@@ -3,6 +3,7 @@
 
 mod agent;
 mod cli;
+mod commit;
 mod common;
 mod compose;
 mod container;

@@ -11,22 +11,6 @@ use crate::common::*;
 
 const MODES: [&str; 2] = ["archive", "bare-user"];
 
-/// `ostree ls -R -C` as path -> the rest of the line (mode, uid, gid, size, checksums).
-fn ls_checksums(repo: &Path, rev: &str) -> BTreeMap<String, String> {
-    ostree_ok(["ls", &repo_arg(repo), "-R", "-C", rev])
-        .lines()
-        .map(|l| {
-            let fields: Vec<&str> = l.split_whitespace().collect();
-            // Symlinks end in "-> target"; the path is the field after the checksum(s).
-            let path_idx = fields
-                .iter()
-                .position(|f| f.starts_with('/'))
-                .expect("path");
-            (fields[path_idx].to_string(), fields[..path_idx].join(" "))
-        })
-        .collect()
-}
-
 fn show_json(repo: &Path, rev: &str) -> serde_json::Value {
     cairn_json([
         "repo",

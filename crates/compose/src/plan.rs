@@ -278,6 +278,7 @@ fn postprocess_spec(tf: &Treefile, db: Option<PackageDb>) -> Result<PostprocessS
         postprocess: strings(json, "postprocess")?,
         postprocess_scripts: tf.postprocess_scripts.clone(),
         source_date_epoch: None,
+        initramfs_cache: None,
     })
 }
 

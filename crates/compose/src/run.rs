@@ -134,6 +134,10 @@ pub struct ComposeReport {
     /// Installed packages in the commit (the manifest's length).
     pub package_count: Option<usize>,
     pub kernel: Option<String>,
+    /// The initramfs came from the initramfs cache (dracut did not run).
+    pub initramfs_cached: bool,
+    /// Content objects the commit wrote (the rest of the tree was already in the repo).
+    pub objects_written: Option<u64>,
     pub sbom: Option<PathBuf>,
     pub timings: Timings,
     pub warnings: Vec<String>,
@@ -308,6 +312,8 @@ pub fn compose(
     report.parent = committed.parent;
     report.package_count = Some(installed.packages.len());
     report.kernel = pp.kernel;
+    report.initramfs_cached = pp.initramfs_cached;
+    report.objects_written = Some(committed.objects_written);
     report.sbom = Some(sbom);
     Ok(finish(&job, report))
 }
@@ -439,6 +445,8 @@ fn load<'o>(
         requested_packages: p.plan.packages.clone(),
         package_count: None,
         kernel: None,
+        initramfs_cached: false,
+        objects_written: None,
         sbom: None,
         timings: Timings {
             load: secs(started),
@@ -614,6 +622,8 @@ fn postprocess_tree(
     spec.db = Some(installed.db);
     spec.version = report.version.clone();
     spec.source_date_epoch = job.sde;
+    // --force-nocache rebuilds everything, the initramfs included.
+    spec.initramfs_cache = (!job.opts.force_nocache).then(|| job.cachedir.clone());
     let (pp, took) = phase(Phase::Postprocess, events, |events| {
         let mut note = |n: Note| events(n.into());
         Ok(postprocess::run(rootfs, &spec, &mut note)?)

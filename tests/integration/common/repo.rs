@@ -68,6 +68,22 @@ where
     ok(Command::new("ostree").args(args))
 }
 
+/// `ostree ls -R -C` as path -> the rest of the line (mode, uid, gid, size, checksums).
+pub fn ls_checksums(repo: &Path, rev: &str) -> BTreeMap<String, String> {
+    ostree_ok(["ls", &repo_arg(repo), "-R", "-C", rev])
+        .lines()
+        .map(|l| {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            // Symlinks end in "-> target"; the path is the field after the checksum(s).
+            let path_idx = fields
+                .iter()
+                .position(|f| f.starts_with('/'))
+                .expect("path");
+            (fields[path_idx].to_string(), fields[..path_idx].join(" "))
+        })
+        .collect()
+}
+
 /// `ostree rev-parse REV` in `repo`.
 pub fn rev_parse(repo: &Path, rev: &str) -> String {
     ostree_ok(["rev-parse", &repo_arg(repo), rev])

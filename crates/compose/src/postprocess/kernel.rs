@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::initramfs_cache::Cache;
 use super::{io, run_in_tree, PostprocessError};
 use crate::backend::{Note, Progress};
 
@@ -51,20 +52,32 @@ fn dracut_in_tree(rootfs: &Path) -> Option<&'static str> {
     })
 }
 
-/// Moves the kernel into place and regenerates its initramfs. Returns (kver, regenerated).
+/// What the kernel step did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct KernelOutcome {
+    pub kver: Option<String>,
+    /// An initramfs is in place (built now or taken from the cache).
+    pub initramfs: bool,
+    /// It came from the initramfs cache: dracut did not run.
+    pub cached: bool,
+}
+
+/// Moves the kernel into place and regenerates its initramfs, or reuses the cached one from
+/// `cachedir` when nothing dracut read has changed.
 pub fn process(
     rootfs: &Path,
     bootable: Option<bool>,
     source_date_epoch: Option<u64>,
+    cachedir: Option<&Path>,
     progress: Progress,
-) -> Result<(Option<String>, bool), PostprocessError> {
+) -> Result<KernelOutcome, PostprocessError> {
     if bootable == Some(false) {
-        return Ok((None, false));
+        return Ok(KernelOutcome::default());
     }
     let kernels = find_kernels(rootfs)?;
     let kver = match (kernels.as_slice(), bootable) {
         ([], Some(true)) => return Err(PostprocessError::NoKernel),
-        ([], _) => return Ok((None, false)),
+        ([], _) => return Ok(KernelOutcome::default()),
         ([one], _) => one.clone(),
         (many, _) => {
             return Err(PostprocessError::Invalid(format!(
@@ -96,9 +109,6 @@ pub fn process(
              add `ostree-boot` (Debian) or `ostree` (Fedora) to packages"
         )));
     }
-    progress(Note::Step(&format!(
-        "dracut --add ostree for {kver} (in the tree)"
-    )));
     let out_inside = format!("/usr/lib/modules/{kver}/initramfs.img");
     let argv = [
         dracut,
@@ -111,7 +121,45 @@ pub fn process(
         kver.as_str(),
         out_inside.as_str(),
     ];
-    let out = run_in_tree(rootfs, &argv, source_date_epoch, progress)?;
+    let out = moddir.join("initramfs.img");
+    let cache = match cachedir {
+        Some(dir) => Some(Cache::new(dir, rootfs, &kver, &argv, source_date_epoch)?),
+        None => None,
+    };
+    let cached = match &cache {
+        Some(c) => c.restore(rootfs, &out)?,
+        None => false,
+    };
+    if cached {
+        progress(Note::Step(&format!(
+            "initramfs for {kver} from the cache (dracut, its configuration and every file in the image unchanged)"
+        )));
+    } else {
+        progress(Note::Step(&format!(
+            "dracut --add ostree for {kver} (in the tree)"
+        )));
+        run_dracut(rootfs, &argv, source_date_epoch, progress)?;
+        if let Some(c) = &cache {
+            progress(Note::Step("recording the initramfs in the cache"));
+            c.store(rootfs, &kver, &out, &out_inside)?;
+        }
+    }
+    super::set_mode(&out, 0o644)?;
+    clear_boot(rootfs)?;
+    Ok(KernelOutcome {
+        kver: Some(kver),
+        initramfs: true,
+        cached,
+    })
+}
+
+fn run_dracut(
+    rootfs: &Path,
+    argv: &[&str],
+    source_date_epoch: Option<u64>,
+    progress: Progress,
+) -> Result<(), PostprocessError> {
+    let out = run_in_tree(rootfs, argv, source_date_epoch, progress)?;
     if !out.success {
         return Err(PostprocessError::Chroot {
             tool: "dracut".into(),
@@ -119,9 +167,7 @@ pub fn process(
             status: out.status,
         });
     }
-    super::set_mode(&moddir.join("initramfs.img"), 0o644)?;
-    clear_boot(rootfs)?;
-    Ok((Some(kver), true))
+    Ok(())
 }
 
 fn move_file(from: &Path, to: &PathBuf) -> Result<(), PostprocessError> {
@@ -168,11 +214,11 @@ mod tests {
     fn bootable_without_kernel_is_an_error() {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(d.path().join("boot")).unwrap();
-        let e = process(d.path(), Some(true), None, &mut |_| {}).unwrap_err();
+        let e = process(d.path(), Some(true), None, None, &mut |_| {}).unwrap_err();
         assert!(matches!(e, PostprocessError::NoKernel), "{e}");
         assert_eq!(
-            process(d.path(), None, None, &mut |_| {}).unwrap(),
-            (None, false)
+            process(d.path(), None, None, None, &mut |_| {}).unwrap(),
+            KernelOutcome::default()
         );
     }
 
@@ -182,7 +228,7 @@ mod tests {
         std::fs::create_dir_all(d.path().join("boot")).unwrap();
         std::fs::write(d.path().join("boot/vmlinuz-6.1.0-9-amd64"), b"kernel").unwrap();
         assert_eq!(find_kernels(d.path()).unwrap(), ["6.1.0-9-amd64"]);
-        let e = process(d.path(), None, None, &mut |_| {})
+        let e = process(d.path(), None, None, None, &mut |_| {})
             .unwrap_err()
             .to_string();
         assert!(e.contains("ostree-boot") && e.contains("dracut"), "{e}");

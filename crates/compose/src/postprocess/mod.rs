@@ -12,6 +12,7 @@ use std::process::Command;
 use super::backend::{run_tool, Note, PackageDb, Progress};
 
 mod config;
+mod initramfs_cache;
 mod kernel;
 mod layout;
 pub mod reproducible;
@@ -45,6 +46,8 @@ pub struct PostprocessSpec {
     /// `SOURCE_DATE_EPOCH` of the compose: clamps mtimes and /etc/shadow days and is passed to
     /// everything run in the tree (dracut `--reproducible` reads it).
     pub source_date_epoch: Option<u64>,
+    /// Where built initramfs images are kept for reuse; None always runs dracut.
+    pub initramfs_cache: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -52,6 +55,8 @@ pub struct Report {
     /// Kernel version moved into /usr/lib/modules, when bootable.
     pub kernel: Option<String>,
     pub initramfs_regenerated: bool,
+    /// The initramfs came from the cache (dracut did not run).
+    pub initramfs_cached: bool,
     pub removed_from_packages: usize,
     pub device_nodes_dropped: usize,
     pub tmpfiles_entries: usize,
@@ -103,27 +108,34 @@ pub fn run(
     progress(Note::Step("remove-files, add-files"));
     config::remove_files(rootfs, &spec.remove_files)?;
     config::add_files(rootfs, &spec.add_files)?;
-    progress(Note::Step(
-        "units, default target, groups, sysctl, os-release",
-    ));
+    progress(Note::Step("units, default target, groups, sysctl"));
     report.enabled_units = config::enable_units(rootfs, &spec.units)?;
     if let Some(t) = &spec.default_target {
         config::set_default_target(rootfs, t)?;
     }
     config::check_group_members(rootfs, &spec.etc_group_members)?;
     config::write_sysctl(rootfs, &spec.sysctl_presets, &spec.sysctl)?;
-    if let (Some(from), Some(version)) = (&spec.mutate_os_release, &spec.version) {
-        config::mutate_os_release(rootfs, from, version)?;
-    }
     report.scripts = run_scripts(rootfs, spec, progress)?;
     progress(Note::Step(
         "reproducibility: build debris, bytecode, shadow days, mtimes",
     ));
     reproducible::scrub(rootfs, spec.source_date_epoch)?;
-    let (kver, regenerated) =
-        kernel::process(rootfs, spec.bootable, spec.source_date_epoch, progress)?;
-    report.kernel = kver;
-    report.initramfs_regenerated = regenerated;
+    let k = kernel::process(
+        rootfs,
+        spec.bootable,
+        spec.source_date_epoch,
+        spec.initramfs_cache.as_deref(),
+        progress,
+    )?;
+    report.kernel = k.kver;
+    report.initramfs_regenerated = k.initramfs;
+    report.initramfs_cached = k.cached;
+    // After dracut: the initramfs then holds the distribution's os-release, not this
+    // compose's version, so it stays reusable from one version to the next.
+    if let (Some(from), Some(version)) = (&spec.mutate_os_release, &spec.version) {
+        progress(Note::Step("mutate-os-release"));
+        config::mutate_os_release(rootfs, from, version)?;
+    }
     progress(Note::Step(
         "OSTree layout (/usr/etc, /var as tmpfiles.d, top-level links)",
     ));

@@ -1,15 +1,13 @@
 //! `commit_tree`: a directory -> one OSTree commit, atomically, inside a libostree transaction.
 
-use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 
-use ostree::gio;
 use ostree::glib::{prelude::*, Variant};
 use serde_json::Value;
 
-use super::{failpoint, variant, Ctx, Repo, RepoError, NO_CANCEL};
+pub use super::content::CommitProgress;
+use super::{content, failpoint, scan, variant, Ctx, Repo, RepoError, NO_CANCEL};
 
 /// Which commit the new one names as its parent.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -67,6 +65,10 @@ pub struct CommitResult {
     pub timestamp: u64,
     /// The root tree is identical to the parent's (nothing in the files changed).
     pub content_unchanged: bool,
+    /// Regular files and symlinks in the tree.
+    pub files: u64,
+    /// Content objects the repo did not have yet (0 when recommitting an unchanged tree).
+    pub objects_written: u64,
 }
 
 /// The commit time: explicit, else `SOURCE_DATE_EPOCH` (reproducible builds), else now.
@@ -101,6 +103,37 @@ impl Repo {
         rootfs: &Path,
         opts: &CommitOptions,
     ) -> Result<CommitResult, RepoError> {
+        self.commit_tree_with_progress(rootfs, opts, &mut |_| {})
+    }
+
+    /// `e` with "committing TREE into REPO" in front, unless it is about the tree's files only.
+    fn naming_repo(&self, e: RepoError, rootfs: &Path) -> RepoError {
+        let at = format!(
+            "committing {} into {}",
+            rootfs.display(),
+            self.path.display()
+        );
+        match e {
+            RepoError::Ostree { what, source } => RepoError::Ostree {
+                what: format!("{at}: {what}"),
+                source,
+            },
+            RepoError::Io { what, source } => RepoError::Io {
+                what: format!("{at}: {what}"),
+                source,
+            },
+            other => other,
+        }
+    }
+
+    /// [`Repo::commit_tree`], reporting files and bytes hashed as it goes (from the calling
+    /// thread, about ten times a second, and once at the end).
+    pub fn commit_tree_with_progress(
+        &self,
+        rootfs: &Path,
+        opts: &CommitOptions,
+        progress: &mut dyn FnMut(&CommitProgress),
+    ) -> Result<CommitResult, RepoError> {
         let repo = &self.inner;
         check_rootfs(rootfs)?;
         ostree::validate_rev(&opts.refname).map_err(|e| {
@@ -120,54 +153,26 @@ impl Repo {
             Parent::Commit(c) => Some(self.require(c)?),
         };
         let metadata = build_metadata(opts)?;
-        let rootfs_str = rootfs.to_str().ok_or_else(|| {
-            RepoError::BadInput(format!("{}: path is not UTF-8", rootfs.display()))
-        })?;
+
+        let canonical = !opts.keep_permissions || repo.mode() == ostree::RepoMode::BareUserOnly;
+        let tree = scan::scan(rootfs, canonical)?;
 
         let txn = repo
             .auto_transaction(NO_CANCEL)
             .ctx(|| format!("{}: starting a transaction", self.path.display()))?;
-
-        // The last path libostree handed the filter: its errors name only a basename, this
-        // names the file in the tree.
-        let last_path = Rc::new(RefCell::new(String::new()));
-        let filter = {
-            let last_path = last_path.clone();
-            move |_: &ostree::Repo, path: &str, _: &gio::FileInfo| {
-                last_path.borrow_mut().replace_range(.., path);
-                ostree::RepoCommitFilterResult::Allow
-            }
-        };
-        let flags = if opts.keep_permissions {
-            ostree::RepoCommitModifierFlags::NONE
-        } else {
-            ostree::RepoCommitModifierFlags::CANONICAL_PERMISSIONS
-        };
-        let modifier = ostree::RepoCommitModifier::new(flags, Some(Box::new(filter)));
-        let mtree = ostree::MutableTree::new();
-        if let Err(e) = repo.write_dfd_to_mtree(
-            ostree::AT_FDCWD,
-            rootfs_str,
-            &mtree,
-            Some(&modifier),
-            NO_CANCEL,
-        ) {
-            // libostree stops at the first device node/socket/FIFO; list them all, full paths.
-            let special = find_special_files(rootfs);
-            if !special.is_empty() {
-                return Err(RepoError::SpecialFiles {
-                    rootfs: rootfs.to_path_buf(),
-                    paths: special,
-                });
-            }
-            let at = last_path.borrow().clone();
-            // Name the repository too: a full disk is the repository's, not the tree's.
-            let (tree, repo) = (rootfs.display(), self.path.display());
-            return Err(e).ctx(|| format!("committing {tree} into {repo} (near {at})"));
-        }
+        // libostree reads no xattrs with canonical permissions or `core.disable-xattrs`.
+        let xattrs = content::Xattrs(!canonical && !self.xattrs_disabled());
+        // A full disk is the repository's, not the tree's: errors name both.
+        let into = |e| self.naming_repo(e, rootfs);
+        let written =
+            content::write_files(repo, &tree.files, tree.bytes, xattrs, progress).map_err(into)?;
+        let mtree = self
+            .build_mtree(&tree, &written.checksums, xattrs)
+            .map_err(into)?;
         let root = repo
             .write_mtree(&mtree, NO_CANCEL)
-            .ctx(|| format!("committing {}: writing the root tree", rootfs.display()))?;
+            .ctx(|| format!("committing {}: writing the root tree", rootfs.display()))
+            .map_err(into)?;
         let root = root
             .downcast::<ostree::RepoFile>()
             .map_err(|_| RepoError::BadInput("libostree returned a non-repo root".into()))?;
@@ -181,7 +186,8 @@ impl Repo {
                 timestamp,
                 NO_CANCEL,
             )
-            .ctx(|| format!("committing {}: writing the commit object", rootfs.display()))?
+            .ctx(|| format!("committing {}: writing the commit object", rootfs.display()))
+            .map_err(into)?
             .to_string();
         if let Some(key) = &opts.gpg_key {
             super::sign::gpg_sign(self, &checksum, key, opts.gpg_homedir.as_deref())?;
@@ -202,6 +208,8 @@ impl Repo {
             version: opts.version.clone(),
             timestamp,
             content_unchanged,
+            files: tree.files.len() as u64,
+            objects_written: written.objects_written,
         })
     }
 
@@ -212,6 +220,50 @@ impl Repo {
             Some(key) => self.update_summary_signed(key, opts.gpg_homedir.as_deref()),
             None => self.update_summary(),
         }
+    }
+
+    fn xattrs_disabled(&self) -> bool {
+        self.inner
+            .config()
+            .boolean("core", "disable-xattrs")
+            .unwrap_or(false)
+    }
+
+    /// The directory structure with every file's checksum; dirmeta objects written here, the
+    /// dirtrees by `write_mtree` (libostree's serialisation and sort order).
+    fn build_mtree(
+        &self,
+        tree: &scan::Scan,
+        checksums: &[String],
+        xattrs: content::Xattrs,
+    ) -> Result<ostree::MutableTree, RepoError> {
+        let mut metas: HashMap<Vec<u8>, String> = HashMap::new();
+        let mut dir_meta = Vec::with_capacity(tree.dirs.len());
+        for d in &tree.dirs {
+            let rel = d.path.strip_prefix(&tree.dirs[0].path).unwrap_or(&d.path);
+            let rel = format!("/{}", rel.display());
+            let x = if xattrs.0 {
+                content::dir_xattrs(&d.path, &rel)?
+            } else {
+                content::empty_xattrs()
+            };
+            let v = content::dirmeta(&d.meta, &x);
+            let key = v.data().to_vec();
+            if let Some(c) = metas.get(&key) {
+                dir_meta.push(c.clone());
+                continue;
+            }
+            let c = self
+                .inner
+                .write_metadata(ostree::ObjectType::DirMeta, None, &v, NO_CANCEL)
+                .ctx(|| format!("{rel}: writing its directory metadata"))?
+                .to_string();
+            metas.insert(key, c.clone());
+            dir_meta.push(c);
+        }
+        let root = ostree::MutableTree::new();
+        fill_mtree(tree, 0, &root, checksums, &dir_meta)?;
+        Ok(root)
     }
 
     /// (dirtree, dirmeta) checksums of a commit's root.
@@ -238,8 +290,31 @@ fn root_tree_of(root: &ostree::RepoFile) -> (String, String) {
     )
 }
 
+fn fill_mtree(
+    tree: &scan::Scan,
+    dir: usize,
+    mtree: &ostree::MutableTree,
+    checksums: &[String],
+    dir_meta: &[String],
+) -> Result<(), RepoError> {
+    let d = &tree.dirs[dir];
+    mtree.set_metadata_checksum(&dir_meta[dir]);
+    for (name, f) in &d.files {
+        mtree
+            .replace_file(name, &checksums[*f])
+            .ctx(|| format!("{}: adding to the tree", tree.files[*f].rel))?;
+    }
+    for (name, sub) in &d.dirs {
+        let child = mtree
+            .ensure_dir(name)
+            .ctx(|| format!("{}: adding to the tree", tree.dirs[*sub].path.display()))?;
+        fill_mtree(tree, *sub, &child, checksums, dir_meta)?;
+    }
+    Ok(())
+}
+
 /// Paths (relative to `rootfs`, leading `/`) of entries OSTree cannot store.
-fn find_special_files(rootfs: &Path) -> Vec<String> {
+pub(super) fn find_special_files(rootfs: &Path) -> Vec<String> {
     use std::os::unix::fs::FileTypeExt;
     walkdir::WalkDir::new(rootfs)
         .sort_by_file_name()

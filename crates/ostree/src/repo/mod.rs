@@ -10,6 +10,7 @@ use ostree::gio;
 use ostree::glib;
 
 mod commit;
+mod content;
 mod delta;
 mod diff;
 pub mod failpoint;
@@ -18,11 +19,12 @@ mod objects;
 mod packages;
 mod prune;
 mod read;
+mod scan;
 mod sign;
 mod variant;
 mod verify;
 
-pub use commit::{CommitOptions, CommitResult, Parent};
+pub use commit::{CommitOptions, CommitProgress, CommitResult, Parent};
 pub use delta::DeltaInfo;
 pub use diff::{FileDiff, TreeDiff};
 pub use info::{CommitInfo, LogEntry, Signature};
