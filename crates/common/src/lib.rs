@@ -15,6 +15,7 @@ pub mod kv;
 pub mod named;
 pub mod notice;
 pub mod suggest;
+pub mod tool;
 
 /// The `apiVersion` of every JSON document cairn prints (`--json`) or stores for machines.
 pub const API_VERSION: &str = "cairn/v1";

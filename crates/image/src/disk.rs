@@ -93,26 +93,12 @@ pub fn layout(disk_size: u64, boot_size: u64) -> Result<Layout, ImageError> {
 
 /// Runs a command, turning a failure into an error carrying its stderr.
 pub fn run(cmd: &mut Command) -> Result<String, ImageError> {
-    let shown = format!("{cmd:?}");
-    let out = cmd.output().map_err(|e| ImageError::Tool {
-        cmd: shown.clone(),
-        msg: if e.kind() == std::io::ErrorKind::NotFound {
-            "not installed (run scripts/setup.sh)".to_owned()
-        } else {
-            e.to_string()
-        },
-    })?;
-    if !out.status.success() {
-        return Err(ImageError::Tool {
-            cmd: shown,
-            msg: format!(
-                "{}: {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    cairn_common::tool::run(cmd, "not installed (run scripts/setup.sh)").map_err(|f| {
+        ImageError::Tool {
+            cmd: f.cmd,
+            msg: f.msg,
+        }
+    })
 }
 
 /// A sparse file of `size` bytes.

@@ -12,27 +12,14 @@ use crate::InstallError;
 
 /// Runs a command; a failure carries its stderr.
 pub(crate) fn run(cmd: &mut Command) -> Result<String, InstallError> {
-    let shown = format!("{cmd:?}").replace('"', "");
-    let out = cmd.output().map_err(|e| InstallError::Tool {
-        cmd: shown.clone(),
-        msg: if e.kind() == std::io::ErrorKind::NotFound {
-            "not installed (scripts/setup.sh installs it; cairn_install::TOOLS lists them all)"
-                .to_owned()
-        } else {
-            e.to_string()
-        },
-    })?;
-    if !out.status.success() {
-        return Err(InstallError::Tool {
-            cmd: shown,
-            msg: format!(
-                "{}: {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    cairn_common::tool::run(
+        cmd,
+        "not installed (scripts/setup.sh installs it; cairn_install::TOOLS lists them all)",
+    )
+    .map_err(|f| InstallError::Tool {
+        cmd: f.cmd.replace('"', ""),
+        msg: f.msg,
+    })
 }
 
 /// The size of a block device or image file, in bytes.
