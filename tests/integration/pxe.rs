@@ -230,8 +230,20 @@ fn pxe_initramfs_is_self_contained_and_loads_the_modules_in_dependency_order() {
     );
     assert!(o.status.success(), "grub-mkstandalone: {}", stderr(&o));
     assert!(std::fs::metadata(root.join("grub.efi")).unwrap().len() > 100_000);
-    let o = chroot(&root, &["/usr/bin/mcopy", "-V"]);
-    assert!(o.status.success(), "mcopy: {}", stderr(&o));
+    // ... and goes onto a FAT filesystem with mtools, in /init's bare environment (no locale):
+    // the PXE boot test once failed here on a missing code-page converter.
+    let o = chroot(
+        &root,
+        &["/usr/bin/env", "-i", "MTOOLS_SKIP_CHECK=1", "/bin/sh", "-c",
+          "mkfs.vfat -C /esp.img 4096 >/dev/null && mkdir -p /esp/EFI/BOOT && cp /grub.efi /esp/EFI/BOOT/BOOTX64.EFI \
+           && mcopy -s -o -i /esp.img /esp/EFI ::/ && mcopy -n -i /esp.img ::/EFI/BOOT/BOOTX64.EFI /back.efi && cmp /grub.efi /back.efi"],
+    );
+    assert!(
+        o.status.success(),
+        "mtools in the installer: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        stderr(&o)
+    );
     let script = format!(
         "export PATH=/usr/sbin:/usr/bin:/sbin:/bin; for c in {} sh udhcpc curl insmod ip ifconfig route setsid cttyhack tee reboot poweroff; do command -v $c >/dev/null || echo \"missing $c\"; done; \
          for f in $(find / -xdev -type l); do [ -e \"$f\" ] || echo \"dangling $f\"; done; sh -n /init || echo 'init: syntax'",

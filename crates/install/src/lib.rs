@@ -44,13 +44,20 @@ pub const TOOLS: &[&str] = &[
 
 /// Files (and one directory) the boot loader installs read from the installer environment:
 /// syslinux's for BIOS (Debian's syslinux-common and extlinux), GRUB's x86_64-efi modules, from
-/// which grub-mkstandalone builds the UEFI loader (grub-efi-amd64-bin).
+/// which grub-mkstandalone builds the UEFI loader (grub-efi-amd64-bin), and the glibc code-page
+/// converter mcopy needs to write the ESP (libc-bin, libc6).
 pub const FILES: &[&str] = &[
     "/usr/lib/syslinux/mbr/gptmbr.bin",
     "/usr/lib/syslinux/modules/bios/menu.c32",
     "/usr/lib/syslinux/modules/bios/libutil.c32",
     "/usr/lib/syslinux/modules/bios/libcom32.c32",
     "/usr/lib/grub/x86_64-efi",
+    // mcopy converts FAT short names through iconv's CP850 (mtools' default code page): without
+    // glibc's converter it cannot open the ESP at all.
+    "/usr/lib/x86_64-linux-gnu/gconv/gconv-modules",
+    "/usr/lib/x86_64-linux-gnu/gconv/gconv-modules.d",
+    "/usr/lib/x86_64-linux-gnu/gconv/gconv-modules.cache",
+    "/usr/lib/x86_64-linux-gnu/gconv/IBM850.so",
 ];
 
 #[derive(Debug, thiserror::Error)]
