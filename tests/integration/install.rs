@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::common::metal::*;
-use crate::common::repo::{ostree_ok, repo_arg};
+use crate::common::repo::{ostree_commit_archive, ostree_ok, repo_arg};
 use crate::common::*;
 
 const REF: &str = "cairn/test/x86_64";
@@ -36,19 +36,9 @@ fn make_commit(dir: &Path) -> PathBuf {
     std::fs::write(tree.join("usr/etc/shadow"), "root:*:19000:0:99999:7:::\n").unwrap();
     std::os::unix::fs::symlink("var/roothome", tree.join("root")).unwrap();
     let repo = dir.join("repo");
-    let r = repo_arg(&repo);
-    ostree_ok([r.as_str(), "init", "--mode=archive"]);
-    ostree_ok([
-        r.as_str(),
-        "commit",
-        "--canonical-permissions",
-        "--owner-uid=0",
-        "--owner-gid=0",
-        &format!("--branch={REF}"),
-        &format!("--tree=dir={}", tree.display()),
-        "--subject=v1",
-    ]);
-    ostree_ok([r.as_str(), "summary", "-u"]);
+    let flags = ["--owner-uid=0", "--owner-gid=0", "--subject=v1"];
+    ostree_commit_archive(&repo, REF, &tree, &flags);
+    ostree_ok([repo_arg(&repo).as_str(), "summary", "-u"]);
     repo
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::common::metal::{curl, Server, HASH, KEY};
-use crate::common::repo::{ostree_ok, repo_arg};
+use crate::common::repo::ostree_commit_archive;
 use crate::common::{ok, stderr, tempdir};
 
 mod boot;
@@ -79,15 +79,7 @@ fn make_kernel_commit(dir: &Path) -> (PathBuf, String) {
     )
     .unwrap();
     let repo = dir.join("repo");
-    let r = repo_arg(&repo);
-    ostree_ok([r.as_str(), "init", "--mode=archive"]);
-    ostree_ok([
-        r.as_str(),
-        "commit",
-        "--canonical-permissions",
-        "--branch=cairn/pxe/x86_64",
-        &format!("--tree=dir={}", tree.display()),
-    ]);
+    ostree_commit_archive(&repo, "cairn/pxe/x86_64", &tree, &[]);
     (repo, "cairn/pxe/x86_64".to_owned())
 }
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::ok;
-use super::repo::{ostree_ok, repo_arg};
+use super::repo::ostree_commit_archive;
 
 pub const KVER: &str = "6.1.0-cairn-test";
 
@@ -33,21 +33,17 @@ pub fn make_commit(dir: &Path) -> Commit {
     std::fs::write(tree.join("usr/etc/hostname"), "cairn-test\n").unwrap();
     let repo = dir.join("repo");
     let refname = "cairn/test/x86_64".to_owned();
-    let r = repo_arg(&repo);
-    ostree_ok([r.as_str(), "init", "--mode=archive"]);
-    let checksum = ostree_ok([
-        r.as_str(),
-        "commit",
-        "--canonical-permissions",
-        "--owner-uid=0",
-        "--owner-gid=0",
-        &format!("--branch={refname}"),
-        &format!("--tree=dir={}", tree.display()),
-        "--subject=v1",
-        "--timestamp=2024-01-01T00:00:00Z",
-    ])
-    .trim()
-    .to_owned();
+    let checksum = ostree_commit_archive(
+        &repo,
+        &refname,
+        &tree,
+        &[
+            "--owner-uid=0",
+            "--owner-gid=0",
+            "--subject=v1",
+            "--timestamp=2024-01-01T00:00:00Z",
+        ],
+    );
     Commit {
         repo,
         refname,

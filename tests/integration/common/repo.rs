@@ -91,6 +91,26 @@ pub fn rev_parse(repo: &Path, rev: &str) -> String {
         .to_string()
 }
 
+/// A new archive repo at `repo` holding `tree` committed to `branch` by the real `ostree commit
+/// --canonical-permissions` (plus `extra` flags); returns the commit checksum.
+pub fn ostree_commit_archive(repo: &Path, branch: &str, tree: &Path, extra: &[&str]) -> String {
+    let r = repo_arg(repo);
+    ostree_ok([r.as_str(), "init", "--mode=archive"]);
+    let (branch, tree) = (
+        format!("--branch={branch}"),
+        format!("--tree=dir={}", tree.display()),
+    );
+    let mut args = vec![
+        r.as_str(),
+        "commit",
+        "--canonical-permissions",
+        &branch,
+        &tree,
+    ];
+    args.extend_from_slice(extra);
+    ostree_ok(args).trim().to_owned()
+}
+
 pub fn repo_arg(repo: &Path) -> String {
     format!("--repo={}", repo.display())
 }
